@@ -1,0 +1,45 @@
+// Verifies the SigV4 signature of a request against one key store's credentials.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <tl/expected.hpp>
+#include <vector>
+
+#include "xks/sigv4/credential.h"
+#include "xks/sigv4/failure.h"
+#include "xks/sigv4/request.h"
+#include "xks/sigv4/signing_key.h"
+
+namespace xks::sigv4 {
+
+inline constexpr std::string_view kXksService = "kms-xks-proxy";
+
+class Verifier {
+ public:
+  using Clock = std::function<std::chrono::system_clock::time_point()>;
+
+  // XKS spec: reject requests more than five minutes early or late.
+  static constexpr std::chrono::seconds kMaxClockSkew{300};
+
+  // Several credentials may be live at once (rotation); each access key id must be unique.
+  // `allowed_regions` lists the regions KMS may sign for (the key store's region).
+  Verifier(std::vector<Credential> credentials, std::vector<std::string> allowed_regions,
+           Clock clock = &std::chrono::system_clock::now);
+
+  // The credential that signed the request (valid as long as this Verifier), or why the
+  // request is not authentic.
+  tl::expected<std::reference_wrapper<const Credential>, Failure> verify(
+      const Request& request) const;
+
+ private:
+  const Credential* find_credential(std::string_view access_key_id) const;
+
+  std::vector<Credential> credentials_;
+  std::vector<std::string> allowed_regions_;
+  Clock clock_;
+  mutable SigningKeyCache keys_;
+};
+
+}  // namespace xks::sigv4

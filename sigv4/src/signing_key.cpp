@@ -1,0 +1,58 @@
+// SigV4 signing-key derivation and its cache.
+#include "xks/sigv4/signing_key.h"
+
+#include <mutex>
+
+#include "digest.h"
+
+namespace xks::sigv4 {
+
+SigningKey derive_signing_key(std::string_view secret_access_key, std::string_view date,
+                              std::string_view region, std::string_view service) {
+  std::string seed = "AWS4";
+  seed.append(secret_access_key);
+  SigningKey key = detail::hmac_sha256(detail::as_bytes(seed), date);
+  key = detail::hmac_sha256(key, region);
+  key = detail::hmac_sha256(key, service);
+  return detail::hmac_sha256(key, "aws4_request");
+}
+
+std::string signature_hex(const SigningKey& key, std::string_view string_to_sign) {
+  return detail::to_hex(detail::hmac_sha256(key, string_to_sign));
+}
+
+SigningKeyCache::~SigningKeyCache() = default;
+
+namespace {
+
+// Length-prefixed fields: no choice of secret can make two different tuples collide.
+std::string cache_key(std::string_view secret, std::string_view date, std::string_view region,
+                      std::string_view service) {
+  std::string key;
+  key.reserve(secret.size() + date.size() + region.size() + service.size() + 16);
+  for (std::string_view field : {secret, date, region, service}) {
+    key.append(std::to_string(field.size())).push_back(':');
+    key.append(field);
+  }
+  return key;
+}
+
+}  // namespace
+
+SigningKey SigningKeyCache::get(std::string_view secret_access_key, std::string_view date,
+                                std::string_view region, std::string_view service) {
+  std::string key = cache_key(secret_access_key, date, region, service);
+  {
+    std::shared_lock lock(mutex_);
+    if (auto found = keys_.find(key); found != keys_.end())
+      return found->second;
+  }
+  SigningKey derived = derive_signing_key(secret_access_key, date, region, service);
+  std::unique_lock lock(mutex_);
+  if (keys_.size() >= kMaxEntries)
+    keys_.clear();
+  keys_.emplace(std::move(key), derived);
+  return derived;
+}
+
+}  // namespace xks::sigv4
