@@ -50,12 +50,6 @@ void append_canonical_header_value(std::string& out, std::string_view value) {
   }
 }
 
-bool equals_lower(std::string_view name, std::string_view lower_name) {
-  return name.size() == lower_name.size() &&
-         std::equal(name.begin(), name.end(), lower_name.begin(),
-                    [](char a, char b) { return to_lower(a) == b; });
-}
-
 }  // namespace
 
 std::string canonical_header_value(std::string_view value) {
@@ -80,7 +74,7 @@ tl::expected<std::string, Failure> canonical_request(const Request& request,
     out.append(name).push_back(':');
     bool found = false;
     for (const Header& header : request.headers) {
-      if (!equals_lower(header.name, name))
+      if (!name_equals(header.name, name))
         continue;
       if (found)
         out.push_back(',');

@@ -27,6 +27,17 @@ constexpr char to_lower(char c) {
   return is_upper(c) ? static_cast<char>(c - 'A' + 'a') : c;
 }
 
+// A header name, in any case, equals a lower-case name.
+constexpr bool name_equals(std::string_view name, std::string_view lower_name) {
+  if (name.size() != lower_name.size())
+    return false;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    if (to_lower(name[i]) != lower_name[i])
+      return false;
+  }
+  return true;
+}
+
 template <typename Predicate>
 constexpr bool all_of(std::string_view text, Predicate predicate) {
   for (char c : text) {
