@@ -1,0 +1,44 @@
+// AES-256-GCM through PKCS#11 as the XKS spec needs it: one C_Encrypt / C_Decrypt call with a
+// buffer of the right size, the 16-byte tag split from or appended to the ciphertext, and every
+// IV the HSM makes checked before it is used.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "xks/hsm/hsm_error.h"
+#include "xks/hsm/pkcs11.h"
+#include "xks/hsm/vendor_profile.h"
+
+namespace xks::hsm {
+
+inline constexpr std::size_t kGcmIvBytes = 12;
+inline constexpr std::size_t kGcmTagBytes = 16;
+inline constexpr std::size_t kMaxAadBytes = 0xffff;
+inline constexpr std::size_t kMaxCiphertextMetadataBytes = 0xff;
+
+using Bytes = std::vector<std::uint8_t>;
+using ByteView = std::span<const std::uint8_t>;
+
+// XKS spec: the AAD given to the HSM is u16be(len AAD) || AAD || u8(len ctm) || ctm, where an
+// absent AAD or metadata counts as empty. Longer inputs than the length fields hold fail.
+HsmResult<Bytes> xks_aad(ByteView aad, ByteView ciphertext_metadata);
+
+struct GcmCiphertext {
+  Bytes ciphertext;  // as long as the plaintext
+  Bytes iv;          // 12 bytes
+  Bytes tag;         // 16 bytes
+};
+
+HsmResult<GcmCiphertext> gcm_encrypt(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,
+                                     CK_OBJECT_HANDLE key, const VendorProfile& profile,
+                                     ByteView plaintext, ByteView aad);
+
+// `iv` is 12 or 16 bytes, `tag` 16. A failed authentication is kInvalidCiphertext.
+HsmResult<Bytes> gcm_decrypt(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE key,
+                             const VendorProfile& profile, ByteView ciphertext, ByteView iv,
+                             ByteView tag, ByteView aad);
+
+}  // namespace xks::hsm

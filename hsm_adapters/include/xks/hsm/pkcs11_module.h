@@ -1,0 +1,55 @@
+// A loaded PKCS#11 module: dlopen, C_GetFunctionList, C_Initialize with OS locking, and the
+// token the configuration names — by label, serial number or slot id, never "the first slot".
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "xks/hsm/hsm_error.h"
+#include "xks/hsm/pkcs11.h"
+
+namespace xks::hsm {
+
+struct TokenSelector {
+  enum class By : std::uint8_t { kLabel, kSerial, kSlotId };
+  By by = By::kLabel;
+  std::string value;  // label or serial as the token reports it (padding trimmed), or slot id
+};
+
+struct TokenInfo {
+  CK_SLOT_ID slot_id = 0;
+  std::string label;
+  std::string manufacturer;
+  std::string model;
+  std::string serial;
+  CK_VERSION hardware_version{};
+  CK_VERSION firmware_version{};
+};
+
+class Pkcs11Module {
+ public:
+  // Loads and initialises the module at `path`. One instance per module per process:
+  // PKCS#11 initialisation is process-wide.
+  static HsmResult<std::shared_ptr<Pkcs11Module>> load(const std::string& path);
+
+  ~Pkcs11Module();  // C_Finalize, then dlclose
+  Pkcs11Module(const Pkcs11Module&) = delete;
+  Pkcs11Module& operator=(const Pkcs11Module&) = delete;
+
+  CK_FUNCTION_LIST& api() const { return *api_; }
+  const std::string& path() const { return path_; }
+
+  // The one present token matching `selector`; none or several is an error naming them.
+  HsmResult<TokenInfo> find_token(const TokenSelector& selector) const;
+  HsmResult<TokenInfo> token_info(CK_SLOT_ID slot_id) const;
+
+ private:
+  Pkcs11Module(std::string path, void* library, CK_FUNCTION_LIST* api);
+
+  std::string path_;
+  void* library_;
+  CK_FUNCTION_LIST* api_;
+};
+
+}  // namespace xks::hsm

@@ -1,0 +1,99 @@
+// Logged-in PKCS#11 sessions on one token, handed out one caller at a time. A session that
+// fails with a session, device or login error is discarded and replaced in the background;
+// failed logins back off exponentially so that a wrong PIN never locks the partition.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "xks/hsm/hsm_error.h"
+#include "xks/hsm/pkcs11_module.h"
+
+namespace xks::hsm {
+
+struct SessionPoolOptions {
+  std::size_t sessions = 8;
+  std::chrono::milliseconds first_retry{1000};  // after the first failed reopen or login
+  std::chrono::milliseconds max_retry{std::chrono::minutes{5}};
+};
+
+class SessionPool {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // A session lent to one caller; returned to the pool when destroyed.
+  class Lease {
+   public:
+    Lease(Lease&& other) noexcept;
+    Lease& operator=(Lease&&) = delete;
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease();
+
+    CK_SESSION_HANDLE handle() const { return handle_; }
+    // Keeps the session out of the pool if `error` means it is unusable.
+    void report(const HsmError& error);
+
+   private:
+    friend class SessionPool;
+    Lease(SessionPool* pool, CK_SESSION_HANDLE handle) : pool_(pool), handle_(handle) {}
+
+    SessionPool* pool_;
+    CK_SESSION_HANDLE handle_;
+    bool discard_ = false;
+  };
+
+  struct Counts {
+    std::size_t idle = 0;
+    std::size_t busy = 0;
+    std::size_t missing = 0;        // being replaced
+    std::size_t failed_logins = 0;  // since start
+    std::size_t replaced = 0;       // sessions reopened since start
+  };
+
+  // Opens and logs in every session now; any failure fails start-up (one login attempt).
+  static HsmResult<std::unique_ptr<SessionPool>> open(std::shared_ptr<Pkcs11Module> module,
+                                                      CK_SLOT_ID slot, std::string pin,
+                                                      SessionPoolOptions options);
+  ~SessionPool();
+  SessionPool(const SessionPool&) = delete;
+  SessionPool& operator=(const SessionPool&) = delete;
+
+  // An idle session, waiting for one until `deadline`; then kBusy. kUnavailable at once when
+  // no session is open at all (the token is gone and being retried).
+  HsmResult<Lease> acquire(Clock::time_point deadline);
+
+  Counts counts() const;
+  std::size_t size() const { return options_.sessions; }
+  CK_FUNCTION_LIST& api() const { return module_->api(); }
+  const Pkcs11Module& module() const { return *module_; }
+  CK_SLOT_ID slot() const { return slot_; }
+
+ private:
+  SessionPool(std::shared_ptr<Pkcs11Module> module, CK_SLOT_ID slot, std::string pin,
+              SessionPoolOptions options);
+
+  HsmResult<CK_SESSION_HANDLE> open_session();  // opened and logged in
+  void give_back(CK_SESSION_HANDLE handle, bool discard);
+  void replace_missing(std::stop_token stop);
+
+  std::shared_ptr<Pkcs11Module> module_;
+  CK_SLOT_ID slot_;
+  std::string pin_;
+  SessionPoolOptions options_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable idle_available_;
+  std::condition_variable_any missing_changed_;
+  std::vector<CK_SESSION_HANDLE> idle_;
+  Counts counts_;
+  std::jthread replacer_;  // last: stopped and joined before the members it uses go
+};
+
+}  // namespace xks::hsm

@@ -1,0 +1,32 @@
+// How each HSM wants AES-GCM driven: above all, who makes the IV and where it comes back.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "xks/hsm/pkcs11.h"
+
+namespace xks::hsm {
+
+enum class IvSource : std::uint8_t {
+  kProxyFromHsmRng,     // the proxy draws 12 bytes from C_GenerateRandom and passes them in
+                        // (SoftHSM: it accepts any IV, even an empty one, so one is always given)
+  kHsmFillsBuffer,      // the HSM writes its IV into a zeroed 12-byte pIv (CloudHSM, nShield)
+  kHsmAppendsToOutput,  // no IV is passed; the HSM appends its IV after the tag (Luna)
+};
+
+struct VendorProfile {
+  std::string name;
+  IvSource iv_source = IvSource::kProxyFromHsmRng;
+  // What C_Decrypt returns when the GCM tag does not verify. SoftHSM 2.6 says
+  // CKR_GENERAL_ERROR (found by its tamper tests); the standard code is ENCRYPTED_DATA_INVALID.
+  CK_RV bad_tag_rv = CKR_ENCRYPTED_DATA_INVALID;
+};
+
+// "softhsm", "cloudhsm", "nshield" or "luna"; a generic profile is built from options.
+std::optional<VendorProfile> vendor_profile(std::string_view name);
+std::optional<IvSource> iv_source(std::string_view name);  // "proxy", "hsm-buffer", "hsm-append"
+
+}  // namespace xks::hsm

@@ -1,0 +1,122 @@
+// Loading a PKCS#11 module and choosing its token.
+#include "xks/hsm/pkcs11_module.h"
+
+#include <dlfcn.h>
+
+#include <charconv>
+#include <vector>
+
+namespace xks::hsm {
+
+namespace {
+
+// PKCS#11 text fields are fixed-size and padded with spaces.
+template <std::size_t N>
+std::string padded(const unsigned char (&field)[N]) {
+  std::string text(reinterpret_cast<const char*>(field), N);
+  text.erase(text.find_last_not_of(' ') + 1);
+  return text;
+}
+
+}  // namespace
+
+HsmResult<std::shared_ptr<Pkcs11Module>> Pkcs11Module::load(const std::string& path) {
+  void* library = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (library == nullptr) {
+    return tl::unexpected(HsmError{HsmErrorKind::kUnavailable, CKR_OK,
+                                   "cannot load PKCS#11 module " + path + ": " + ::dlerror()});
+  }
+  auto get_function_list =
+      reinterpret_cast<CK_C_GetFunctionList>(::dlsym(library, "C_GetFunctionList"));
+  CK_FUNCTION_LIST* api = nullptr;
+  CK_RV rv = get_function_list == nullptr ? CKR_FUNCTION_NOT_SUPPORTED : get_function_list(&api);
+  if (rv != CKR_OK || api == nullptr) {
+    ::dlclose(library);
+    return tl::unexpected(HsmError{HsmErrorKind::kUnavailable, rv,
+                                   path + " is not a PKCS#11 module (C_GetFunctionList)"});
+  }
+  // The module may create threads and must use the OS's locking: the pool calls it from
+  // several threads at once.
+  CK_C_INITIALIZE_ARGS args{};
+  args.flags = CKF_OS_LOCKING_OK;
+  rv = api->C_Initialize(&args);
+  if (rv != CKR_OK) {
+    ::dlclose(library);
+    HsmError error = HsmError::from_rv("C_Initialize", rv);
+    error.kind = HsmErrorKind::kUnavailable;
+    error.message = path + ": " + error.message;
+    return tl::unexpected(std::move(error));
+  }
+  return std::shared_ptr<Pkcs11Module>(new Pkcs11Module(path, library, api));
+}
+
+Pkcs11Module::Pkcs11Module(std::string path, void* library, CK_FUNCTION_LIST* api)
+    : path_(std::move(path)), library_(library), api_(api) {}
+
+Pkcs11Module::~Pkcs11Module() {
+  api_->C_Finalize(nullptr);
+  ::dlclose(library_);
+}
+
+HsmResult<TokenInfo> Pkcs11Module::token_info(CK_SLOT_ID slot_id) const {
+  CK_TOKEN_INFO info{};
+  if (CK_RV rv = api_->C_GetTokenInfo(slot_id, &info); rv != CKR_OK) {
+    return tl::unexpected(HsmError::from_rv("C_GetTokenInfo", rv));
+  }
+  return TokenInfo{slot_id,
+                   padded(info.label),
+                   padded(info.manufacturerID),
+                   padded(info.model),
+                   padded(info.serialNumber),
+                   info.hardwareVersion,
+                   info.firmwareVersion};
+}
+
+HsmResult<TokenInfo> Pkcs11Module::find_token(const TokenSelector& selector) const {
+  CK_ULONG count = 0;
+  if (CK_RV rv = api_->C_GetSlotList(CK_TRUE, nullptr, &count); rv != CKR_OK) {
+    return tl::unexpected(HsmError::from_rv("C_GetSlotList", rv));
+  }
+  std::vector<CK_SLOT_ID> slots(count);
+  if (CK_RV rv = api_->C_GetSlotList(CK_TRUE, slots.data(), &count); rv != CKR_OK) {
+    return tl::unexpected(HsmError::from_rv("C_GetSlotList", rv));
+  }
+  slots.resize(count);
+
+  const char* what = selector.by == TokenSelector::By::kLabel    ? "label"
+                     : selector.by == TokenSelector::By::kSerial ? "serial"
+                                                                 : "slot id";
+  std::vector<TokenInfo> matches;
+  for (CK_SLOT_ID slot : slots) {
+    auto info = token_info(slot);
+    if (!info)
+      return tl::unexpected(info.error());
+    bool match = false;
+    switch (selector.by) {
+      case TokenSelector::By::kLabel:
+        match = info->label == selector.value;
+        break;
+      case TokenSelector::By::kSerial:
+        match = info->serial == selector.value;
+        break;
+      case TokenSelector::By::kSlotId: {
+        CK_SLOT_ID wanted = 0;
+        const char* end = selector.value.data() + selector.value.size();
+        auto parsed = std::from_chars(selector.value.data(), end, wanted);
+        match = parsed.ec == std::errc{} && parsed.ptr == end && wanted == slot;
+        break;
+      }
+    }
+    if (match)
+      matches.push_back(std::move(*info));
+  }
+  if (matches.size() == 1)
+    return std::move(matches.front());
+  std::string reason = matches.empty() ? "no token with " : "several tokens with ";
+  reason.append(what).append(" '").append(selector.value).append("' in ").append(path_);
+  if (!matches.empty())
+    reason.append(": choose by serial or slot id");
+  return tl::unexpected(HsmError{HsmErrorKind::kUnavailable, CKR_OK, std::move(reason)});
+}
+
+}  // namespace xks::hsm

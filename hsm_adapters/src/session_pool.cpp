@@ -1,0 +1,126 @@
+// The session pool and its background replacer.
+#include "xks/hsm/session_pool.h"
+
+#include <string.h>  // explicit_bzero
+
+#include <algorithm>
+
+#include "xks/hsm/session.h"
+
+namespace xks::hsm {
+
+SessionPool::Lease::Lease(Lease&& other) noexcept
+    : pool_(std::exchange(other.pool_, nullptr)),
+      handle_(other.handle_),
+      discard_(other.discard_) {}
+
+SessionPool::Lease::~Lease() {
+  if (pool_ != nullptr)
+    pool_->give_back(handle_, discard_);
+}
+
+void SessionPool::Lease::report(const HsmError& error) {
+  if (error.kind == HsmErrorKind::kSessionLost || error.kind == HsmErrorKind::kUnavailable) {
+    discard_ = true;
+  }
+}
+
+SessionPool::SessionPool(std::shared_ptr<Pkcs11Module> module, CK_SLOT_ID slot, std::string pin,
+                         SessionPoolOptions options)
+    : module_(std::move(module)), slot_(slot), pin_(std::move(pin)), options_(options) {}
+
+HsmResult<std::unique_ptr<SessionPool>> SessionPool::open(std::shared_ptr<Pkcs11Module> module,
+                                                          CK_SLOT_ID slot, std::string pin,
+                                                          SessionPoolOptions options) {
+  std::unique_ptr<SessionPool> pool(
+      new SessionPool(std::move(module), slot, std::move(pin), options));
+  pool->options_.sessions = std::max<std::size_t>(options.sessions, 1);
+  for (std::size_t i = 0; i < pool->options_.sessions; ++i) {
+    auto session = pool->open_session();
+    if (!session)
+      return tl::unexpected(session.error());
+    pool->idle_.push_back(*session);
+  }
+  pool->replacer_ = std::jthread(
+      [raw = pool.get()](std::stop_token stop) { raw->replace_missing(std::move(stop)); });
+  return pool;
+}
+
+SessionPool::~SessionPool() {
+  replacer_.request_stop();
+  if (replacer_.joinable())
+    replacer_.join();
+  for (CK_SESSION_HANDLE handle : idle_)
+    api().C_CloseSession(handle);
+  explicit_bzero(pin_.data(), pin_.size());
+}
+
+HsmResult<CK_SESSION_HANDLE> SessionPool::open_session() {
+  // Read-only sessions: crypto needs no more, and some HSMs limit read-write ones.
+  auto session = open_logged_in_session(api(), slot_, 0, pin_);
+  if (!session && session.error().kind == HsmErrorKind::kLoginFailed) {
+    std::lock_guard lock(mutex_);
+    ++counts_.failed_logins;
+  }
+  return session;
+}
+
+HsmResult<SessionPool::Lease> SessionPool::acquire(Clock::time_point deadline) {
+  std::unique_lock lock(mutex_);
+  if (!idle_available_.wait_until(lock, deadline, [this] { return !idle_.empty(); })) {
+    if (counts_.busy == 0) {
+      return tl::unexpected(HsmError{HsmErrorKind::kUnavailable, CKR_OK,
+                                     "no open HSM session: the token is being reconnected"});
+    }
+    return tl::unexpected(
+        HsmError{HsmErrorKind::kBusy, CKR_OK, "every HSM session stayed busy until the deadline"});
+  }
+  CK_SESSION_HANDLE handle = idle_.back();
+  idle_.pop_back();
+  ++counts_.busy;
+  return Lease(this, handle);
+}
+
+void SessionPool::give_back(CK_SESSION_HANDLE handle, bool discard) {
+  if (discard)
+    api().C_CloseSession(handle);
+  std::lock_guard lock(mutex_);
+  --counts_.busy;
+  if (discard) {
+    ++counts_.missing;
+    missing_changed_.notify_one();
+  } else {
+    idle_.push_back(handle);
+    idle_available_.notify_one();
+  }
+}
+
+void SessionPool::replace_missing(std::stop_token stop) {
+  std::chrono::milliseconds retry = options_.first_retry;
+  std::unique_lock lock(mutex_);
+  while (missing_changed_.wait(lock, stop, [this] { return counts_.missing > 0; })) {
+    lock.unlock();
+    auto session = open_session();
+    lock.lock();
+    if (session) {
+      idle_.push_back(*session);
+      --counts_.missing;
+      ++counts_.replaced;
+      retry = options_.first_retry;
+      idle_available_.notify_one();
+      continue;
+    }
+    // Back off: never hammer a failing HSM, and never retry a wrong PIN quickly.
+    missing_changed_.wait_for(lock, stop, retry, [] { return false; });
+    retry = std::min(retry * 2, options_.max_retry);
+  }
+}
+
+SessionPool::Counts SessionPool::counts() const {
+  std::lock_guard lock(mutex_);
+  Counts counts = counts_;
+  counts.idle = idle_.size();
+  return counts;
+}
+
+}  // namespace xks::hsm

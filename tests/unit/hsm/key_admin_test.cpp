@@ -1,0 +1,66 @@
+// Key administration on the real SoftHSM.
+#include "xks/hsm/key_admin.h"
+
+#include <gtest/gtest.h>
+
+#include "hsm_fixture.h"
+#include "xks/hsm/session.h"
+
+namespace xks::hsm {
+namespace {
+
+using KeyAdminTest = test::HsmFixture;
+
+TEST_F(KeyAdminTest, CreatesKeysWithExactlyTheAskedUsages) {
+  auto both = create_aes_key(*module_, slot_, token_.user_pin(), "both", {true, true});
+  ASSERT_TRUE(both.has_value()) << both.error().message;
+  EXPECT_TRUE(both->is_aes_256());
+  EXPECT_EQ(both->key_usage(), (std::vector<std::string_view>{"ENCRYPT", "DECRYPT"}));
+  auto encrypt_only = create_aes_key(*module_, slot_, token_.user_pin(), "enc", {true, false});
+  ASSERT_TRUE(encrypt_only.has_value());
+  EXPECT_EQ(encrypt_only->key_usage(), std::vector<std::string_view>{"ENCRYPT"});
+  auto none = create_aes_key(*module_, slot_, token_.user_pin(), "none", {false, false});
+  ASSERT_TRUE(none.has_value());
+  EXPECT_TRUE(none->key_usage().empty());
+}
+
+TEST_F(KeyAdminTest, RefusesALabelInUse) {
+  ASSERT_TRUE(create_aes_key(*module_, slot_, token_.user_pin(), "foo", {}).has_value());
+  auto again = create_aes_key(*module_, slot_, token_.user_pin(), "foo", {});
+  ASSERT_FALSE(again.has_value());
+  EXPECT_EQ(again.error().kind, HsmErrorKind::kDuplicateKey);
+}
+
+TEST_F(KeyAdminTest, RefusesAWrongPin) {
+  auto refused = create_aes_key(*module_, slot_, "000000", "foo", {});
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().kind, HsmErrorKind::kLoginFailed);
+}
+
+TEST_F(KeyAdminTest, ListsKeysAndFlagsDuplicates) {
+  ASSERT_TRUE(create_aes_key(*module_, slot_, token_.user_pin(), "b-key", {false, true}));
+  ASSERT_TRUE(create_aes_key(*module_, slot_, token_.user_pin(), "a-key", {}));
+  // A second object with the same label, made behind the tool's back.
+  auto session = open_logged_in_session(module_->api(), slot_, CKF_RW_SESSION, token_.user_pin());
+  ASSERT_TRUE(session.has_value());
+  auto originals = find_secret_keys(module_->api(), *session, "a-key");
+  ASSERT_TRUE(originals.has_value());
+  CK_OBJECT_HANDLE copy = 0;
+  CK_BBOOL on_token = CK_TRUE;
+  CK_ATTRIBUTE keep_on_token{CKA_TOKEN, &on_token, sizeof on_token};
+  ASSERT_EQ(module_->api().C_CopyObject(*session, originals->front(), &keep_on_token, 1, &copy),
+            CKR_OK);
+  module_->api().C_CloseSession(*session);
+
+  auto listing = list_keys(*module_, slot_, token_.user_pin());
+  ASSERT_TRUE(listing.has_value()) << listing.error().message;
+  ASSERT_EQ(listing->size(), 2u);
+  EXPECT_EQ((*listing)[0].label, "a-key");
+  EXPECT_EQ((*listing)[0].copies, 2u);
+  EXPECT_EQ((*listing)[1].label, "b-key");
+  EXPECT_EQ((*listing)[1].copies, 1u);
+  EXPECT_EQ((*listing)[1].info.key_usage(), std::vector<std::string_view>{"DECRYPT"});
+}
+
+}  // namespace
+}  // namespace xks::hsm
