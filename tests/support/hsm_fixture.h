@@ -14,8 +14,11 @@ namespace xks::test {
 
 class HsmFixture : public testing::Test {
  protected:
+  // The PKCS#11 module the test talks to; the token underneath is always SoftHSM.
+  virtual std::string module_path() const { return kSoftHsmModule; }
+
   void SetUp() override {
-    auto loaded = hsm::Pkcs11Module::load(kSoftHsmModule);
+    auto loaded = hsm::Pkcs11Module::load(module_path());
     ASSERT_TRUE(loaded.has_value()) << loaded.error().message;
     module_ = *loaded;
     auto token = module_->find_token({hsm::TokenSelector::By::kLabel, token_.label()});
