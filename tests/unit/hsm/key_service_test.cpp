@@ -188,6 +188,24 @@ TEST_F(KeyServiceTest, UnknownAndDuplicateLabelsAreErrors) {
   EXPECT_NE(twin.error().message.find("2 secret keys share the label"), std::string::npos);
 }
 
+TEST_F(KeyServiceTest, AKeyReplacedUnderItsLabelIsLookedUpAgain) {
+  ASSERT_TRUE(encrypt("foo", random_bytes(16), {}).has_value());  // handle now cached
+  auto session = open_logged_in_session(module_->api(), slot_, CKF_RW_SESSION, token_.user_pin());
+  ASSERT_TRUE(session.has_value());
+  auto handles = find_secret_keys(module_->api(), *session, "foo");
+  ASSERT_TRUE(handles.has_value());
+  ASSERT_EQ(module_->api().C_DestroyObject(*session, handles->front()), CKR_OK);
+  module_->api().C_CloseSession(*session);
+  create_key("foo");
+  // The cached handle is stale: the HSM says so, the directory looks the label up again.
+  Bytes plaintext = random_bytes(16);
+  auto sealed = encrypt("foo", plaintext, {});
+  ASSERT_TRUE(sealed.has_value()) << sealed.error().message;
+  auto opened = decrypt("foo", *sealed, {});
+  ASSERT_TRUE(opened.has_value()) << opened.error().message;
+  EXPECT_EQ(*opened, plaintext);
+}
+
 TEST_F(KeyServiceTest, TenThousandEncryptionsNeverRepeatAnIv) {
   std::set<std::string> ivs;
   Bytes plaintext = random_bytes(32);

@@ -112,6 +112,24 @@ TEST_F(FaultModuleTest, DeviceErrorsAreReportedAndTheTokenRecovers) {
   EXPECT_GE(pool_->counts().replaced, 1u);
 }
 
+TEST_F(FaultModuleTest, AnOutageWindowFailsRequestsUntilItEnds) {
+  start("softhsm");
+  auto until = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   (std::chrono::system_clock::now() + 300ms).time_since_epoch())
+                   .count();
+  control("fail C_Encrypt CKR_DEVICE_REMOVED until " + std::to_string(until) + "\n");
+  auto failed = service_->encrypt("foo", Bytes(16, 1), {}, in(2s));
+  ASSERT_FALSE(failed.has_value());
+  EXPECT_EQ(failed.error().kind, HsmErrorKind::kUnavailable);
+  // After the window (bounded wait), the token answers again.
+  HsmResult<GcmCiphertext> recovered = tl::unexpected(failed.error());
+  for (int i = 0; i < 100 && !recovered; ++i) {
+    std::this_thread::sleep_for(20ms);
+    recovered = service_->encrypt("foo", Bytes(16, 1), {}, in(2s));
+  }
+  ASSERT_TRUE(recovered.has_value()) << recovered.error().message;
+}
+
 TEST_F(FaultModuleTest, EveryThirdCallFailingIsRetriedWithinTheDeadline) {
   start("softhsm", 4);
   control("fail C_Encrypt CKR_SESSION_HANDLE_INVALID every 3\n");

@@ -1,0 +1,40 @@
+// Runs PKCS#11 work off the I/O threads: a fixed set of worker threads behind a bounded queue.
+// A full queue refuses new work at once (the caller answers 503) instead of growing memory.
+// Completion goes back to the caller's own executor from inside the submitted work, so this
+// layer knows nothing of Asio.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace xks::hsm {
+
+class HsmExecutor {
+ public:
+  HsmExecutor(std::size_t threads, std::size_t max_queued);
+  ~HsmExecutor();  // runs what is queued, then joins
+  HsmExecutor(const HsmExecutor&) = delete;
+  HsmExecutor& operator=(const HsmExecutor&) = delete;
+
+  // False when the queue is full or the executor is stopping; `work` is then not run.
+  bool submit(std::function<void()> work);
+
+  std::size_t queued() const;
+
+ private:
+  void run();
+
+  const std::size_t max_queued_;
+  mutable std::mutex mutex_;
+  std::condition_variable work_available_;
+  std::deque<std::function<void()>> queue_;
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace xks::hsm

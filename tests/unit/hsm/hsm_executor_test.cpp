@@ -1,0 +1,49 @@
+// The HSM executor: work runs off the caller's thread, the queue bound refuses excess work,
+// and queued work still runs at shutdown.
+#include "xks/hsm/hsm_executor.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+#include <latch>
+
+namespace xks::hsm {
+namespace {
+
+TEST(HsmExecutor, RunsWorkOnItsOwnThreads) {
+  std::promise<std::thread::id> ran_on;
+  HsmExecutor executor(2, 16);
+  ASSERT_TRUE(executor.submit([&] { ran_on.set_value(std::this_thread::get_id()); }));
+  EXPECT_NE(ran_on.get_future().get(), std::this_thread::get_id());
+}
+
+TEST(HsmExecutor, RefusesWorkBeyondItsQueueBound) {
+  std::latch release(1);
+  std::promise<void> started;
+  std::atomic<int> ran{0};
+  HsmExecutor executor(1, 2);  // last: its destructor runs queued work that uses the above
+  ASSERT_TRUE(executor.submit([&] {
+    started.set_value();
+    release.wait();
+  }));
+  started.get_future().wait();  // the worker is busy; the queue is empty
+  EXPECT_TRUE(executor.submit([&] { ++ran; }));
+  EXPECT_TRUE(executor.submit([&] { ++ran; }));
+  EXPECT_FALSE(executor.submit([&] { ++ran; }));
+  EXPECT_EQ(executor.queued(), 2u);
+  release.count_down();
+}
+
+TEST(HsmExecutor, RunsEverythingQueuedBeforeItStops) {
+  std::atomic<int> ran{0};
+  {
+    HsmExecutor executor(2, 1000);
+    for (int i = 0; i < 1000; ++i)
+      ASSERT_TRUE(executor.submit([&] { ++ran; }));
+  }
+  EXPECT_EQ(ran.load(), 1000);
+}
+
+}  // namespace
+}  // namespace xks::hsm
