@@ -108,24 +108,12 @@ HsmResult<std::vector<KeyListing>> list_keys(const Pkcs11Module& module, CK_SLOT
     return tl::unexpected(opened.error());
   AdminSession session(api, *opened);
 
-  CK_OBJECT_CLASS secret_key = CKO_SECRET_KEY;
-  CK_ATTRIBUTE query{CKA_CLASS, &secret_key, sizeof secret_key};
-  if (CK_RV rv = api.C_FindObjectsInit(session.handle(), &query, 1); rv != CKR_OK) {
-    return tl::unexpected(HsmError::from_rv("C_FindObjectsInit", rv));
-  }
-  std::vector<CK_OBJECT_HANDLE> handles;
-  CK_OBJECT_HANDLE batch[64];
-  CK_ULONG count = 0;
-  CK_RV rv = CKR_OK;
-  while ((rv = api.C_FindObjects(session.handle(), batch, 64, &count)) == CKR_OK && count > 0) {
-    handles.insert(handles.end(), batch, batch + count);
-  }
-  api.C_FindObjectsFinal(session.handle());
-  if (rv != CKR_OK)
-    return tl::unexpected(HsmError::from_rv("C_FindObjects", rv));
+  auto handles = find_secret_keys(api, session.handle(), std::nullopt);
+  if (!handles)
+    return tl::unexpected(handles.error());
 
   std::map<std::string, KeyListing> by_label;
-  for (CK_OBJECT_HANDLE handle : handles) {
+  for (CK_OBJECT_HANDLE handle : *handles) {
     auto label = read_label(api, session.handle(), handle);
     if (!label)
       return tl::unexpected(label.error());

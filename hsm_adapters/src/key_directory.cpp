@@ -24,13 +24,13 @@ std::vector<std::string_view> KeyInfo::key_usage() const {
 
 HsmResult<std::vector<CK_OBJECT_HANDLE>> find_secret_keys(CK_FUNCTION_LIST& api,
                                                           CK_SESSION_HANDLE session,
-                                                          std::string_view label) {
+                                                          std::optional<std::string_view> label) {
   CK_OBJECT_CLASS secret_key = CKO_SECRET_KEY;
   CK_ATTRIBUTE query[] = {
       {CKA_CLASS, &secret_key, sizeof secret_key},
-      {CKA_LABEL, const_cast<char*>(label.data()), label.size()},
+      {CKA_LABEL, label ? const_cast<char*>(label->data()) : nullptr, label ? label->size() : 0},
   };
-  if (CK_RV rv = api.C_FindObjectsInit(session, query, 2); rv != CKR_OK) {
+  if (CK_RV rv = api.C_FindObjectsInit(session, query, label ? 2 : 1); rv != CKR_OK) {
     return tl::unexpected(HsmError::from_rv("C_FindObjectsInit", rv));
   }
   std::vector<CK_OBJECT_HANDLE> found;

@@ -2,6 +2,7 @@
 // request costs no lookup calls. Two objects with one label are an error, never a silent pick.
 #pragma once
 
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -48,10 +49,11 @@ class KeyDirectory {
   std::unordered_map<std::string, KeyInfo, StringHash, std::equal_to<>> keys_;
 };
 
-// Every secret key labelled `label` (none, one, or — misconfigured — several).
+// Every secret key labelled `label` (none, one, or — misconfigured — several); every secret
+// key on the token when `label` is absent.
 HsmResult<std::vector<CK_OBJECT_HANDLE>> find_secret_keys(CK_FUNCTION_LIST& api,
                                                           CK_SESSION_HANDLE session,
-                                                          std::string_view label);
+                                                          std::optional<std::string_view> label);
 HsmResult<KeyInfo> read_key_info(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,
                                  CK_OBJECT_HANDLE handle);
 
