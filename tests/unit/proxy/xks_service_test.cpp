@@ -1,0 +1,225 @@
+// The four XKS APIs end to end below the transport: requests signed with SigV4, answered from
+// the real SoftHSM, every error of the spec's table the proxy can produce.
+#include "xks/proxy/xks_service.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include "base64.h"
+#include "hsm_fixture.h"
+#include "xks/sigv4/canonical.h"
+#include "xks/sigv4/signer.h"
+#include "xks_json.h"
+
+namespace xks::proxy {
+namespace {
+
+using namespace std::chrono_literals;
+namespace json = boost::json;
+
+const sigv4::Credential kTenantA{"AKIATENANTAAAAAAAAAA",
+                                 "tenantAsecrettenantAsecrettenantAsecret1234"};
+const sigv4::Credential kTenantANext{"AKIATENANTANEXTNEXT2",
+                                     "tenantAnextSecret/tenantAnextSecret+tenantA99"};
+const sigv4::Credential kRestricted{"AKIARESTRICTEDRESTR3",
+                                    "restrictedSecretrestrictedSecretrestrict"};
+
+const std::string kMetadata =
+    R"("requestMetadata":{"awsPrincipalArn":"arn:aws:iam::123456789012:user/Alice",)"
+    R"("kmsKeyArn":"arn:aws:kms:us-east-1:123456789012:key/1","kmsOperation":"Encrypt",)"
+    R"("kmsRequestId":"4112f4d6-db54-4af4-ae30-c55a22a8dfae"})";
+
+class XksServiceTest : public test::HsmFixture {
+ protected:
+  void SetUp() override {
+    HsmFixture::SetUp();
+    for (const char* label : {"foo", "xks-health"})
+      ASSERT_NO_FATAL_FAILURE(create_key(label));
+    ASSERT_NO_FATAL_FAILURE(create_key("encrypt_only_key", {true, false}));
+    ASSERT_NO_FATAL_FAILURE(create_key("decrypt_only_key", {false, true}));
+    ASSERT_NO_FATAL_FAILURE(create_key("impotent_key", {false, false}));
+    ASSERT_NO_FATAL_FAILURE(open_pool({.sessions = 2}));
+    keys_ = std::make_unique<hsm::KeyService>(*pool_, *hsm::vendor_profile("softhsm"));
+    auto token = module_->token_info(slot_);
+    ASSERT_TRUE(token.has_value());
+    health_ = std::make_unique<hsm::HsmHealth>(*keys_, "xks-health", *token, hsm::HealthOptions{});
+    std::vector<KeyStore> stores;
+    stores.push_back(
+        {"/tenant-a",
+         std::make_shared<sigv4::Verifier>(std::vector<sigv4::Credential>{kTenantA, kTenantANext},
+                                           std::vector<std::string>{"us-east-1"}),
+         std::nullopt});
+    stores.push_back({"/restricted",
+                      std::make_shared<sigv4::Verifier>(std::vector<sigv4::Credential>{kRestricted},
+                                                        std::vector<std::string>{"us-east-1"}),
+                      std::unordered_set<std::string>{"foo"}});
+    service_ =
+        std::make_unique<XksService>(std::move(stores), *keys_, *health_,
+                                     ProxyIdentity{3, "xks-proxy project", "xks-proxy test"});
+  }
+
+  void TearDown() override {
+    service_.reset();
+    health_.reset();
+    keys_.reset();
+    HsmFixture::TearDown();
+  }
+
+  HttpResponse call(const std::string& path, const std::string& body,
+                    const sigv4::Credential& credential = kTenantA,
+                    const std::string& method = "POST", std::chrono::milliseconds budget = 2000ms) {
+    HttpRequest request{method, path, {{"Host", "xks.example.com"}}, body};
+    std::string date = sigv4::format_amz_date(std::chrono::system_clock::now());
+    request.headers.emplace_back("X-Amz-Date", date);
+    std::vector<sigv4::Header> views;
+    for (const auto& [name, value] : request.headers)
+      views.push_back({name, value});
+    sigv4::Signer signer(credential, "us-east-1", "kms-xks-proxy");
+    request.headers.emplace_back("Authorization",
+                                 signer.authorization({method, path, "", views, body}, date));
+    request.headers.emplace_back("Content-Type", "application/json");
+    return service_->handle(request, hsm::SessionPool::Clock::now() + budget);
+  }
+
+  static std::string error_name_of(const HttpResponse& response) {
+    json::value body = json::parse(response.body);
+    return std::string(body.at("errorName").as_string());
+  }
+
+  std::unique_ptr<hsm::KeyService> keys_;
+  std::unique_ptr<hsm::HsmHealth> health_;
+  std::unique_ptr<XksService> service_;
+};
+
+std::string encrypt_body(const std::string& plaintext_b64, const std::string& extra = "") {
+  return "{" + kMetadata + R"(,"plaintext":")" + plaintext_b64 +
+         R"(","encryptionAlgorithm":"AES_GCM")" + extra + "}";
+}
+
+TEST_F(XksServiceTest, GetHealthStatusReportsTheHsm) {
+  auto response =
+      call("/tenant-a/kms/xks/v1/health",
+           R"({"requestMetadata":{"kmsRequestId":"r","kmsOperation":"KmsHealthCheck"}})");
+  ASSERT_EQ(response.status, 200) << response.body;
+  json::object body = json::parse(response.body).as_object();
+  EXPECT_EQ(body.at("xksProxyFleetSize").as_int64(), 3);
+  EXPECT_EQ(body.at("xksProxyModel").as_string(), "xks-proxy test");
+  EXPECT_EQ(body.at("ekmVendor").as_string(), "SoftHSM project");
+  const json::array& fleet = body.at("ekmFleetDetails").as_array();
+  ASSERT_EQ(fleet.size(), 1u);
+  EXPECT_EQ(fleet[0].at("healthStatus").as_string(), "ACTIVE");
+  EXPECT_NE(std::string(fleet[0].at("model").as_string()).find("SoftHSM"), std::string::npos);
+}
+
+TEST_F(XksServiceTest, GetKeyMetadataListsUsages) {
+  const std::string body =
+      R"({"requestMetadata":{"awsPrincipalArn":"a","kmsOperation":"CreateKey","kmsRequestId":"r"}})";
+  auto foo = call("/tenant-a/kms/xks/v1/keys/foo/metadata", body);
+  ASSERT_EQ(foo.status, 200) << foo.body;
+  EXPECT_EQ(foo.body,
+            R"({"keySpec":"AES_256","keyUsage":["ENCRYPT","DECRYPT"],"keyStatus":"ENABLED"})");
+  auto decrypt_only = call("/tenant-a/kms/xks/v1/keys/decrypt_only_key/metadata", body);
+  EXPECT_EQ(decrypt_only.body,
+            R"({"keySpec":"AES_256","keyUsage":["DECRYPT"],"keyStatus":"ENABLED"})");
+  auto missing = call("/tenant-a/kms/xks/v1/keys/no_such_key/metadata", body);
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(error_name_of(missing), "KeyNotFoundException");
+}
+
+TEST_F(XksServiceTest, EncryptThenDecryptWithAadAndCdiv) {
+  std::string aad = base64_encode(std::vector<std::uint8_t>{'p', '=', 'n'});
+  auto encrypted = call("/tenant-a/kms/xks/v1/keys/foo/encrypt",
+                        encrypt_body("SGVsbG8gV29ybGQh",
+                                     R"(,"additionalAuthenticatedData":")" + aad +
+                                         R"(","ciphertextDataIntegrityValueAlgorithm":"SHA_256")"),
+                        kTenantANext);
+  ASSERT_EQ(encrypted.status, 200) << encrypted.body;
+  json::object sealed = json::parse(encrypted.body).as_object();
+  auto field = [&](const char* name) { return std::string(sealed.at(name).as_string()); };
+  auto ciphertext = *base64_decode(field("ciphertext"));
+  auto iv = *base64_decode(field("initializationVector"));
+  auto tag = *base64_decode(field("authenticationTag"));
+  EXPECT_EQ(ciphertext.size(), 12u);
+  EXPECT_EQ(iv.size(), 12u);
+  EXPECT_EQ(tag.size(), 16u);
+  EXPECT_EQ(field("ciphertextDataIntegrityValue"),
+            cdiv(*base64_decode(aad), {}, iv, ciphertext, tag));
+
+  std::string decrypt = "{" + kMetadata + R"(,"ciphertext":")" + field("ciphertext") +
+                        R"(","encryptionAlgorithm":"AES_GCM","initializationVector":")" +
+                        field("initializationVector") + R"(","authenticationTag":")" +
+                        field("authenticationTag") + R"(","additionalAuthenticatedData":")";
+  auto decrypted = call("/tenant-a/kms/xks/v1/keys/foo/decrypt", decrypt + aad + "\"}");
+  ASSERT_EQ(decrypted.status, 200) << decrypted.body;
+  EXPECT_EQ(decrypted.body, R"({"plaintext":"SGVsbG8gV29ybGQh"})");
+
+  auto wrong_aad = call("/tenant-a/kms/xks/v1/keys/foo/decrypt", decrypt + "cD1t\"}");
+  EXPECT_EQ(wrong_aad.status, 400);
+  EXPECT_EQ(error_name_of(wrong_aad), "InvalidCiphertextException");
+  auto with_metadata = call("/tenant-a/kms/xks/v1/keys/foo/decrypt",
+                            decrypt + aad + R"(","ciphertextMetadata":"AQ=="})");
+  EXPECT_EQ(error_name_of(with_metadata), "InvalidCiphertextException");
+}
+
+TEST_F(XksServiceTest, KeyUsageErrors) {
+  auto cdiv_on_encrypt_only =
+      call("/tenant-a/kms/xks/v1/keys/encrypt_only_key/encrypt",
+           encrypt_body("AAAA", R"(,"ciphertextDataIntegrityValueAlgorithm":"SHA_256")"));
+  EXPECT_EQ(cdiv_on_encrypt_only.status, 400);
+  EXPECT_EQ(error_name_of(cdiv_on_encrypt_only), "InvalidKeyUsageException");
+  EXPECT_EQ(call("/tenant-a/kms/xks/v1/keys/encrypt_only_key/encrypt", encrypt_body("AAAA")).status,
+            200);
+  EXPECT_EQ(error_name_of(
+                call("/tenant-a/kms/xks/v1/keys/decrypt_only_key/encrypt", encrypt_body("AAAA"))),
+            "InvalidKeyUsageException");
+  EXPECT_EQ(
+      error_name_of(call("/tenant-a/kms/xks/v1/keys/impotent_key/encrypt", encrypt_body("AAAA"))),
+      "InvalidKeyUsageException");
+}
+
+TEST_F(XksServiceTest, RoutingAndAuthenticationErrors) {
+  auto unknown_path = call("/tenant-b/kms/xks/v1/health", "{}");
+  EXPECT_EQ(unknown_path.status, 404);
+  EXPECT_EQ(error_name_of(unknown_path), "InvalidUriPathException");
+
+  HttpRequest unsigned_request{"POST", "/tenant-a/kms/xks/v1/health", {{"Host", "h"}}, "{}"};
+  auto unsigned_response = service_->handle(unsigned_request, hsm::SessionPool::Clock::now() + 1s);
+  EXPECT_EQ(unsigned_response.status, 401);
+  EXPECT_EQ(error_name_of(unsigned_response), "AuthenticationFailedException");
+
+  // Another key store's credential is unknown here.
+  auto cross_tenant =
+      call("/tenant-a/kms/xks/v1/health",
+           R"({"requestMetadata":{"kmsRequestId":"r","kmsOperation":"x"}})", kRestricted);
+  EXPECT_EQ(error_name_of(cross_tenant), "AuthenticationFailedException");
+
+  auto get = call("/tenant-a/kms/xks/v1/keys/foo/metadata", "", kTenantA, "GET");
+  EXPECT_EQ(get.status, 405);
+
+  auto not_json = call("/tenant-a/kms/xks/v1/keys/foo/encrypt", "plaintext=1");
+  EXPECT_EQ(not_json.status, 400);
+  EXPECT_EQ(error_name_of(not_json), "ValidationException");
+}
+
+TEST_F(XksServiceTest, AKeyOutsideTheAllowListIsNotFound) {
+  const std::string body =
+      R"({"requestMetadata":{"awsPrincipalArn":"a","kmsOperation":"DescribeKey","kmsRequestId":"r"}})";
+  EXPECT_EQ(call("/restricted/kms/xks/v1/keys/foo/metadata", body, kRestricted).status, 200);
+  auto hidden = call("/restricted/kms/xks/v1/keys/decrypt_only_key/metadata", body, kRestricted);
+  EXPECT_EQ(hidden.status, 404);
+  EXPECT_EQ(error_name_of(hidden), "KeyNotFoundException");
+}
+
+TEST_F(XksServiceTest, NoSessionBeforeTheDeadlineIsDependencyTimeout) {
+  auto first = pool_->acquire(hsm::SessionPool::Clock::now() + 1s);
+  auto second = pool_->acquire(hsm::SessionPool::Clock::now() + 1s);
+  ASSERT_TRUE(first && second);
+  auto response =
+      call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA"), kTenantA, "POST", 30ms);
+  EXPECT_EQ(response.status, 503);
+  EXPECT_EQ(error_name_of(response), "DependencyTimeoutException");
+}
+
+}  // namespace
+}  // namespace xks::proxy
