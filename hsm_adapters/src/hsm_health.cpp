@@ -53,6 +53,11 @@ HealthReport HsmHealth::current(KeyService::Deadline deadline) {
   return check(deadline);
 }
 
+HealthReport HsmHealth::last() {
+  std::lock_guard lock(mutex_);
+  return last_;
+}
+
 std::string HsmHealth::model() const {
   auto version = [](const CK_VERSION& v) {
     return std::to_string(v.major) + "." + std::to_string(v.minor);

@@ -1,23 +1,37 @@
-// xks-proxy command line. The XKS server is not built yet: `demo` says so plainly instead of
-// pretending to run; `keys` administers AES keys on the HSM.
+// xks-proxy command line: parse, then hand over to one command.
 #include <CLI/CLI.hpp>
-#include <iostream>
 
+#include "demo_command.h"
 #include "keys_command.h"
+#include "serve_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"xks-proxy: an AWS KMS External Key Store proxy for PKCS#11 HSMs"};
   app.set_version_flag("--version", std::string("xks-proxy ") + XKS_VERSION);
   app.require_subcommand(1);
   int exit_code = 0;
-  app.add_subcommand("demo", "Serve the embedded demo (SoftHSM token, self-signed TLS)")
-      ->callback([&exit_code] {
-        std::cerr << "xks-proxy " << XKS_VERSION
-                  << ": the XKS server is not built yet (issue \"XKS server\"); this build has "
-                     "the SigV4 library, the HSM layer and `xks-proxy keys`. Nothing is "
-                     "listening.\n";
-        exit_code = 3;
-      });
+
+  std::string config_path;
+  CLI::App* serve = app.add_subcommand("serve", "Serve the XKS API as the configuration says");
+  serve->add_option("--config", config_path, "TOML configuration file")->required();
+  serve->callback([&] { exit_code = xks::proxy::serve_command(config_path); });
+  CLI::App* check =
+      app.add_subcommand("check", "Validate a configuration, open the HSM and self-test");
+  check->add_option("--config", config_path, "TOML configuration file")->required();
+  check->callback([&] { exit_code = xks::proxy::check_command(config_path); });
+
+  xks::proxy::DemoOptions demo_options;
+  CLI::App* demo = app.add_subcommand(
+      "demo", "Serve the embedded demo: SoftHSM token, self-signed TLS, generated credential");
+  demo->add_option("--state-dir", demo_options.state_dir, "Where the demo keeps its state")
+      ->capture_default_str();
+  demo->add_option("--port", demo_options.port, "HTTPS port on 127.0.0.1")->capture_default_str();
+  demo->add_option("--admin-port", demo_options.admin_port, "Admin port on 127.0.0.1")
+      ->capture_default_str();
+  demo->add_flag("--mtls", demo_options.mtls, "Require the demo's client certificate");
+  demo->add_flag("--setup-only", demo_options.setup_only, "Prepare the state, do not serve");
+  demo->callback([&] { exit_code = xks::proxy::demo_command(demo_options); });
+
   xks::proxy::add_keys_command(app, exit_code);
   try {
     app.parse(argc, argv);

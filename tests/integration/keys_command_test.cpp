@@ -72,11 +72,5 @@ TEST_F(KeysCommandTest, NamesAWrongPinWithoutPrintingIt) {
   EXPECT_EQ(refused.output.find("99999999"), std::string::npos);
 }
 
-TEST(DemoCommand, SaysPlainlyThatNoServerRunsYet) {
-  auto demo = test::run_command(std::string(XKS_PROXY_BINARY) + " demo 2>&1");
-  EXPECT_EQ(demo.exit_code, 3);
-  EXPECT_NE(demo.output.find("not built yet"), std::string::npos) << demo.output;
-}
-
 }  // namespace
 }  // namespace xks

@@ -37,6 +37,8 @@ class HsmHealth {
   HealthReport current(KeyService::Deadline deadline);
   // Checks now and caches the result.
   HealthReport check(KeyService::Deadline deadline);
+  // The last report, without touching the HSM (UNAVAILABLE before the first check).
+  HealthReport last();
 
   const TokenInfo& token() const { return token_; }
   // "<manufacturer> <model>, hardware x.y, firmware x.y": what ekmFleetDetails.model shows.

@@ -1,0 +1,74 @@
+// Admin endpoints over plain HTTP/1.1.
+#include "admin_session.h"
+
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+namespace xks::proxy {
+
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = boost::asio::ip::tcp;
+
+class AdminSession : public std::enable_shared_from_this<AdminSession> {
+ public:
+  AdminSession(tcp::socket socket, SessionContext& context)
+      : context_(context), stream_(std::move(socket)) {}
+
+  void read() {
+    request_ = {};
+    stream_.expires_after(context_.config.idle_timeout);
+    http::async_read(stream_, buffer_, request_,
+                     [self = shared_from_this()](beast::error_code error, std::size_t) {
+                       if (error)
+                         return self->stream_.socket().shutdown(tcp::socket::shutdown_both, error);
+                       self->answer();
+                     });
+  }
+
+ private:
+  void answer() {
+    auto response =
+        std::make_shared<http::response<http::string_body>>(http::status::ok, request_.version());
+    response->set(http::field::content_type, "application/json");
+    std::string_view target = request_.target();
+    if (request_.method() != http::verb::get) {
+      response->result(http::status::method_not_allowed);
+      response->body() = R"({"status":"method not allowed"})";
+    } else if (target == "/livez") {
+      response->body() = R"({"status":"live"})";
+    } else if (target == "/readyz") {
+      bool ready = !context_.draining &&
+                   context_.runtime.health().last().state != hsm::HealthState::kUnavailable;
+      response->result(ready ? http::status::ok : http::status::service_unavailable);
+      response->body() = ready ? R"({"status":"ready"})" : R"({"status":"not ready"})";
+    } else {
+      response->result(http::status::not_found);
+      response->body() = R"({"status":"not found"})";
+    }
+    response->keep_alive(request_.keep_alive());
+    response->prepare_payload();
+    http::async_write(stream_, *response,
+                      [self = shared_from_this(), response](beast::error_code error, std::size_t) {
+                        if (error || !response->keep_alive()) {
+                          return self->stream_.socket().shutdown(tcp::socket::shutdown_both, error);
+                        }
+                        self->read();
+                      });
+  }
+
+  SessionContext& context_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  http::request<http::string_body> request_;
+};
+
+}  // namespace
+
+void start_admin_session(tcp::socket socket, SessionContext& context) {
+  std::make_shared<AdminSession>(std::move(socket), context)->read();
+}
+
+}  // namespace xks::proxy

@@ -1,0 +1,185 @@
+// HTTP/1.1 over TLS with Boost.Beast: every read and write bounded by a timeout, bodies capped
+// from Content-Length and while reading, Expect: 100-continue answered, keep-alive.
+#include "https_session.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <optional>
+
+#include "xks/proxy/xks_error.h"
+
+namespace xks::proxy {
+
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+constexpr std::size_t kMaxHeaderBytes = 16 * 1024;
+
+class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
+ public:
+  HttpsSession(tcp::socket socket, SessionContext& context)
+      : context_(context), stream_(std::move(socket), context.tls) {
+    ++context_.open_connections;
+  }
+  ~HttpsSession() { --context_.open_connections; }
+
+  void start() {
+    beast::get_lowest_layer(stream_).expires_after(context_.config.handshake_timeout);
+    stream_.async_handshake(net::ssl::stream_base::server,
+                            [self = shared_from_this()](beast::error_code error) {
+                              if (!error)
+                                self->read_request();
+                            });
+  }
+
+ private:
+  void read_request() {
+    if (context_.draining)
+      return close();
+    parser_.emplace();
+    parser_->body_limit(context_.config.max_body_bytes);
+    parser_->header_limit(kMaxHeaderBytes);
+    // Idle until the next request starts; from its first byte, the header timeout applies.
+    beast::get_lowest_layer(stream_).expires_after(context_.config.idle_timeout);
+    http::async_read_some(stream_, buffer_, *parser_,
+                          [self = shared_from_this()](beast::error_code error, std::size_t) {
+                            self->on_first_bytes(error);
+                          });
+  }
+
+  void on_first_bytes(beast::error_code error) {
+    if (error)
+      return on_read_error(error);
+    if (parser_->is_header_done())
+      return on_header();
+    beast::get_lowest_layer(stream_).expires_after(context_.config.header_timeout);
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code header_error, std::size_t) {
+          if (header_error)
+            return self->on_read_error(header_error);
+          self->on_header();
+        });
+  }
+
+  void on_header() {
+    if (parser_->is_done())
+      return dispatch();
+    const auto& request = parser_->get();
+    if (beast::iequals(request[http::field::expect], "100-continue")) {
+      auto interim = std::make_shared<http::response<http::empty_body>>(http::status::continue_,
+                                                                        request.version());
+      http::async_write(stream_, *interim,
+                        [self = shared_from_this(), interim](beast::error_code error, std::size_t) {
+                          if (error)
+                            return self->close();
+                          self->read_body();
+                        });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
+    beast::get_lowest_layer(stream_).expires_after(context_.config.header_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code error, std::size_t) {
+                       if (error)
+                         return self->on_read_error(error);
+                       self->dispatch();
+                     });
+  }
+
+  void on_read_error(beast::error_code error) {
+    if (error == http::error::body_limit) {
+      return respond({413, error_body(XksError::kPayloadTooLarge, "request body too large")},
+                     false);
+    }
+    if (error == http::error::header_limit) {
+      return respond({400, error_body(XksError::kValidation, "request header too large")}, false);
+    }
+    bool parse_error =
+        error.category() == http::make_error_code(http::error::bad_target).category();
+    if (parse_error && error != http::error::end_of_stream &&
+        error != http::error::partial_message) {
+      return respond({400, error_body(XksError::kValidation, "malformed HTTP request")}, false);
+    }
+    close();  // end of stream, timeout, or a transport error: nothing to answer
+  }
+
+  void dispatch() {
+    auto& message = parser_->get();
+    HttpRequest request;
+    request.method = std::string(message.method_string());
+    request.target = std::string(message.target());
+    for (const auto& field : message) {
+      request.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    }
+    request.body = std::move(message.body());
+    keep_alive_ = message.keep_alive();
+    version_ = message.version();
+    beast::get_lowest_layer(stream_).expires_never();
+
+    ++context_.requests_in_flight;
+    in_flight_ = true;
+    auto deadline = hsm::SessionPool::Clock::now() + context_.config.request_deadline;
+    auto work = [self = shared_from_this(), request = std::move(request), deadline]() mutable {
+      HttpResponse response = self->context_.runtime.service().handle(request, deadline);
+      net::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
+        self->respond(std::move(response), self->keep_alive_);
+      });
+    };
+    if (!context_.runtime.executor().submit(std::move(work))) {
+      respond({503, error_body(XksError::kDependencyTimeout, "the HSM queue is full")},
+              keep_alive_);
+    }
+  }
+
+  void respond(HttpResponse answer, bool keep_alive) {
+    auto response = std::make_shared<http::response<http::string_body>>(
+        static_cast<http::status>(answer.status), version_ ? version_ : 11);
+    response->set(http::field::content_type, "application/json");
+    response->body() = std::move(answer.body);
+    response->keep_alive(keep_alive && !context_.draining);
+    response->prepare_payload();
+    bool close_after = !response->keep_alive();
+    beast::get_lowest_layer(stream_).expires_after(context_.config.idle_timeout);
+    http::async_write(
+        stream_, *response,
+        [self = shared_from_this(), response, close_after](beast::error_code error, std::size_t) {
+          if (std::exchange(self->in_flight_, false)) {
+            --self->context_.requests_in_flight;
+          }
+          if (error || close_after)
+            return self->close();
+          self->read_request();
+        });
+  }
+
+  void close() {
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(1));
+    stream_.async_shutdown([self = shared_from_this()](beast::error_code) {});
+  }
+
+  SessionContext& context_;
+  beast::ssl_stream<beast::tcp_stream> stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  bool keep_alive_ = true;
+  bool in_flight_ = false;  // counted in requests_in_flight until its answer is written
+  unsigned version_ = 11;
+};
+
+}  // namespace
+
+void start_https_session(tcp::socket socket, SessionContext& context) {
+  std::make_shared<HttpsSession>(std::move(socket), context)->start();
+}
+
+}  // namespace xks::proxy

@@ -1,0 +1,13 @@
+// One TLS connection carrying HTTP/1.1 XKS requests, kept alive across requests.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include "session_context.h"
+
+namespace xks::proxy {
+
+// Takes ownership of an accepted socket and serves it until the client or a timeout ends it.
+void start_https_session(boost::asio::ip::tcp::socket socket, SessionContext& context);
+
+}  // namespace xks::proxy

@@ -1,0 +1,72 @@
+// Building the proxy's components from its configuration.
+#include "xks/proxy/runtime.h"
+
+#include <thread>
+
+namespace xks::proxy {
+
+namespace {
+
+std::size_t threads_or_cores(std::size_t configured) {
+  return configured != 0 ? configured : std::max(1u, std::thread::hardware_concurrency());
+}
+
+}  // namespace
+
+Runtime::~Runtime() = default;
+
+tl::expected<std::unique_ptr<Runtime>, std::string> Runtime::start(const Config& config) {
+  std::unique_ptr<Runtime> runtime(new Runtime(config));
+  const HsmConfig& hsm_config = runtime->config_.hsm;
+  auto pin = hsm::read_pin(hsm_config.pin);
+  if (!pin)
+    return tl::unexpected(pin.error().message);
+  auto module = hsm::Pkcs11Module::load(hsm_config.module);
+  if (!module)
+    return tl::unexpected(module.error().message);
+  runtime->module_ = *module;
+  auto token = runtime->module_->find_token(hsm_config.token);
+  if (!token)
+    return tl::unexpected(token.error().message);
+  runtime->token_ = *token;
+  auto pool = hsm::SessionPool::open(runtime->module_, token->slot_id, std::move(*pin),
+                                     {.sessions = hsm_config.sessions});
+  if (!pool)
+    return tl::unexpected("HSM token '" + token->label + "': " + pool.error().message);
+  runtime->pool_ = std::move(*pool);
+  runtime->keys_ = std::make_unique<hsm::KeyService>(*runtime->pool_, hsm_config.profile);
+
+  auto deadline = hsm::SessionPool::Clock::now() + std::chrono::seconds(10);
+  if (auto tested = runtime->keys_->self_test(hsm_config.health_key, deadline); !tested) {
+    return tl::unexpected("self-test of vendor profile '" + hsm_config.profile.name +
+                          "' with health key '" + hsm_config.health_key +
+                          "' failed: " + tested.error().message);
+  }
+  runtime->health_ = std::make_unique<hsm::HsmHealth>(*runtime->keys_, hsm_config.health_key,
+                                                      *token, hsm::HealthOptions{});
+  runtime->health_->check(deadline);
+
+  std::vector<KeyStore> stores;
+  for (const KeyStoreConfig& store : runtime->config_.keystores) {
+    std::vector<sigv4::Credential> credentials;
+    for (const CredentialConfig& credential : store.credentials) {
+      credentials.push_back(credential.credential);
+    }
+    std::optional<std::unordered_set<std::string>> allowed;
+    if (store.allowed_keys)
+      allowed.emplace(store.allowed_keys->begin(), store.allowed_keys->end());
+    stores.push_back({store.prefix,
+                      std::make_shared<sigv4::Verifier>(std::move(credentials), store.regions),
+                      std::move(allowed)});
+  }
+  runtime->service_ = std::make_unique<XksService>(
+      std::move(stores), *runtime->keys_, *runtime->health_,
+      ProxyIdentity{runtime->config_.server.fleet_size, "xks-proxy project",
+                    std::string("xks-proxy ") + XKS_PROXY_VERSION});
+  // Queue bound: a few deadlines' worth of work per session; beyond that, shed at once.
+  std::size_t workers = threads_or_cores(hsm_config.workers);
+  runtime->executor_ = std::make_unique<hsm::HsmExecutor>(workers, 64 * hsm_config.sessions);
+  return runtime;
+}
+
+}  // namespace xks::proxy

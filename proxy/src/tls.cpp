@@ -1,0 +1,125 @@
+// TLS server context.
+#include "tls.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <algorithm>
+
+namespace xks::proxy {
+
+namespace ssl = boost::asio::ssl;
+
+namespace {
+
+constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256";
+constexpr const char* kTls13Suites =
+    "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256";
+
+// Offered protocols in preference order (ALPN wire format).
+constexpr unsigned char kAlpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+
+int select_alpn(SSL*, const unsigned char** out, unsigned char* out_length,
+                const unsigned char* offered, unsigned int offered_length, void*) {
+  unsigned char* selected = nullptr;
+  if (SSL_select_next_proto(&selected, out_length, kAlpn, sizeof kAlpn, offered, offered_length) !=
+      OPENSSL_NPN_NEGOTIATED) {
+    return SSL_TLSEXT_ERR_NOACK;  // no ALPN agreement: HTTP/1.1 without ALPN
+  }
+  *out = selected;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+std::string openssl_error() {
+  unsigned long code = ERR_get_error();
+  char text[256];
+  ERR_error_string_n(code, text, sizeof text);
+  return text;
+}
+
+// CN or a DNS subjectAltName of the leaf certificate is in the allowed list.
+bool names_allowed(X509* certificate, const std::vector<std::string>& allowed) {
+  auto listed = [&](std::string_view name) {
+    return std::find(allowed.begin(), allowed.end(), name) != allowed.end();
+  };
+  auto* names = static_cast<GENERAL_NAMES*>(
+      X509_get_ext_d2i(certificate, NID_subject_alt_name, nullptr, nullptr));
+  bool found = false;
+  for (int i = 0; names != nullptr && i < sk_GENERAL_NAME_num(names) && !found; ++i) {
+    const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
+    if (name->type != GEN_DNS)
+      continue;
+    const ASN1_IA5STRING* dns = name->d.dNSName;
+    found = listed({reinterpret_cast<const char*>(ASN1_STRING_get0_data(dns)),
+                    static_cast<std::size_t>(ASN1_STRING_length(dns))});
+  }
+  GENERAL_NAMES_free(names);
+  if (found)
+    return true;
+  X509_NAME* subject = X509_get_subject_name(certificate);
+  for (int at = X509_NAME_get_index_by_NID(subject, NID_commonName, -1); at >= 0;
+       at = X509_NAME_get_index_by_NID(subject, NID_commonName, at)) {
+    ASN1_STRING* cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, at));
+    if (listed({reinterpret_cast<const char*>(ASN1_STRING_get0_data(cn)),
+                static_cast<std::size_t>(ASN1_STRING_length(cn))})) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+tl::expected<std::shared_ptr<ssl::context>, std::string> make_server_tls_context(
+    const TlsConfig& config) {
+  auto context = std::make_shared<ssl::context>(ssl::context::tls_server);
+  SSL_CTX* native = context->native_handle();
+  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+  SSL_CTX_set_options(
+      native, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+  if (SSL_CTX_set_cipher_list(native, kTls12Ciphers) != 1 ||
+      SSL_CTX_set_ciphersuites(native, kTls13Suites) != 1) {
+    return tl::unexpected("TLS cipher configuration failed: " + openssl_error());
+  }
+  if (SSL_CTX_use_certificate_chain_file(native, config.certificate_chain.c_str()) != 1) {
+    return tl::unexpected("cannot load TLS certificate chain " + config.certificate_chain + ": " +
+                          openssl_error());
+  }
+  if (SSL_CTX_use_PrivateKey_file(native, config.private_key.c_str(), SSL_FILETYPE_PEM) != 1) {
+    return tl::unexpected("cannot load TLS private key " + config.private_key + ": " +
+                          openssl_error());
+  }
+  if (SSL_CTX_check_private_key(native) != 1) {
+    return tl::unexpected("the TLS private key does not match the certificate " +
+                          config.certificate_chain);
+  }
+  SSL_CTX_set_alpn_select_cb(native, select_alpn, nullptr);
+  SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_SERVER);
+
+  if (!config.client_ca.empty()) {
+    if (SSL_CTX_load_verify_locations(native, config.client_ca.c_str(), nullptr) != 1) {
+      return tl::unexpected("cannot load client CA " + config.client_ca + ": " + openssl_error());
+    }
+    context->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+    std::vector<std::string> allowed = config.client_names;
+    context->set_verify_callback([allowed](bool preverified, ssl::verify_context& verify) {
+      X509_STORE_CTX* store = verify.native_handle();
+      bool accepted =
+          preverified && (X509_STORE_CTX_get_error_depth(store) != 0 || allowed.empty() ||
+                          names_allowed(X509_STORE_CTX_get_current_cert(store), allowed));
+      // Every rejection (unknown CA, expired, wrong name) ends the handshake with the
+      // handshake_failure alert, as KMS's conformance client expects, rather than OpenSSL's
+      // more specific alerts.
+      if (!accepted)
+        X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
+      return accepted;
+    });
+  }
+  return context;
+}
+
+}  // namespace xks::proxy
