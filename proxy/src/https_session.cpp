@@ -2,6 +2,7 @@
 // from Content-Length and while reading, Expect: 100-continue answered, keep-alive.
 #include "https_session.h"
 
+#include <array>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -20,6 +21,8 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 constexpr std::size_t kMaxHeaderBytes = 16 * 1024;
+constexpr auto kLingerTime = std::chrono::seconds(2);
+constexpr std::size_t kMaxLingerBytes = 16 * 1024 * 1024;
 
 class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
  public:
@@ -98,6 +101,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
 
   void on_read_error(beast::error_code error) {
     if (error == http::error::body_limit) {
+      linger_ = true;
       return respond({413, error_body(XksError::kPayloadTooLarge, "request body too large")},
                      false);
     }
@@ -156,10 +160,28 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
           if (std::exchange(self->in_flight_, false)) {
             --self->context_.requests_in_flight;
           }
-          if (error || close_after)
+          if (error)
+            return self->close();
+          if (self->linger_)
+            return self->discard_rest();
+          if (close_after)
             return self->close();
           self->read_request();
         });
+  }
+
+  // After refusing an oversized body, keep reading (and dropping) what the client is still
+  // sending for a moment, so that a client that writes its whole body before reading sees
+  // the 413 instead of a reset connection.
+  void discard_rest() {
+    beast::get_lowest_layer(stream_).expires_after(kLingerTime);
+    stream_.async_read_some(net::buffer(scratch_),
+                            [self = shared_from_this()](beast::error_code error, std::size_t n) {
+                              self->discarded_ += n;
+                              if (error || self->discarded_ > kMaxLingerBytes)
+                                return self->close();
+                              self->discard_rest();
+                            });
   }
 
   void close() {
@@ -173,6 +195,9 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   std::optional<http::request_parser<http::string_body>> parser_;
   bool keep_alive_ = true;
   bool in_flight_ = false;  // counted in requests_in_flight until its answer is written
+  bool linger_ = false;     // drop the rest of an oversized body before closing
+  std::size_t discarded_ = 0;
+  std::array<char, 16 * 1024> scratch_{};
   unsigned version_ = 11;
 };
 

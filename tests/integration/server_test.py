@@ -1,0 +1,396 @@
+#!/usr/bin/python3
+"""The real xks-proxy binary over real TLS, driven by independent clients: botocore signs
+(SigV4Auth), Python's ssl/http.client and curl --aws-sigv4 talk HTTP/1.1. Every server runs on
+127.0.0.1 with ports picked free, and every wait is bounded.
+
+Usage: server_test.py PATH_TO_XKS_PROXY
+"""
+import base64
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+import uuid
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+BINARY = None
+STARTUP_SECONDS = 20
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
+def metadata(operation="Encrypt"):
+    return {"awsPrincipalArn": "arn:aws:iam::123456789012:user/Alice",
+            "kmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1",
+            "kmsOperation": operation, "kmsRequestId": str(uuid.uuid4())}
+
+
+class ProxyProcess:
+    """`xks-proxy demo --setup-only` state, a config with short timeouts, `xks-proxy serve`."""
+
+    def __init__(self, state_dir, mtls=False):
+        self.dir = state_dir
+        self.port, self.admin_port = free_port(), free_port()
+        setup = [BINARY, "demo", "--setup-only", "--state-dir", state_dir,
+                 "--port", str(self.port), "--admin-port", str(self.admin_port)]
+        if mtls:
+            setup.append("--mtls")
+        subprocess.run(setup, check=True, stdout=subprocess.DEVNULL, timeout=60)
+        with open(os.path.join(state_dir, "xks-proxy.toml")) as f:
+            config = f.read()
+        config = config.replace(
+            "[server]\n",
+            "[server]\nheader_timeout_ms = 700\nidle_timeout_ms = 5000\n"
+            "max_body_bytes = 65536\nfleet_size = 2\n")
+        self.config = os.path.join(state_dir, "test.toml")
+        with open(self.config, "w") as f:
+            f.write(config)
+        self.access_key_id = open(os.path.join(state_dir, "secrets/sigv4-access-key-id")).read()
+        self.secret = open(os.path.join(state_dir, "secrets/sigv4-secret")).read()
+        self.ca = os.path.join(state_dir, "tls/ca.pem")
+        self.log = open(os.path.join(state_dir, "serve.log"), "w")
+        env = dict(os.environ, SOFTHSM2_CONF=os.path.join(state_dir, "softhsm/softhsm2.conf"))
+        self.process = subprocess.Popen([BINARY, "serve", "--config", self.config],
+                                        stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.time() + STARTUP_SECONDS
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(
+                        "http://127.0.0.1:%d/readyz" % self.admin_port, timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("xks-proxy did not become ready; see " + self.log.name)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+        return self.process.returncode
+
+    def tls_context(self, client_cert=None):
+        context = ssl.create_default_context(cafile=self.ca)
+        if client_cert:
+            context.load_cert_chain(*client_cert)
+        return context
+
+    def signed(self, method, path, body, secret=None, region="us-east-1", extra_headers=None):
+        """Headers for a request signed by botocore as KMS signs (host;x-amz-date)."""
+        request = AWSRequest(method=method, url="https://localhost:%d%s" % (self.port, path),
+                             data=body, headers=dict(extra_headers or {}))
+        SigV4Auth(Credentials(self.access_key_id, secret or self.secret), "kms-xks-proxy",
+                  region).add_auth(request)
+        headers = dict(request.headers.items())
+        headers["Host"] = "localhost:%d" % self.port
+        headers["Content-Type"] = "application/json"
+        return headers
+
+    def call(self, operation_path, payload, method="POST", secret=None, connection=None,
+             prefix="/example"):
+        path = prefix + "/kms/xks/v1/" + operation_path
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        own = connection is None
+        if own:
+            connection = http.client.HTTPSConnection("localhost", self.port, timeout=10,
+                                                     context=self.tls_context())
+        connection.request(method, path, body=body, headers=self.signed(method, path, body, secret))
+        response = connection.getresponse()
+        data = response.read()
+        if own:
+            connection.close()
+        return response.status, json.loads(data) if data else None
+
+
+class ServerTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="xks-server-test-")
+        cls.proxy = ProxyProcess(os.path.join(cls.tmp, "demo"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def expect_error(self, result, status, name):
+        self.assertEqual(result[0], status, result)
+        self.assertEqual(result[1]["errorName"], name, result)
+
+    def test_health_status(self):
+        status, body = self.proxy.call("health", {"requestMetadata": {
+            "kmsRequestId": "1", "kmsOperation": "KmsHealthCheck"}})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["xksProxyFleetSize"], 2)
+        self.assertEqual(body["ekmVendor"], "SoftHSM project")
+        self.assertEqual(len(body["ekmFleetDetails"]), 1)
+        self.assertEqual(body["ekmFleetDetails"][0]["healthStatus"], "ACTIVE")
+
+    def test_key_metadata(self):
+        status, body = self.proxy.call("keys/foo/metadata", {"requestMetadata": metadata("CreateKey")})
+        self.assertEqual((status, body), (200, {"keySpec": "AES_256",
+                                               "keyUsage": ["ENCRYPT", "DECRYPT"],
+                                               "keyStatus": "ENABLED"}))
+
+    def test_encrypt_decrypt_round_trip_with_aad_and_cdiv(self):
+        plaintext, aad = os.urandom(4300), os.urandom(8192)
+        status, sealed = self.proxy.call("keys/foo/encrypt", {
+            "requestMetadata": metadata(), "plaintext": b64(plaintext),
+            "additionalAuthenticatedData": b64(aad), "encryptionAlgorithm": "AES_GCM",
+            "ciphertextDataIntegrityValueAlgorithm": "SHA_256"})
+        self.assertEqual(status, 200, sealed)
+        parts = [base64.b64decode(sealed[k]) for k in
+                 ("initializationVector", "ciphertext", "authenticationTag")]
+        self.assertEqual(len(parts[0]), 12)
+        self.assertEqual(len(parts[1]), 4300)
+        self.assertEqual(len(parts[2]), 16)
+        # Spec appendix C, computed independently here.
+        self.assertEqual(sealed["ciphertextDataIntegrityValue"],
+                         b64(hashlib.sha256(aad + b"".join(parts)).digest()))
+        decrypt = {"requestMetadata": metadata("Decrypt"), "ciphertext": sealed["ciphertext"],
+                   "initializationVector": sealed["initializationVector"],
+                   "authenticationTag": sealed["authenticationTag"],
+                   "additionalAuthenticatedData": b64(aad), "encryptionAlgorithm": "AES_GCM"}
+        status, opened = self.proxy.call("keys/foo/decrypt", decrypt)
+        self.assertEqual(status, 200, opened)
+        self.assertEqual(base64.b64decode(opened["plaintext"]), plaintext)
+        decrypt["authenticationTag"] = b64(bytes(16))
+        self.expect_error(self.proxy.call("keys/foo/decrypt", decrypt), 400,
+                          "InvalidCiphertextException")
+
+    def test_every_error_the_proxy_produces(self):
+        encrypt = {"requestMetadata": metadata(), "plaintext": "AAAA",
+                   "encryptionAlgorithm": "AES_GCM"}
+        self.expect_error(self.proxy.call("keys/foo/encrypt", {}), 400, "ValidationException")
+        self.expect_error(self.proxy.call("keys/foo/encrypt", b"{not json"), 400,
+                          "ValidationException")
+        self.expect_error(self.proxy.call("keys/missing/encrypt", encrypt), 404,
+                          "KeyNotFoundException")
+        self.expect_error(self.proxy.call("keys/foo/encrypt", encrypt, prefix="/other"), 404,
+                          "InvalidUriPathException")
+        self.expect_error(self.proxy.call("keys/foo/encrypt", encrypt, secret="x" * 44), 401,
+                          "AuthenticationFailedException")
+        self.expect_error(self.proxy.call("keys/decrypt_only_key/encrypt", encrypt), 400,
+                          "InvalidKeyUsageException")
+        cdiv = dict(encrypt, ciphertextDataIntegrityValueAlgorithm="SHA_256")
+        self.expect_error(self.proxy.call("keys/encrypt_only_key/encrypt", cdiv), 400,
+                          "InvalidKeyUsageException")
+        status, body = self.proxy.call("keys/foo/metadata", {"requestMetadata": metadata()},
+                                       method="GET")
+        self.assertEqual(status, 405, body)
+
+    def test_forward_compatible_requests_are_accepted(self):
+        status, body = self.proxy.call("keys/foo/encrypt", {
+            "requestMetadata": dict(metadata("BulkEncryptOfTheFuture"), newField="x"),
+            "plaintext": "AAAA", "encryptionAlgorithm": "AES_GCM", "futureOption": [1, 2]})
+        self.assertEqual(status, 200, body)
+
+    def test_keep_alive_serves_several_requests_on_one_connection(self):
+        connection = http.client.HTTPSConnection("localhost", self.proxy.port, timeout=10,
+                                                 context=self.proxy.tls_context())
+        for _ in range(5):
+            status, _ = self.proxy.call("keys/foo/metadata", {"requestMetadata": metadata()},
+                                        connection=connection)
+            self.assertEqual(status, 200)
+        connection.close()
+
+    def test_a_one_mebibyte_body_is_refused_and_the_server_keeps_serving(self):
+        status, body = self.proxy.call("keys/foo/encrypt", b"{" + b" " * (1 << 20) + b"}")
+        self.assertEqual(status, 413)
+        self.assertEqual(body["errorName"], "PayloadTooLargeException")
+        self.test_key_metadata()
+
+    def raw_tls_socket(self):
+        sock = socket.create_connection(("127.0.0.1", self.proxy.port), timeout=10)
+        return self.proxy.tls_context().wrap_socket(sock, server_hostname="localhost")
+
+    def test_a_client_that_stalls_in_its_headers_is_cut_off(self):
+        with self.raw_tls_socket() as tls:
+            tls.sendall(b"POST /example/kms/xks/v1/health HTTP/1.1\r\nHost: localhost\r\n")
+            started = time.time()
+            tls.settimeout(10)
+            try:
+                data = tls.recv(1024)
+            except (ssl.SSLError, ConnectionResetError):
+                data = b""
+            self.assertEqual(data, b"")
+            self.assertLess(time.time() - started, 9)  # the 0.7 s header timeout, not ours
+
+    def test_expect_100_continue_is_answered(self):
+        path = "/example/kms/xks/v1/keys/foo/metadata"
+        body = json.dumps({"requestMetadata": metadata()}).encode()
+        headers = self.proxy.signed("POST", path, body, extra_headers={"Expect": "100-continue"})
+        with self.raw_tls_socket() as tls:
+            head = "POST %s HTTP/1.1\r\n" % path + "".join(
+                "%s: %s\r\n" % kv for kv in headers.items())
+            head += "Content-Length: %d\r\n\r\n" % len(body)
+            tls.sendall(head.encode())
+            interim = tls.recv(1024)
+            self.assertTrue(interim.startswith(b"HTTP/1.1 100 Continue"), interim)
+            tls.sendall(body)
+            answer = b""
+            while b"keySpec" not in answer:
+                chunk = tls.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+            self.assertIn(b"HTTP/1.1 200 OK", answer)
+
+    def test_curl_signs_and_sends_over_http_1_1(self):
+        path = "/example/kms/xks/v1/keys/foo/encrypt"
+        body = json.dumps({"requestMetadata": metadata(), "plaintext": "SGVsbG8=",
+                           "encryptionAlgorithm": "AES_GCM"})
+        result = subprocess.run(
+            ["curl", "--silent", "--show-error", "--http1.1", "--max-time", "10",
+             "--cacert", self.proxy.ca, "--aws-sigv4", "aws:amz:us-east-1:kms-xks-proxy",
+             "--user", self.proxy.access_key_id + ":" + self.proxy.secret,
+             "-H", "Content-Type: application/json", "--data-binary", body,
+             "https://localhost:%d%s" % (self.proxy.port, path)],
+            capture_output=True, timeout=20, check=True)
+        answer = json.loads(result.stdout)
+        self.assertEqual(len(base64.b64decode(answer["ciphertext"])), 5)
+        self.assertEqual(result.stdout.count(b"\n"), 0)  # compact, one line
+
+    def test_tls_versions_and_suites(self):
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            context = self.proxy.tls_context()
+            context.minimum_version = context.maximum_version = version
+            with socket.create_connection(("127.0.0.1", self.proxy.port), timeout=10) as sock:
+                with context.wrap_socket(sock, server_hostname="localhost") as tls:
+                    self.assertEqual(tls.version(), version.name.replace("v", "v").replace(
+                        "TLSv1_", "TLSv1."))
+                    self.assertIn(tls.cipher()[0], (
+                        "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
+                        "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305"))
+        old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        old.load_verify_locations(self.proxy.ca)
+        old.set_ciphers("DEFAULT:@SECLEVEL=0")
+        old.minimum_version = ssl.TLSVersion.TLSv1
+        old.maximum_version = ssl.TLSVersion.TLSv1_1
+        with socket.create_connection(("127.0.0.1", self.proxy.port), timeout=10) as sock:
+            with self.assertRaises(ssl.SSLError):
+                old.wrap_socket(sock, server_hostname="localhost")
+
+
+class MutualTlsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="xks-mtls-test-")
+        cls.proxy = ProxyProcess(os.path.join(cls.tmp, "demo"), mtls=True)
+        tls = os.path.join(cls.proxy.dir, "tls")
+        cls.client = (os.path.join(tls, "client.pem"), os.path.join(tls, "client-key.pem"))
+        # A certificate with an allowed-looking name but from another CA.
+        cls.stranger = (os.path.join(cls.tmp, "stranger.pem"), os.path.join(cls.tmp, "stranger-key.pem"))
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+                        "-subj", "/CN=cks.kms.us-east-1.amazonaws.com",
+                        "-keyout", cls.stranger[1], "-out", cls.stranger[0]],
+                       check=True, capture_output=True, timeout=30)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def handshake(self, client_cert):
+        context = self.proxy.tls_context(client_cert)
+        with socket.create_connection(("127.0.0.1", self.proxy.port), timeout=10) as sock:
+            with context.wrap_socket(sock, server_hostname="localhost") as tls:
+                # TLS 1.3 reports a rejected client certificate on the first read.
+                tls.sendall(b"GET /x HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                return tls.recv(1024)
+
+    def test_the_kms_client_certificate_is_accepted(self):
+        self.assertTrue(self.handshake(self.client).startswith(b"HTTP/1.1"))
+
+    def test_other_certificates_end_the_handshake_with_handshake_failure(self):
+        for cert in (None, self.stranger):
+            with self.assertRaises(ssl.SSLError) as caught:
+                self.handshake(cert)
+            if cert is not None:
+                self.assertIn("HANDSHAKE_FAILURE", str(caught.exception).upper())
+
+
+class CheckCommandTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="xks-check-test-")
+        cls.dir = os.path.join(cls.tmp, "demo")
+        subprocess.run([BINARY, "demo", "--setup-only", "--state-dir", cls.dir],
+                       check=True, stdout=subprocess.DEVNULL, timeout=60)
+        with open(os.path.join(cls.dir, "xks-proxy.toml")) as f:
+            cls.config = f.read()
+        cls.env = dict(os.environ, SOFTHSM2_CONF=os.path.join(cls.dir, "softhsm/softhsm2.conf"))
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def check(self, config):
+        path = os.path.join(self.tmp, "check.toml")
+        with open(path, "w") as f:
+            f.write(config)
+        return subprocess.run([BINARY, "check", "--config", path], capture_output=True,
+                              text=True, timeout=60, env=self.env)
+
+    def test_a_good_configuration_passes_with_its_self_test(self):
+        result = self.check(self.config)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("passed the softhsm self-test", result.stdout)
+
+    def test_problems_are_named(self):
+        bad_key = self.check(self.config.replace('health_key = "xks-health"',
+                                                 'health_key = "no-such-key"'))
+        self.assertEqual(bad_key.returncode, 1)
+        self.assertIn("self-test", bad_key.stderr)
+        unknown = self.check(self.config.replace("[hsm]\n", "[hsm]\nspeed = 1\n"))
+        self.assertEqual(unknown.returncode, 1)
+        self.assertRegex(unknown.stderr, r"check\.toml:\d+: hsm\.speed: unknown key")
+        wrong_profile = self.check(self.config.replace('vendor_profile = "softhsm"',
+                                                       'vendor_profile = "luna"'))
+        self.assertEqual(wrong_profile.returncode, 1)
+        self.assertIn("self-test of vendor profile 'luna'", wrong_profile.stderr)
+
+
+class DrainTest(unittest.TestCase):
+    def test_sigterm_stops_cleanly(self):
+        tmp = tempfile.mkdtemp(prefix="xks-drain-test-")
+        try:
+            proxy = ProxyProcess(os.path.join(tmp, "demo"))
+            status, _ = proxy.call("keys/foo/metadata", {"requestMetadata": metadata()})
+            self.assertEqual(status, 200)
+            self.assertEqual(proxy.stop(), 0)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    BINARY = sys.argv.pop(1)
+    unittest.main(verbosity=2)
