@@ -18,6 +18,7 @@
 #include "serve_command.h"
 #include "xks/hsm/key_admin.h"
 #include "xks/hsm/pkcs11_module.h"
+#include "xks/proxy/credentials.h"
 
 namespace xks::proxy {
 
@@ -187,26 +188,20 @@ void setup_tls(const fs::path& dir, const fs::path& log) {
   }
 }
 
-struct DemoCredential {
-  std::string access_key_id;
-  std::string secret;
-};
-
-DemoCredential setup_credential(const fs::path& dir) {
-  DemoCredential credential;
-  credential.access_key_id = persistent(dir / "secrets" / "sigv4-access-key-id", [] {
-    return random_string("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 20);
-  });
-  credential.secret = persistent(dir / "secrets" / "sigv4-secret", [] {
-    std::vector<std::uint8_t> bytes(32);  // 256 bits of entropy, as the spec asks
-    RAND_bytes(bytes.data(), static_cast<int>(bytes.size()));
-    return base64_encode(bytes);
-  });
+sigv4::Credential setup_credential(const fs::path& dir) {
+  fs::path id_file = dir / "secrets" / "sigv4-access-key-id";
+  fs::path secret_file = dir / "secrets" / "sigv4-secret";
+  if (fs::exists(id_file) && fs::exists(secret_file)) {
+    return {read_file(id_file), read_file(secret_file)};
+  }
+  sigv4::Credential credential = generate_credential();
+  write_private(id_file, credential.access_key_id);
+  write_private(secret_file, credential.secret_access_key);
   return credential;
 }
 
 void write_config(const fs::path& dir, const DemoOptions& options,
-                  const DemoCredential& credential) {
+                  const sigv4::Credential& credential) {
   fs::path abs = fs::absolute(dir);
   std::ofstream config(dir / "xks-proxy.toml");
   config << "# Written by `xks-proxy demo`; rewritten on every start.\n"
@@ -226,17 +221,14 @@ void write_config(const fs::path& dir, const DemoOptions& options,
          << "[[keystore.credential]]\naccess_key_id = \"" << credential.access_key_id << "\"\n"
          << "secret_file = \"" << (abs / "secrets/sigv4-secret").string() << "\"\n";
   write_private(dir / "kms-console.json",
-                std::string(R"({"XksProxyUriPath":")") + kPrefix +
-                    R"(/kms/xks/v1","XksProxyAuthenticationCredential":{"AccessKeyId":")" +
-                    credential.access_key_id + R"(","RawSecretAccessKey":")" + credential.secret +
-                    "\"}}\n");
+                kms_console_json(std::string(kPrefix) + "/kms/xks/v1", credential));
 }
 
 }  // namespace
 
 int demo_command(const DemoOptions& options) {
   fs::path dir = options.state_dir;
-  DemoCredential credential;
+  sigv4::Credential credential;
   try {
     fs::create_directories(dir / "secrets");
     fs::permissions(dir, fs::perms::owner_all);

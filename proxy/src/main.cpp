@@ -1,6 +1,7 @@
 // xks-proxy command line: parse, then hand over to one command.
 #include <CLI/CLI.hpp>
 
+#include "credentials_command.h"
 #include "demo_command.h"
 #include "keys_command.h"
 #include "serve_command.h"
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
   demo->callback([&] { exit_code = xks::proxy::demo_command(demo_options); });
 
   xks::proxy::add_keys_command(app, exit_code);
+  xks::proxy::add_credentials_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

@@ -379,6 +379,22 @@ class CheckCommandTest(unittest.TestCase):
         self.assertIn("self-test of vendor profile 'luna'", wrong_profile.stderr)
 
 
+class CredentialsCommandTest(unittest.TestCase):
+    def test_prints_a_new_credential_for_the_kms_console(self):
+        files = [json.loads(subprocess.run(
+            [BINARY, "credentials", "new", "--uri-path", "/tenant-a/kms/xks/v1"],
+            capture_output=True, check=True, timeout=30).stdout) for _ in range(2)]
+        for file in files:
+            self.assertEqual(file["XksProxyUriPath"], "/tenant-a/kms/xks/v1")
+            credential = file["XksProxyAuthenticationCredential"]
+            self.assertRegex(credential["AccessKeyId"], r"^[A-Z2-7]{20}$")
+            self.assertEqual(len(base64.b64decode(credential["RawSecretAccessKey"])), 32)
+        self.assertNotEqual(files[0], files[1])
+        refused = subprocess.run([BINARY, "credentials", "new", "--uri-path", "/bad path"],
+                                 capture_output=True, timeout=30)
+        self.assertEqual(refused.returncode, 2)
+
+
 class DrainTest(unittest.TestCase):
     def test_sigterm_stops_cleanly(self):
         tmp = tempfile.mkdtemp(prefix="xks-drain-test-")
