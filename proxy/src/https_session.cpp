@@ -9,6 +9,8 @@
 #include <boost/beast/ssl.hpp>
 #include <optional>
 
+#include "http2_session.h"
+#include "request_dispatch.h"
 #include "xks/proxy/xks_error.h"
 
 namespace xks::proxy {
@@ -34,14 +36,25 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
 
   void start() {
     beast::get_lowest_layer(stream_).expires_after(context_.config.handshake_timeout);
-    stream_.async_handshake(net::ssl::stream_base::server,
-                            [self = shared_from_this()](beast::error_code error) {
-                              if (!error)
-                                self->read_request();
-                            });
+    stream_.async_handshake(
+        net::ssl::stream_base::server, [self = shared_from_this()](beast::error_code error) {
+          if (error)
+            return;
+          if (self->negotiated_h2()) {
+            return start_http2_session(std::move(self->stream_), self->context_);
+          }
+          self->read_request();
+        });
   }
 
  private:
+  bool negotiated_h2() {
+    const unsigned char* protocol = nullptr;
+    unsigned int length = 0;
+    SSL_get0_alpn_selected(stream_.native_handle(), &protocol, &length);
+    return std::string_view(reinterpret_cast<const char*>(protocol), length) == "h2";
+  }
+
   void read_request() {
     if (context_.draining)
       return close();
@@ -130,19 +143,11 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
     version_ = message.version();
     beast::get_lowest_layer(stream_).expires_never();
 
-    ++context_.requests_in_flight;
     in_flight_ = true;
-    auto deadline = hsm::SessionPool::Clock::now() + context_.config.request_deadline;
-    auto work = [self = shared_from_this(), request = std::move(request), deadline]() mutable {
-      HttpResponse response = self->context_.runtime.service().handle(request, deadline);
-      net::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
-        self->respond(std::move(response), self->keep_alive_);
-      });
-    };
-    if (!context_.runtime.executor().submit(std::move(work))) {
-      respond({503, error_body(XksError::kDependencyTimeout, "the HSM queue is full")},
-              keep_alive_);
-    }
+    dispatch_request(context_, std::move(request), stream_.get_executor(),
+                     [self = shared_from_this()](HttpResponse response) {
+                       self->respond(std::move(response), self->keep_alive_);
+                     });
   }
 
   void respond(HttpResponse answer, bool keep_alive) {
@@ -157,9 +162,8 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
     http::async_write(
         stream_, *response,
         [self = shared_from_this(), response, close_after](beast::error_code error, std::size_t) {
-          if (std::exchange(self->in_flight_, false)) {
-            --self->context_.requests_in_flight;
-          }
+          if (std::exchange(self->in_flight_, false))
+            request_finished(self->context_);
           if (error)
             return self->close();
           if (self->linger_)

@@ -263,20 +263,48 @@ class ServerTest(unittest.TestCase):
                 answer += chunk
             self.assertIn(b"HTTP/1.1 200 OK", answer)
 
-    def test_curl_signs_and_sends_over_http_1_1(self):
-        path = "/example/kms/xks/v1/keys/foo/encrypt"
+    def curl(self, protocol, body, urls=1, path="/example/kms/xks/v1/keys/foo/encrypt"):
+        """curl --aws-sigv4 sending `body` to `path` `urls` times on one connection; returns
+        [(http_version, status, body)]."""
+        marker = "\n@@%{http_version} %{http_code}@@\n"
+        body_file = os.path.join(self.tmp, "curl-body")
+        with open(body_file, "w") as f:
+            f.write(body)
+        command = ["curl", "--silent", "--show-error", protocol, "--max-time", "10",
+                   "--cacert", self.proxy.ca, "--aws-sigv4", "aws:amz:us-east-1:kms-xks-proxy",
+                   "--user", self.proxy.access_key_id + ":" + self.proxy.secret,
+                   "-H", "Content-Type: application/json", "--data-binary", "@" + body_file,
+                   "-w", marker]
+        command += ["https://localhost:%d%s" % (self.proxy.port, path)] * urls
+        output = subprocess.run(command, capture_output=True, timeout=30, check=True).stdout
+        results = []
+        for chunk in output.decode().split("@@\n"):
+            if "@@" in chunk:
+                answer, trailer = chunk.split("\n@@")
+                version, status = trailer.split()
+                results.append((version, int(status), answer))
+        return results
+
+    def test_curl_signs_and_sends_over_http_1_1_and_http_2(self):
         body = json.dumps({"requestMetadata": metadata(), "plaintext": "SGVsbG8=",
                            "encryptionAlgorithm": "AES_GCM"})
-        result = subprocess.run(
-            ["curl", "--silent", "--show-error", "--http1.1", "--max-time", "10",
-             "--cacert", self.proxy.ca, "--aws-sigv4", "aws:amz:us-east-1:kms-xks-proxy",
-             "--user", self.proxy.access_key_id + ":" + self.proxy.secret,
-             "-H", "Content-Type: application/json", "--data-binary", body,
-             "https://localhost:%d%s" % (self.proxy.port, path)],
-            capture_output=True, timeout=20, check=True)
-        answer = json.loads(result.stdout)
-        self.assertEqual(len(base64.b64decode(answer["ciphertext"])), 5)
-        self.assertEqual(result.stdout.count(b"\n"), 0)  # compact, one line
+        for protocol, version in (("--http1.1", "1.1"), ("--http2", "2")):
+            results = self.curl(protocol, body, urls=3)  # three requests, one connection
+            self.assertEqual(len(results), 3)
+            for got_version, status, answer in results:
+                self.assertEqual((got_version, status), (version, 200), answer)
+                self.assertEqual(answer.count("\n"), 0)  # compact, one line
+                self.assertEqual(len(base64.b64decode(json.loads(answer)["ciphertext"])), 5)
+
+    def test_http_2_answers_errors_and_oversized_bodies(self):
+        (version, status, answer), = self.curl("--http2", "{}")
+        self.assertEqual((version, status), ("2", 400))
+        self.assertEqual(json.loads(answer)["errorName"], "ValidationException")
+        (version, status, answer), = self.curl("--http2", " " * (1 << 20))
+        self.assertEqual((version, status), ("2", 413))
+        self.assertEqual(json.loads(answer)["errorName"], "PayloadTooLargeException")
+        (version, status, _), = self.curl("--http2", "{}", path="/nowhere")
+        self.assertEqual((version, status), ("2", 404))
 
     def test_tls_versions_and_suites(self):
         for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
