@@ -58,6 +58,9 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   void read_request() {
     if (context_.draining)
       return close();
+    // Keep nothing large while idle: most connections wait between KMS requests.
+    if (buffer_.size() == 0)
+      buffer_.shrink_to_fit();
     parser_.emplace();
     parser_->body_limit(context_.config.max_body_bytes);
     parser_->header_limit(kMaxHeaderBytes);
@@ -178,8 +181,9 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   // sending for a moment, so that a client that writes its whole body before reading sees
   // the 413 instead of a reset connection.
   void discard_rest() {
+    if (!scratch_) scratch_ = std::make_unique<std::array<char, 16 * 1024>>();
     beast::get_lowest_layer(stream_).expires_after(kLingerTime);
-    stream_.async_read_some(net::buffer(scratch_),
+    stream_.async_read_some(net::buffer(*scratch_),
                             [self = shared_from_this()](beast::error_code error, std::size_t n) {
                               self->discarded_ += n;
                               if (error || self->discarded_ > kMaxLingerBytes)
@@ -201,7 +205,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   bool in_flight_ = false;  // counted in requests_in_flight until its answer is written
   bool linger_ = false;     // drop the rest of an oversized body before closing
   std::size_t discarded_ = 0;
-  std::array<char, 16 * 1024> scratch_{};
+  std::unique_ptr<std::array<char, 16 * 1024>> scratch_;  // only while lingering
   unsigned version_ = 11;
 };
 
