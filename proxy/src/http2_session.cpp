@@ -18,7 +18,7 @@ namespace xks::proxy {
 
 namespace {
 
-namespace beast = boost::beast;
+using error_code = boost::system::error_code;
 namespace net = boost::asio;
 
 constexpr std::uint32_t kMaxConcurrentStreams = 128;
@@ -42,8 +42,8 @@ nghttp2_nv header(std::string_view name, std::string_view value) {
 
 class Http2Session : public std::enable_shared_from_this<Http2Session> {
  public:
-  Http2Session(TlsStream stream, SessionContext& context)
-      : context_(context), stream_(std::move(stream)) {
+  Http2Session(std::unique_ptr<TlsSocket> stream, SessionContext& context)
+      : context_(context), tls_(std::move(stream)), stream_(*tls_) {
     ++context_.open_connections;
   }
 
@@ -205,9 +205,9 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
       goaway_sent_ = true;
       flush();
     }
-    beast::get_lowest_layer(stream_).expires_after(context_.config.idle_timeout);
+    stream_.expires_after(context_.config.idle_timeout);
     stream_.async_read_some(
-        net::buffer(input_), [self = shared_from_this()](beast::error_code error, std::size_t n) {
+        net::buffer(input_), [self = shared_from_this()](error_code error, std::size_t n) {
           if (error)
             return;
           ssize_t used = nghttp2_session_mem_recv(self->session_, self->input_.data(), n);
@@ -234,7 +234,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
       return;
     writing_ = true;
     net::async_write(stream_, net::buffer(output_),
-                     [self = shared_from_this()](beast::error_code error, std::size_t) {
+                     [self = shared_from_this()](error_code error, std::size_t) {
                        self->writing_ = false;
                        if (!error)
                          self->flush();
@@ -242,7 +242,8 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   }
 
   SessionContext& context_;
-  TlsStream stream_;
+  std::unique_ptr<TlsSocket> tls_;
+  TlsSocket& stream_;
   nghttp2_session* session_ = nullptr;
   std::map<std::int32_t, Stream> streams_;
   std::array<std::uint8_t, 16 * 1024> input_{};
@@ -253,7 +254,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
 
 }  // namespace
 
-void start_http2_session(TlsStream stream, SessionContext& context) {
+void start_http2_session(std::unique_ptr<TlsSocket> stream, SessionContext& context) {
   std::make_shared<Http2Session>(std::move(stream), context)->start();
 }
 

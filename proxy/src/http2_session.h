@@ -2,17 +2,14 @@
 // socket and drained into it, many XKS requests multiplexed as streams.
 #pragma once
 
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
+#include <memory>
 
 #include "session_context.h"
+#include "tls_socket.h"
 
 namespace xks::proxy {
 
-using TlsStream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
-
-// Takes over a stream whose TLS handshake negotiated h2.
-void start_http2_session(TlsStream stream, SessionContext& context);
+// Takes over a connection whose TLS handshake negotiated h2.
+void start_http2_session(std::unique_ptr<TlsSocket> stream, SessionContext& context);
 
 }  // namespace xks::proxy

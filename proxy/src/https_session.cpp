@@ -6,11 +6,11 @@
 #include <boost/asio/post.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <optional>
 
 #include "http2_session.h"
 #include "request_dispatch.h"
+#include "tls_socket.h"
 #include "xks/proxy/xks_error.h"
 
 namespace xks::proxy {
@@ -29,32 +29,27 @@ constexpr std::size_t kMaxLingerBytes = 16 * 1024 * 1024;
 class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
  public:
   HttpsSession(tcp::socket socket, SessionContext& context)
-      : context_(context), stream_(std::move(socket), context.tls) {
+      : context_(context),
+        tls_(std::make_unique<TlsSocket>(std::move(socket), context.tls.native_handle())),
+        stream_(*tls_) {
     ++context_.open_connections;
   }
   ~HttpsSession() { --context_.open_connections; }
 
   void start() {
-    beast::get_lowest_layer(stream_).expires_after(context_.config.handshake_timeout);
-    stream_.async_handshake(
-        net::ssl::stream_base::server, [self = shared_from_this()](beast::error_code error) {
-          if (error)
-            return;
-          if (self->negotiated_h2()) {
-            return start_http2_session(std::move(self->stream_), self->context_);
-          }
-          self->read_request();
-        });
+    stream_.expires_after(context_.config.handshake_timeout);
+    stream_.async_handshake([self = shared_from_this()](beast::error_code error, std::size_t) {
+      if (error) {
+        self->stream_.expires_after(std::chrono::seconds(1));
+        return self->stream_.async_drain([self](beast::error_code) { self->stream_.close(); });
+      }
+      if (self->stream_.alpn() == "h2")
+        return start_http2_session(std::move(self->tls_), self->context_);
+      self->read_request();
+    });
   }
 
  private:
-  bool negotiated_h2() {
-    const unsigned char* protocol = nullptr;
-    unsigned int length = 0;
-    SSL_get0_alpn_selected(stream_.native_handle(), &protocol, &length);
-    return std::string_view(reinterpret_cast<const char*>(protocol), length) == "h2";
-  }
-
   void read_request() {
     if (context_.draining)
       return close();
@@ -65,7 +60,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
     parser_->body_limit(context_.config.max_body_bytes);
     parser_->header_limit(kMaxHeaderBytes);
     // Idle until the next request starts; from its first byte, the header timeout applies.
-    beast::get_lowest_layer(stream_).expires_after(context_.config.idle_timeout);
+    stream_.expires_after(context_.config.idle_timeout);
     http::async_read_some(stream_, buffer_, *parser_,
                           [self = shared_from_this()](beast::error_code error, std::size_t) {
                             self->on_first_bytes(error);
@@ -77,7 +72,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
       return on_read_error(error);
     if (parser_->is_header_done())
       return on_header();
-    beast::get_lowest_layer(stream_).expires_after(context_.config.header_timeout);
+    stream_.expires_after(context_.config.header_timeout);
     http::async_read_header(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code header_error, std::size_t) {
@@ -106,7 +101,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   }
 
   void read_body() {
-    beast::get_lowest_layer(stream_).expires_after(context_.config.header_timeout);
+    stream_.expires_after(context_.config.header_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code error, std::size_t) {
                        if (error)
@@ -144,7 +139,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
     request.body = std::move(message.body());
     keep_alive_ = message.keep_alive();
     version_ = message.version();
-    beast::get_lowest_layer(stream_).expires_never();
+    stream_.expires_never();
 
     in_flight_ = true;
     dispatch_request(context_, std::move(request), stream_.get_executor(),
@@ -161,7 +156,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
     response->keep_alive(keep_alive && !context_.draining);
     response->prepare_payload();
     bool close_after = !response->keep_alive();
-    beast::get_lowest_layer(stream_).expires_after(context_.config.idle_timeout);
+    stream_.expires_after(context_.config.idle_timeout);
     http::async_write(
         stream_, *response,
         [self = shared_from_this(), response, close_after](beast::error_code error, std::size_t) {
@@ -181,8 +176,9 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   // sending for a moment, so that a client that writes its whole body before reading sees
   // the 413 instead of a reset connection.
   void discard_rest() {
-    if (!scratch_) scratch_ = std::make_unique<std::array<char, 16 * 1024>>();
-    beast::get_lowest_layer(stream_).expires_after(kLingerTime);
+    if (!scratch_)
+      scratch_ = std::make_unique<std::array<char, 16 * 1024>>();
+    stream_.expires_after(kLingerTime);
     stream_.async_read_some(net::buffer(*scratch_),
                             [self = shared_from_this()](beast::error_code error, std::size_t n) {
                               self->discarded_ += n;
@@ -193,12 +189,14 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   }
 
   void close() {
-    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(1));
-    stream_.async_shutdown([self = shared_from_this()](beast::error_code) {});
+    stream_.expires_after(std::chrono::seconds(1));
+    stream_.async_shutdown(
+        [self = shared_from_this()](beast::error_code, std::size_t) { self->stream_.close(); });
   }
 
   SessionContext& context_;
-  beast::ssl_stream<beast::tcp_stream> stream_;
+  std::unique_ptr<TlsSocket> tls_;  // handed to HTTP/2 when ALPN chose h2
+  TlsSocket& stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   bool keep_alive_ = true;

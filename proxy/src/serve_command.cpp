@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <iostream>
 
 #include "tls.h"
@@ -54,6 +55,9 @@ int serve_command(const std::string& config_path) {
     spdlog::error("cannot start: {}", started.error());
     return 1;
   }
+  // OpenSSL writes to the sockets itself (see TlsSocket); a peer that has gone must cost an
+  // EPIPE on that connection, not the process.
+  std::signal(SIGPIPE, SIG_IGN);
   Server server(*started->runtime, started->tls);
   if (auto listening = server.listen(); !listening) {
     spdlog::error("cannot start: {}", listening.error());

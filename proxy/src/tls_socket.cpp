@@ -1,0 +1,59 @@
+// The TLS connection's non-template parts.
+#include "tls_socket.h"
+
+namespace xks::proxy {
+
+TlsSocket::TlsSocket(boost::asio::ip::tcp::socket socket, SSL_CTX* context)
+    : socket_(std::move(socket)), timer_(socket_.get_executor()), ssl_(SSL_new(context)) {
+  socket_.non_blocking(true);
+  socket_.set_option(boost::asio::ip::tcp::no_delay(true));
+  SSL_set_fd(ssl_, socket_.native_handle());
+  SSL_set_accept_state(ssl_);
+  SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                         SSL_MODE_RELEASE_BUFFERS);
+}
+
+TlsSocket::~TlsSocket() {
+  SSL_free(ssl_);
+}
+
+std::string_view TlsSocket::alpn() const {
+  const unsigned char* protocol = nullptr;
+  unsigned int length = 0;
+  SSL_get0_alpn_selected(ssl_, &protocol, &length);
+  return {reinterpret_cast<const char*>(protocol), length};
+}
+
+void TlsSocket::expires_after(std::chrono::steady_clock::duration timeout) {
+  timer_.expires_after(timeout);
+  timer_.async_wait([this, alive = std::weak_ptr<bool>(alive_)](boost::system::error_code error) {
+    if (error != boost::asio::error::operation_aborted && !alive.expired()) {
+      boost::system::error_code ignored;
+      socket_.cancel(ignored);
+    }
+  });
+}
+
+void TlsSocket::expires_never() {
+  timer_.cancel();
+}
+
+void TlsSocket::close() {
+  boost::system::error_code ignored;
+  timer_.cancel();
+  socket_.close(ignored);
+}
+
+boost::system::error_code TlsSocket::error_for(int reason) {
+  if (reason == SSL_ERROR_ZERO_RETURN)
+    return boost::asio::error::eof;
+  unsigned long code = ERR_get_error();
+  if (code != 0) {
+    return {static_cast<int>(code), boost::asio::error::get_ssl_category()};
+  }
+  // SSL_ERROR_SYSCALL without an OpenSSL error: the peer closed the connection abruptly.
+  return errno != 0 ? boost::system::error_code(errno, boost::system::system_category())
+                    : boost::system::error_code(boost::asio::error::eof);
+}
+
+}  // namespace xks::proxy
