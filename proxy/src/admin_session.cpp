@@ -37,6 +37,9 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
     if (request_.method() != http::verb::get) {
       response->result(http::status::method_not_allowed);
       response->body() = R"({"status":"method not allowed"})";
+    } else if (target == "/metrics") {
+      response->set(http::field::content_type, "text/plain; version=0.0.4");
+      response->body() = context_.runtime.metrics().scrape();
     } else if (target == "/livez") {
       response->body() = R"({"status":"live"})";
     } else if (target == "/readyz") {

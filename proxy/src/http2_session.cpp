@@ -45,6 +45,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   Http2Session(std::unique_ptr<TlsSocket> stream, SessionContext& context)
       : context_(context), tls_(std::move(stream)), stream_(*tls_) {
     ++context_.open_connections;
+    ++context_.runtime.metrics().http2_connections;
   }
 
   ~Http2Session() {
@@ -54,6 +55,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
     }
     if (session_ != nullptr)
       nghttp2_session_del(session_);
+    --context_.runtime.metrics().http2_connections;
     --context_.open_connections;
   }
 

@@ -34,17 +34,24 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
         stream_(*tls_) {
     ++context_.open_connections;
   }
-  ~HttpsSession() { --context_.open_connections; }
+  ~HttpsSession() {
+    if (counted_as_http1_)
+      --context_.runtime.metrics().http1_connections;
+    --context_.open_connections;
+  }
 
   void start() {
     stream_.expires_after(context_.config.handshake_timeout);
     stream_.async_handshake([self = shared_from_this()](beast::error_code error, std::size_t) {
+      self->context_.runtime.metrics().record_handshake(!error);
       if (error) {
         self->stream_.expires_after(std::chrono::seconds(1));
         return self->stream_.async_drain([self](beast::error_code) { self->stream_.close(); });
       }
       if (self->stream_.alpn() == "h2")
         return start_http2_session(std::move(self->tls_), self->context_);
+      self->counted_as_http1_ = true;
+      ++self->context_.runtime.metrics().http1_connections;
       self->read_request();
     });
   }
@@ -201,7 +208,8 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   std::optional<http::request_parser<http::string_body>> parser_;
   bool keep_alive_ = true;
   bool in_flight_ = false;  // counted in requests_in_flight until its answer is written
-  bool linger_ = false;     // drop the rest of an oversized body before closing
+  bool counted_as_http1_ = false;
+  bool linger_ = false;  // drop the rest of an oversized body before closing
   std::size_t discarded_ = 0;
   std::unique_ptr<std::array<char, 16 * 1024>> scratch_;  // only while lingering
   unsigned version_ = 11;

@@ -10,9 +10,10 @@ namespace xks::proxy {
 void dispatch_request(SessionContext& context, HttpRequest request, boost::asio::any_io_executor io,
                       std::function<void(HttpResponse)> answer) {
   ++context.requests_in_flight;
-  auto deadline = hsm::SessionPool::Clock::now() + context.config.request_deadline;
-  auto work = [&context, request = std::move(request), deadline, io, answer]() mutable {
-    HttpResponse response = context.runtime.service().handle(request, deadline);
+  auto received = hsm::SessionPool::Clock::now();
+  auto deadline = received + context.config.request_deadline;
+  auto work = [&context, request = std::move(request), received, deadline, io, answer]() mutable {
+    HttpResponse response = context.runtime.service().handle(request, received, deadline);
     boost::asio::post(io, [answer = std::move(answer), response = std::move(response)]() mutable {
       answer(std::move(response));
     });

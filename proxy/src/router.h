@@ -11,11 +11,9 @@
 #include <string>
 #include <string_view>
 
+#include "xks/proxy/xks_operation.h"
+
 namespace xks::proxy {
-
-enum class XksOperation : std::uint8_t { kGetKeyMetadata, kEncrypt, kDecrypt, kGetHealthStatus };
-
-std::string_view operation_name(XksOperation operation);
 
 struct Route {
   std::size_t keystore = 0;  // index into the prefixes given to route()

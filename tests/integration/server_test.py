@@ -212,6 +212,36 @@ class ServerTest(unittest.TestCase):
             "plaintext": "AAAA", "encryptionAlgorithm": "AES_GCM", "futureOption": [1, 2]})
         self.assertEqual(status, 200, body)
 
+    def test_metrics_are_served_and_promtool_accepts_them(self):
+        self.test_encrypt_decrypt_round_trip_with_aad_and_cdiv()
+        self.proxy.call("keys/foo/encrypt", {}, secret="x" * 44)  # a SigV4 failure
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.proxy.admin_port,
+                                    timeout=10) as response:
+            self.assertTrue(response.headers["Content-Type"].startswith("text/plain"))
+            text = response.read().decode()
+        check = subprocess.run(["promtool", "check", "metrics"], input=text, text=True,
+                               capture_output=True, timeout=30)
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+        samples = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                samples[name] = float(value)
+        def sample(prefix):
+            found = [v for k, v in samples.items() if k.startswith(prefix)]
+            self.assertTrue(found, prefix + " missing:\n" + text)
+            return found[0]
+        self.assertGreaterEqual(sample('xks_requests_total{keystore="/example",operation="Encrypt",result="ok"'), 1)
+        self.assertGreaterEqual(sample('xks_requests_total{keystore="/example",operation="Decrypt",result="error",error="InvalidCiphertextException"'), 1)
+        self.assertGreaterEqual(sample('xks_sigv4_failures_total{reason="signature_mismatch"}'), 1)
+        self.assertGreaterEqual(sample('xks_request_duration_seconds_count{operation="Encrypt"}'), 1)
+        self.assertGreaterEqual(sample('xks_tls_handshakes_total{result="ok"}'), 1)
+        self.assertEqual([v for k, v in samples.items() if k.startswith("xks_hsm_health{") and 'state="ACTIVE"' in k], [1])
+        self.assertGreater(sample("xks_tls_certificate_expiry_timestamp_seconds"), time.time())
+        self.assertEqual(sample('xks_build_info{version='), 1)
+        self.assertIn('xks_hsm_sessions{hsm=', text)
+        self.assertIn('xks_open_connections{protocol="http1"}', text)
+
     def test_keep_alive_serves_several_requests_on_one_connection(self):
         connection = http.client.HTTPSConnection("localhost", self.proxy.port, timeout=10,
                                                  context=self.proxy.tls_context())

@@ -8,6 +8,7 @@
 
 #include "base64.h"
 #include "hsm_fixture.h"
+#include "xks/proxy/proxy_metrics.h"
 #include "xks/sigv4/canonical.h"
 #include "xks/sigv4/signer.h"
 #include "xks_json.h"
@@ -54,13 +55,18 @@ class XksServiceTest : public test::HsmFixture {
                       std::make_shared<sigv4::Verifier>(std::vector<sigv4::Credential>{kRestricted},
                                                         std::vector<std::string>{"us-east-1"}),
                       std::unordered_set<std::string>{"foo"}});
-    service_ =
-        std::make_unique<XksService>(std::move(stores), *keys_, *health_,
-                                     ProxyIdentity{3, "xks-proxy project", "xks-proxy test"});
+    config_.keystores = {
+        {"/tenant-a", {"us-east-1"}, {{kTenantA, std::nullopt}}, std::nullopt},
+        {"/restricted", {"us-east-1"}, {{kRestricted, std::nullopt}}, std::nullopt}};
+    metrics_ = std::make_unique<ProxyMetrics>(config_, "test-hsm", "test");
+    service_ = std::make_unique<XksService>(std::move(stores), *keys_, *health_,
+                                            ProxyIdentity{3, "xks-proxy project", "xks-proxy test"},
+                                            metrics_.get());
   }
 
   void TearDown() override {
     service_.reset();
+    metrics_.reset();
     health_.reset();
     keys_.reset();
     HsmFixture::TearDown();
@@ -79,7 +85,8 @@ class XksServiceTest : public test::HsmFixture {
     request.headers.emplace_back("Authorization",
                                  signer.authorization({method, path, "", views, body}, date));
     request.headers.emplace_back("Content-Type", "application/json");
-    return service_->handle(request, hsm::SessionPool::Clock::now() + budget);
+    return service_->handle(request, hsm::SessionPool::Clock::now(),
+                            hsm::SessionPool::Clock::now() + budget);
   }
 
   static std::string error_name_of(const HttpResponse& response) {
@@ -89,6 +96,8 @@ class XksServiceTest : public test::HsmFixture {
 
   std::unique_ptr<hsm::KeyService> keys_;
   std::unique_ptr<hsm::HsmHealth> health_;
+  Config config_;
+  std::unique_ptr<ProxyMetrics> metrics_;
   std::unique_ptr<XksService> service_;
 };
 
@@ -184,7 +193,8 @@ TEST_F(XksServiceTest, RoutingAndAuthenticationErrors) {
   EXPECT_EQ(error_name_of(unknown_path), "InvalidUriPathException");
 
   HttpRequest unsigned_request{"POST", "/tenant-a/kms/xks/v1/health", {{"Host", "h"}}, "{}"};
-  auto unsigned_response = service_->handle(unsigned_request, hsm::SessionPool::Clock::now() + 1s);
+  auto unsigned_response = service_->handle(unsigned_request, hsm::SessionPool::Clock::now(),
+                                            hsm::SessionPool::Clock::now() + 1s);
   EXPECT_EQ(unsigned_response.status, 401);
   EXPECT_EQ(error_name_of(unsigned_response), "AuthenticationFailedException");
 
@@ -219,6 +229,25 @@ TEST_F(XksServiceTest, NoSessionBeforeTheDeadlineIsDependencyTimeout) {
       call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA"), kTenantA, "POST", 30ms);
   EXPECT_EQ(response.status, 503);
   EXPECT_EQ(error_name_of(response), "DependencyTimeoutException");
+}
+
+TEST_F(XksServiceTest, MetricsCountEachOutcome) {
+  EXPECT_EQ(call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA")).status, 200);
+  EXPECT_EQ(call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA")).status, 200);
+  call("/tenant-a/kms/xks/v1/keys/decrypt_only_key/encrypt", encrypt_body("AAAA"));
+  call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA"), kRestricted);
+  call("/nowhere", "{}");
+  std::string text = metrics_->scrape();
+  auto has = [&](const std::string& line) {
+    EXPECT_NE(text.find(line + "\n"), std::string::npos) << line << "\n" << text;
+  };
+  has(R"(xks_requests_total{keystore="/tenant-a",operation="Encrypt",result="ok",error=""} 2)");
+  has(R"(xks_requests_total{keystore="/tenant-a",operation="Encrypt",result="error",error="InvalidKeyUsageException"} 1)");
+  has(R"(xks_requests_total{keystore="/tenant-a",operation="Encrypt",result="error",error="AuthenticationFailedException"} 1)");
+  has(R"(xks_requests_total{keystore="",operation="",result="error",error="InvalidUriPathException"} 1)");
+  has(R"(xks_sigv4_failures_total{reason="unknown_access_key_id"} 1)");
+  has(R"(xks_request_duration_seconds_count{operation="Encrypt"} 4)");
+  has(R"(xks_hsm_operation_duration_seconds_count{hsm="test-hsm",operation="Encrypt"} 3)");
 }
 
 }  // namespace

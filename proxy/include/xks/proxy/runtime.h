@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <tl/expected.hpp>
 
 #include "xks/hsm/hsm_executor.h"
@@ -12,6 +13,7 @@
 #include "xks/hsm/key_service.h"
 #include "xks/hsm/session_pool.h"
 #include "xks/proxy/config.h"
+#include "xks/proxy/proxy_metrics.h"
 #include "xks/proxy/xks_service.h"
 
 namespace xks::proxy {
@@ -27,6 +29,7 @@ class Runtime {
   XksService& service() { return *service_; }
   hsm::HsmExecutor& executor() { return *executor_; }
   hsm::HsmHealth& health() { return *health_; }
+  ProxyMetrics& metrics() { return *metrics_; }
   const hsm::TokenInfo& token() const { return token_; }
 
  private:
@@ -38,8 +41,12 @@ class Runtime {
   std::unique_ptr<hsm::SessionPool> pool_;
   std::unique_ptr<hsm::KeyService> keys_;
   std::unique_ptr<hsm::HsmHealth> health_;
+  std::unique_ptr<ProxyMetrics> metrics_;
   std::unique_ptr<XksService> service_;
-  std::unique_ptr<hsm::HsmExecutor> executor_;  // last: joined first, while the rest is alive
+  std::unique_ptr<hsm::HsmExecutor> executor_;  // joined before the members it uses go
+  std::jthread health_checks_;                  // last: stopped first
+
+  void check_health_periodically(std::stop_token stop);
 };
 
 }  // namespace xks::proxy

@@ -13,6 +13,8 @@
 #include "xks/hsm/hsm_health.h"
 #include "xks/hsm/key_service.h"
 #include "xks/proxy/http_message.h"
+#include "xks/proxy/xks_error.h"
+#include "xks/proxy/xks_operation.h"
 #include "xks/sigv4/verifier.h"
 
 namespace xks::proxy {
@@ -22,6 +24,18 @@ struct KeyStore {
   std::shared_ptr<const sigv4::Verifier> verifier;
   std::optional<std::unordered_set<std::string>> allowed_key_ids;  // nullopt: every key
 };
+
+// What happened to one request, for metrics and the audit log.
+struct XksOutcome {
+  std::optional<std::size_t> keystore;    // set once routed
+  std::optional<XksOperation> operation;  // set once routed
+  std::optional<XksError> error;          // unset: success
+  std::optional<sigv4::Failure> auth_failure;
+  CK_RV hsm_rv = CKR_OK;    // the PKCS#11 code behind an HSM error
+  double hsm_seconds = -1;  // time spent at the HSM layer; < 0: none
+};
+
+class ProxyMetrics;
 
 struct ProxyIdentity {
   int fleet_size = 1;
@@ -33,17 +47,27 @@ class XksService {
  public:
   using Deadline = hsm::KeyService::Deadline;
 
-  XksService(std::vector<KeyStore> key_stores, hsm::KeyService& keys, hsm::HsmHealth& health,
-             ProxyIdentity identity);
+  using Clock = hsm::SessionPool::Clock;
 
-  HttpResponse handle(const HttpRequest& request, Deadline deadline) const;
+  // `metrics` may be null (no metrics recorded).
+  XksService(std::vector<KeyStore> key_stores, hsm::KeyService& keys, hsm::HsmHealth& health,
+             ProxyIdentity identity, ProxyMetrics* metrics = nullptr);
+
+  // `received` is when the request was read in full: latency is measured from there.
+  HttpResponse handle(const HttpRequest& request, Clock::time_point received,
+                      Deadline deadline) const;
+
+  std::size_t key_store_count() const { return key_stores_.size(); }
 
  private:
+  HttpResponse answer(const HttpRequest& request, Deadline deadline, XksOutcome& outcome) const;
+
   std::vector<KeyStore> key_stores_;
   std::vector<std::string> prefixes_;
   hsm::KeyService& keys_;
   hsm::HsmHealth& health_;
   ProxyIdentity identity_;
+  ProxyMetrics* metrics_;
 };
 
 }  // namespace xks::proxy
