@@ -265,6 +265,19 @@ CredentialConfig parse_credential(TableReader reader) {
   return out;
 }
 
+AuditConfig parse_audit(TableReader reader) {
+  AuditConfig audit;
+  audit.path = reader.required_string("path");
+  std::string on_full = reader.string("on_full").value_or("drop");
+  if (on_full != "drop" && on_full != "reject") {
+    reader.fail(reader.table().get("on_full"), "on_full", "must be drop or reject");
+  }
+  audit.on_full = on_full == "reject" ? AuditConfig::OnFull::kReject : AuditConfig::OnFull::kDrop;
+  reader.read_integer("queue_size", audit.queue_size, 1, 10'000'000);
+  reader.finish();
+  return audit;
+}
+
 KeyStoreConfig parse_keystore(TableReader reader) {
   KeyStoreConfig store;
   store.prefix = reader.string("prefix").value_or("");
@@ -345,6 +358,9 @@ tl::expected<Config, std::string> load_config(const std::string& path) {
       config.server = parse_server(TableReader(*server, "server", path));
     }
     config.tls = parse_tls(TableReader(*section("tls", true), "tls", path));
+    if (const toml::table* audit = section("audit", false)) {
+      config.audit = parse_audit(TableReader(*audit, "audit", path));
+    }
     config.hsm = parse_hsm(TableReader(*section("hsm", true), "hsm", path));
     const toml::node* stores = reader.node("keystore");
     if (stores == nullptr || !stores->is_array_of_tables() || stores->as_array()->empty()) {

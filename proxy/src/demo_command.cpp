@@ -207,6 +207,7 @@ void write_config(const fs::path& dir, const DemoOptions& options,
   config << "# Written by `xks-proxy demo`; rewritten on every start.\n"
          << "[server]\nlisten = \"127.0.0.1:" << options.port << "\"\n"
          << "admin_listen = \"127.0.0.1:" << options.admin_port << "\"\n\n"
+         << "[audit]\npath = \"" << (abs / "audit.log").string() << "\"\n\n"
          << "[tls]\ncertificate_chain = \"" << (abs / "tls/server.pem").string() << "\"\n"
          << "private_key = \"" << (abs / "tls/server-key.pem").string() << "\"\n";
   if (options.mtls) {

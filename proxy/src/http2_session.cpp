@@ -155,6 +155,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
     if (found == streams_.end() || found->second.refused)
       return;
     found->second.in_flight = true;
+    found->second.request.client_subject = stream_.peer_subject();
     dispatch_request(context_, std::move(found->second.request), stream_.get_executor(),
                      [self = shared_from_this(), stream_id](HttpResponse response) {
                        self->on_answer(stream_id, std::move(response));

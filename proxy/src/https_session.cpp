@@ -144,6 +144,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
       request.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
     }
     request.body = std::move(message.body());
+    request.client_subject = stream_.peer_subject();
     keep_alive_ = message.keep_alive();
     version_ = message.version();
     stream_.expires_never();

@@ -1,6 +1,7 @@
 // xks-proxy command line: parse, then hand over to one command.
 #include <CLI/CLI.hpp>
 
+#include "audit_command.h"
 #include "credentials_command.h"
 #include "demo_command.h"
 #include "keys_command.h"
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
 
   xks::proxy::add_keys_command(app, exit_code);
   xks::proxy::add_credentials_command(app, exit_code);
+  xks::proxy::add_audit_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

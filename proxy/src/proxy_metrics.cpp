@@ -32,7 +32,7 @@ std::size_t outcome_index(const XksOutcome& outcome) {
 }  // namespace
 
 ProxyMetrics::ProxyMetrics(const Config& config, std::string hsm_id, std::string version)
-    : hsm_id_(std::move(hsm_id)), config_(config) {
+    : hsm_id_(std::move(hsm_id)) {
   auto& requests = registry_.counter("xks_requests_total",
                                      "XKS requests by key store, operation, result and errorName.",
                                      {"keystore", "operation", "result", "error"});
@@ -105,6 +105,10 @@ ProxyMetrics::ProxyMetrics(const Config& config, std::string hsm_id, std::string
       });
     }
   }
+  audit_dropped_ = &registry_
+                        .counter("xks_audit_records_dropped_total",
+                                 "Requests served without an audit record (queue full).")
+                        .labels({});
   registry_.gauge("xks_build_info", "Build of this xks-proxy.", {"version"})
       .labels({std::move(version)})
       .set(1);

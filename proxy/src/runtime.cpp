@@ -109,11 +109,16 @@ tl::expected<std::unique_ptr<Runtime>, std::string> Runtime::start(const Config&
   if (auto expiry = certificate_expiry(runtime->config_.tls.certificate_chain)) {
     runtime->metrics_->set_certificate_expiry(*expiry);
   }
+  if (!runtime->config_.audit.path.empty()) {
+    runtime->audit_ = std::make_unique<AuditLog>(
+        runtime->config_.audit,
+        [metrics = runtime->metrics_.get()] { metrics->record_audit_drop(); });
+  }
   runtime->service_ = std::make_unique<XksService>(
       std::move(stores), *runtime->keys_, *runtime->health_,
       ProxyIdentity{runtime->config_.server.fleet_size, "xks-proxy project",
                     std::string("xks-proxy ") + XKS_PROXY_VERSION},
-      runtime->metrics_.get());
+      runtime->metrics_.get(), runtime->audit_.get());
   // Queue bound: a few deadlines' worth of work per session; beyond that, shed at once.
   std::size_t workers = threads_or_cores(hsm_config.workers);
   runtime->executor_ = std::make_unique<hsm::HsmExecutor>(workers, 64 * hsm_config.sessions);

@@ -145,13 +145,8 @@ void Server::run() {
   State& state = *state_;
   accept_https(state);
   accept_admin(state);
-  state.signals.emplace(state.main_context(), SIGTERM, SIGINT);
-  state.signals->async_wait([this](boost::system::error_code error, int signal) {
-    if (error)
-      return;
-    spdlog::info("signal {}: draining", signal);
-    stop();
-  });
+  state.signals.emplace(state.main_context(), SIGTERM, SIGINT, SIGHUP);
+  wait_for_signal();
   for (auto& context : state.contexts) {
     state.threads.emplace_back([&context] { context->run(); });
   }
@@ -192,6 +187,22 @@ void Server::run() {
       (void)context.release();
   }
   spdlog::info("stopped");
+}
+
+void Server::wait_for_signal() {
+  state_->signals->async_wait([this](boost::system::error_code error, int signal) {
+    if (error)
+      return;
+    if (signal == SIGHUP) {
+      // logrotate moved the audit log: continue the chain in a new file.
+      if (AuditLog* audit = state_->runtime.audit())
+        audit->reopen();
+      spdlog::info("SIGHUP: audit log reopened");
+      return wait_for_signal();
+    }
+    spdlog::info("signal {}: draining", signal);
+    stop();
+  });
 }
 
 void Server::stop() {

@@ -24,6 +24,15 @@ std::string_view TlsSocket::alpn() const {
   return {reinterpret_cast<const char*>(protocol), length};
 }
 
+std::string TlsSocket::peer_subject() const {
+  X509* certificate = SSL_get0_peer_certificate(ssl_);
+  if (certificate == nullptr)
+    return {};
+  char subject[512];
+  X509_NAME_oneline(X509_get_subject_name(certificate), subject, sizeof subject);
+  return subject;
+}
+
 void TlsSocket::expires_after(std::chrono::steady_clock::duration timeout) {
   timer_.expires_after(timeout);
   timer_.async_wait([this, alive = std::weak_ptr<bool>(alive_)](boost::system::error_code error) {

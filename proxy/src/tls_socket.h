@@ -33,6 +33,8 @@ class TlsSocket {
   SSL* native_handle() { return ssl_; }
   // The ALPN protocol the handshake chose ("" when none).
   std::string_view alpn() const;
+  // The verified client certificate's subject ("" without mTLS).
+  std::string peer_subject() const;
 
   // Any pending operation ends with operation_aborted once `timeout` passes; expires_never()
   // disarms. One deadline covers whatever the connection is doing, as with beast::tcp_stream.

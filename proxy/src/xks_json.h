@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "router.h"
+#include "xks/proxy/request_metadata.h"
 #include "xks/proxy/xks_error.h"
 
 namespace xks::proxy {
@@ -19,16 +20,6 @@ using Bytes = std::vector<std::uint8_t>;
 
 inline constexpr std::size_t kMaxCiphertextMetadataBytes = 20;
 inline constexpr std::size_t kMaxAadBytes = 8192;
-
-struct RequestMetadata {
-  std::string aws_principal_arn;
-  std::string kms_key_arn;
-  std::string kms_operation;
-  std::string kms_request_id;
-  std::string kms_via_service;
-  std::string aws_source_vpc;
-  std::string aws_source_vpce;
-};
 
 struct EncryptRequest {
   Bytes plaintext;

@@ -2,6 +2,7 @@
 #include "xks/proxy/xks_service.h"
 
 #include "router.h"
+#include "xks/proxy/audit_log.h"
 #include "xks/proxy/proxy_metrics.h"
 #include "xks/proxy/xks_error.h"
 #include "xks_json.h"
@@ -66,12 +67,14 @@ class HsmTimer {
 }  // namespace
 
 XksService::XksService(std::vector<KeyStore> key_stores, hsm::KeyService& keys,
-                       hsm::HsmHealth& health, ProxyIdentity identity, ProxyMetrics* metrics)
+                       hsm::HsmHealth& health, ProxyIdentity identity, ProxyMetrics* metrics,
+                       AuditLog* audit)
     : key_stores_(std::move(key_stores)),
       keys_(keys),
       health_(health),
       identity_(std::move(identity)),
-      metrics_(metrics) {
+      metrics_(metrics),
+      audit_(audit) {
   for (const KeyStore& store : key_stores_)
     prefixes_.push_back(store.prefix);
 }
@@ -79,11 +82,44 @@ XksService::XksService(std::vector<KeyStore> key_stores, hsm::KeyService& keys,
 HttpResponse XksService::handle(const HttpRequest& request, Clock::time_point received,
                                 Deadline deadline) const {
   XksOutcome outcome;
-  HttpResponse response = answer(request, deadline, outcome);
-  if (metrics_ != nullptr) {
-    metrics_->record(outcome, std::chrono::duration<double>(Clock::now() - received).count());
+  // A place in the audit queue first: with on_full = reject, nothing is served unaudited.
+  bool audited = audit_ != nullptr && audit_->reserve();
+  HttpResponse response;
+  if (audit_ != nullptr && !audited && audit_->config().on_full == AuditConfig::OnFull::kReject) {
+    response = error_response(outcome, XksError::kThrottling, "the audit log is backlogged");
+  } else {
+    response = answer(request, deadline, outcome);
+  }
+  outcome.status = response.status;
+  double seconds = std::chrono::duration<double>(Clock::now() - received).count();
+  if (metrics_ != nullptr)
+    metrics_->record(outcome, seconds);
+  if (audited) {
+    audit_->submit(audit_record(outcome, request, seconds));
+  } else if (audit_ != nullptr) {
+    audit_->dropped();
   }
   return response;
+}
+
+AuditRecord XksService::audit_record(XksOutcome& outcome, const HttpRequest& request,
+                                     double seconds) const {
+  AuditRecord record;
+  record.time = std::chrono::system_clock::now();
+  record.metadata = std::move(outcome.metadata);
+  if (outcome.keystore)
+    record.keystore = key_stores_[*outcome.keystore].prefix;
+  record.key_id = std::move(outcome.key_id);
+  if (outcome.operation)
+    record.operation = operation_name(*outcome.operation);
+  record.outcome = outcome.error ? "error" : "ok";
+  if (outcome.error)
+    record.error_name = error_name(*outcome.error);
+  record.status = outcome.status;
+  record.latency_us = static_cast<long>(seconds * 1e6);
+  record.hsm_id = health_.token().serial;
+  record.client_subject = request.client_subject;
+  return record;
 }
 
 HttpResponse XksService::answer(const HttpRequest& request, Deadline deadline,
@@ -112,6 +148,7 @@ HttpResponse XksService::answer(const HttpRequest& request, Deadline deadline,
   auto parsed = parse_request(found->operation, request.body);
   if (!parsed)
     return error_response(outcome, parsed.error().error, parsed.error().message);
+  outcome.metadata = parsed->metadata;
 
   if (found->operation == XksOperation::kGetHealthStatus) {
     hsm::HealthReport report = health_.current(deadline);
@@ -122,6 +159,7 @@ HttpResponse XksService::answer(const HttpRequest& request, Deadline deadline,
   }
 
   std::string key_id(found->key_id);
+  outcome.key_id = key_id;
   if (store.allowed_key_ids && !store.allowed_key_ids->contains(key_id)) {
     return error_response(outcome, XksError::kKeyNotFound, "no such key in this key store");
   }

@@ -242,6 +242,85 @@ class ServerTest(unittest.TestCase):
         self.assertIn('xks_hsm_sessions{hsm=', text)
         self.assertIn('xks_open_connections{protocol="http1"}', text)
 
+    def audit_lines(self, name="audit.log"):
+        time.sleep(0.3)  # the writer thread flushes each batch
+        with open(os.path.join(self.proxy.dir, name)) as f:
+            return f.read().splitlines()
+
+    def verify_audit(self, name="audit.log"):
+        return subprocess.run([BINARY, "audit", "verify", os.path.join(self.proxy.dir, name)],
+                              capture_output=True, text=True, timeout=30)
+
+    def test_audit_log_records_each_request_and_survives_rotation(self):
+        for _ in range(3):
+            self.test_key_metadata()
+        request_id = str(uuid.uuid4())
+        status, _ = self.proxy.call("keys/foo/metadata", {"requestMetadata": dict(
+            metadata("DescribeKey"), kmsRequestId=request_id, kmsViaService="ebs")})
+        self.assertEqual(status, 200)
+        record = next(json.loads(line) for line in self.audit_lines() if request_id in line)
+        self.assertEqual((record["operation"], record["externalKeyId"], record["outcome"],
+                          record["status"], record["kmsViaService"], record["keystore"]),
+                         ("GetKeyMetadata", "foo", "ok", 200, "ebs", "/example"))
+        self.assertRegex(record["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+        checked = self.verify_audit()
+        self.assertEqual(checked.returncode, 0, checked.stdout)
+        self.assertIn("chain intact", checked.stdout)
+
+        # logrotate: move the file away, SIGHUP, and the chain continues in a new file.
+        os.rename(os.path.join(self.proxy.dir, "audit.log"),
+                  os.path.join(self.proxy.dir, "audit.log.1"))
+        last = json.loads(self.audit_lines("audit.log.1")[-1])
+        self.proxy.process.send_signal(signal.SIGHUP)
+        time.sleep(0.3)
+        self.test_key_metadata()
+        first = json.loads(self.audit_lines()[0])
+        self.assertEqual(first["prev"], last["chain"])
+        self.assertEqual(self.verify_audit().returncode, 0)
+        self.assertEqual(self.verify_audit("audit.log.1").returncode, 0)
+        # A line deleted from the middle is found, and named by its position.
+        rotated = self.audit_lines("audit.log.1")
+        self.assertGreaterEqual(len(rotated), 3)
+        del rotated[1]
+        with open(os.path.join(self.proxy.dir, "tampered.log"), "w") as f:
+            f.write("\n".join(rotated) + "\n")
+        tampered = self.verify_audit("tampered.log")
+        self.assertEqual(tampered.returncode, 1)
+        self.assertIn("line 2:", tampered.stdout)
+
+    def test_no_plaintext_aad_key_pin_or_secret_reaches_any_log(self):
+        plaintexts = [os.urandom(32), b"my-very-secret-plaintext-0123456789"]
+        aad = b"aad-that-must-stay-private-9876"
+        for plaintext in plaintexts:
+            status, sealed = self.proxy.call("keys/foo/encrypt", {
+                "requestMetadata": metadata(), "plaintext": b64(plaintext),
+                "additionalAuthenticatedData": b64(aad), "encryptionAlgorithm": "AES_GCM",
+                "ciphertextDataIntegrityValueAlgorithm": "SHA_256"})
+            self.assertEqual(status, 200)
+            status, _ = self.proxy.call("keys/foo/decrypt", {
+                "requestMetadata": metadata("Decrypt"), "ciphertext": sealed["ciphertext"],
+                "initializationVector": sealed["initializationVector"],
+                "authenticationTag": sealed["authenticationTag"],
+                "additionalAuthenticatedData": b64(aad), "encryptionAlgorithm": "AES_GCM"})
+            self.assertEqual(status, 200)
+            self.proxy.call("keys/decrypt_only_key/encrypt", {
+                "requestMetadata": metadata(), "plaintext": b64(plaintext),
+                "encryptionAlgorithm": "AES_GCM"})
+        time.sleep(0.3)
+        logs = b""
+        for root, _, files in os.walk(self.proxy.dir):
+            for name in files:
+                if name.endswith(".log") or ".log." in name:
+                    with open(os.path.join(root, name), "rb") as f:
+                        logs += f.read()
+        self.assertIn(b"kmsRequestId", logs)  # the audit log is among them
+        pin = open(os.path.join(self.proxy.dir, "secrets/hsm-pin"), "rb").read()
+        secrets = plaintexts + [aad, self.proxy.secret.encode(), pin]
+        for secret in secrets:
+            for form in (secret, base64.b64encode(secret), secret.hex().encode(),
+                         secret.hex().upper().encode()):
+                self.assertNotIn(form, logs, "found %r in the logs" % form)
+
     def test_keep_alive_serves_several_requests_on_one_connection(self):
         connection = http.client.HTTPSConnection("localhost", self.proxy.port, timeout=10,
                                                  context=self.proxy.tls_context())

@@ -114,6 +114,23 @@ TEST_F(ConfigTest, ReadsEverySetting) {
   EXPECT_EQ(config->keystores[1].prefix, "");
 }
 
+TEST_F(ConfigTest, ReadsTheAuditSection) {
+  auto off = load(minimal());
+  ASSERT_TRUE(off.has_value()) << off.error();
+  EXPECT_TRUE(off->audit.path.empty());
+  auto on = load(
+      "[audit]\npath = \"/var/log/xks/audit.log\"\non_full = \"reject\"\n"
+      "queue_size = 128\n" +
+      minimal());
+  ASSERT_TRUE(on.has_value()) << on.error();
+  EXPECT_EQ(on->audit.path, "/var/log/xks/audit.log");
+  EXPECT_EQ(on->audit.on_full, AuditConfig::OnFull::kReject);
+  EXPECT_EQ(on->audit.queue_size, 128u);
+  expect_error("[audit]\npath = \"a\"\non_full = \"block\"\n" + minimal(),
+               "audit.on_full: must be drop or reject");
+  expect_error("[audit]\non_full = \"drop\"\n" + minimal(), "audit.path: is required");
+}
+
 TEST_F(ConfigTest, NamesFileLineAndKeyOfEachMistake) {
   expect_error(minimal() + "colour = \"blue\"\n", "keystore.credential.colour: unknown key");
   expect_error("[server]\nlisten = \"0.0.0.0:8443\"\nspeed = 3\n" + minimal(),

@@ -3,8 +3,12 @@
 #include "xks/proxy/xks_service.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <boost/json.hpp>
+#include <fstream>
+#include <optional>
+#include <thread>
 
 #include "base64.h"
 #include "hsm_fixture.h"
@@ -59,13 +63,16 @@ class XksServiceTest : public test::HsmFixture {
         {"/tenant-a", {"us-east-1"}, {{kTenantA, std::nullopt}}, std::nullopt},
         {"/restricted", {"us-east-1"}, {{kRestricted, std::nullopt}}, std::nullopt}};
     metrics_ = std::make_unique<ProxyMetrics>(config_, "test-hsm", "test");
+    audit_path_ = (token_.dir() / "audit.log").string();
+    audit_ = std::make_unique<AuditLog>(AuditConfig{audit_path_}, [] {});
     service_ = std::make_unique<XksService>(std::move(stores), *keys_, *health_,
                                             ProxyIdentity{3, "xks-proxy project", "xks-proxy test"},
-                                            metrics_.get());
+                                            metrics_.get(), audit_.get());
   }
 
   void TearDown() override {
     service_.reset();
+    audit_.reset();
     metrics_.reset();
     health_.reset();
     keys_.reset();
@@ -75,7 +82,7 @@ class XksServiceTest : public test::HsmFixture {
   HttpResponse call(const std::string& path, const std::string& body,
                     const sigv4::Credential& credential = kTenantA,
                     const std::string& method = "POST", std::chrono::milliseconds budget = 2000ms) {
-    HttpRequest request{method, path, {{"Host", "xks.example.com"}}, body};
+    HttpRequest request{method, path, {{"Host", "xks.example.com"}}, body, "CN=test-client"};
     std::string date = sigv4::format_amz_date(std::chrono::system_clock::now());
     request.headers.emplace_back("X-Amz-Date", date);
     std::vector<sigv4::Header> views;
@@ -98,6 +105,8 @@ class XksServiceTest : public test::HsmFixture {
   std::unique_ptr<hsm::HsmHealth> health_;
   Config config_;
   std::unique_ptr<ProxyMetrics> metrics_;
+  std::string audit_path_;
+  std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<XksService> service_;
 };
 
@@ -192,7 +201,7 @@ TEST_F(XksServiceTest, RoutingAndAuthenticationErrors) {
   EXPECT_EQ(unknown_path.status, 404);
   EXPECT_EQ(error_name_of(unknown_path), "InvalidUriPathException");
 
-  HttpRequest unsigned_request{"POST", "/tenant-a/kms/xks/v1/health", {{"Host", "h"}}, "{}"};
+  HttpRequest unsigned_request{"POST", "/tenant-a/kms/xks/v1/health", {{"Host", "h"}}, "{}", ""};
   auto unsigned_response = service_->handle(unsigned_request, hsm::SessionPool::Clock::now(),
                                             hsm::SessionPool::Clock::now() + 1s);
   EXPECT_EQ(unsigned_response.status, 401);
@@ -248,6 +257,64 @@ TEST_F(XksServiceTest, MetricsCountEachOutcome) {
   has(R"(xks_sigv4_failures_total{reason="unknown_access_key_id"} 1)");
   has(R"(xks_request_duration_seconds_count{operation="Encrypt"} 4)");
   has(R"(xks_hsm_operation_duration_seconds_count{hsm="test-hsm",operation="Encrypt"} 3)");
+}
+
+TEST_F(XksServiceTest, WithOnFullRejectNothingIsServedUnaudited) {
+  // The audit writer blocks opening a FIFO nobody reads: its one-place queue stays full.
+  std::string fifo = (token_.dir() / "audit.fifo").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::optional<AuditLog> strict;
+  strict.emplace(AuditConfig{fifo, AuditConfig::OnFull::kReject, 1}, [] {});
+  std::vector<KeyStore> stores = {
+      {"/tenant-a",
+       std::make_shared<sigv4::Verifier>(std::vector<sigv4::Credential>{kTenantA},
+                                         std::vector<std::string>{"us-east-1"}),
+       std::nullopt}};
+  service_ = std::make_unique<XksService>(std::move(stores), *keys_, *health_, ProxyIdentity{},
+                                          nullptr, &*strict);
+  EXPECT_EQ(call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA")).status, 200);
+  auto refused = call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA"));
+  EXPECT_EQ(refused.status, 429);
+  EXPECT_EQ(error_name_of(refused), "ThrottlingException");
+  std::thread reader([&] {
+    std::ifstream in(fifo);
+    std::string line;
+    while (std::getline(in, line)) {
+    }
+  });
+  service_.reset();
+  strict.reset();
+  reader.join();
+}
+
+TEST_F(XksServiceTest, EveryRequestIsAuditedInAVerifiableChainWithoutSecrets) {
+  const std::string plaintext = "c2VjcmV0LXBsYWludGV4dC0xMjM0NQ==";  // "secret-plaintext-12345"
+  ASSERT_EQ(call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body(plaintext)).status, 200);
+  call("/tenant-a/kms/xks/v1/keys/decrypt_only_key/encrypt", encrypt_body(plaintext));
+  call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body(plaintext), kRestricted);
+  audit_.reset();  // writes what is queued
+  std::ifstream file(audit_path_);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(file, line);)
+    lines.push_back(line);
+  ASSERT_EQ(lines.size(), 3u);
+  json::object first = json::parse(lines[0]).as_object();
+  EXPECT_EQ(first.at("kmsRequestId").as_string(), "4112f4d6-db54-4af4-ae30-c55a22a8dfae");
+  EXPECT_EQ(first.at("operation").as_string(), "Encrypt");
+  EXPECT_EQ(first.at("externalKeyId").as_string(), "foo");
+  EXPECT_EQ(first.at("outcome").as_string(), "ok");
+  EXPECT_EQ(first.at("status").as_int64(), 200);
+  EXPECT_EQ(first.at("clientSubject").as_string(), "CN=test-client");
+  EXPECT_EQ(json::parse(lines[1]).at("errorName").as_string(), "InvalidKeyUsageException");
+  EXPECT_EQ(json::parse(lines[2]).at("errorName").as_string(), "AuthenticationFailedException");
+  AuditVerification verified = verify_audit_file(audit_path_);
+  EXPECT_EQ(verified.first_bad_line, 0u) << verified.reason;
+  EXPECT_EQ(verified.lines, 3u);
+  std::string all = lines[0] + lines[1] + lines[2];
+  for (const std::string& secret : {plaintext, std::string("secret-plaintext-12345"),
+                                    kTenantA.secret_access_key, token_.user_pin()}) {
+    EXPECT_EQ(all.find(secret), std::string::npos) << secret;
+  }
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "xks/hsm/pin.h"
 #include "xks/hsm/pkcs11_module.h"
 #include "xks/hsm/vendor_profile.h"
+#include "xks/proxy/audit_log.h"
 #include "xks/sigv4/credential.h"
 
 namespace xks::proxy {
@@ -66,6 +67,7 @@ struct KeyStoreConfig {
 };
 
 struct Config {
+  AuditConfig audit;  // off unless [audit] path is set
   ServerConfig server;
   TlsConfig tls;
   HsmConfig hsm;

@@ -13,6 +13,7 @@ struct HttpRequest {
   std::string target;                                        // as sent: path and optional query
   std::vector<std::pair<std::string, std::string>> headers;  // HTTP/2's :authority as "host"
   std::string body;
+  std::string client_subject;  // the mTLS client certificate's subject, if any
 };
 
 struct HttpResponse {

@@ -38,6 +38,7 @@ class ProxyMetrics {
   void record(const XksOutcome& outcome, double seconds);
   void record_handshake(bool ok);
   void record_health_transition(std::string_view to);
+  void record_audit_drop() { audit_dropped_->inc(); }
 
   // Connections by protocol, counted by the sessions themselves.
   std::atomic<long> http1_connections{0};
@@ -48,7 +49,6 @@ class ProxyMetrics {
  private:
   metrics::Registry registry_;
   std::string hsm_id_;
-  const Config& config_;
   // [keystore][operation][0 = success, 1 + XksError]
   std::vector<std::array<std::array<metrics::Counter*, kXksErrorCount + 1>, kXksOperationCount>>
       requests_;
@@ -61,6 +61,7 @@ class ProxyMetrics {
   metrics::Counter* handshakes_ok_ = nullptr;
   metrics::Counter* handshakes_failed_ = nullptr;
   metrics::Gauge* certificate_expiry_ = nullptr;
+  metrics::Counter* audit_dropped_ = nullptr;
 };
 
 }  // namespace xks::proxy

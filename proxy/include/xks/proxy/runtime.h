@@ -30,6 +30,7 @@ class Runtime {
   hsm::HsmExecutor& executor() { return *executor_; }
   hsm::HsmHealth& health() { return *health_; }
   ProxyMetrics& metrics() { return *metrics_; }
+  AuditLog* audit() { return audit_.get(); }  // null when auditing is off
   const hsm::TokenInfo& token() const { return token_; }
 
  private:
@@ -42,6 +43,7 @@ class Runtime {
   std::unique_ptr<hsm::KeyService> keys_;
   std::unique_ptr<hsm::HsmHealth> health_;
   std::unique_ptr<ProxyMetrics> metrics_;
+  std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<XksService> service_;
   std::unique_ptr<hsm::HsmExecutor> executor_;  // joined before the members it uses go
   std::jthread health_checks_;                  // last: stopped first

@@ -37,6 +37,8 @@ class Server {
   struct State;  // opaque: listeners, I/O contexts and threads
 
  private:
+  void wait_for_signal();
+
   std::unique_ptr<State> state_;
 };
 

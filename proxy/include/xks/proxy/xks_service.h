@@ -12,7 +12,9 @@
 
 #include "xks/hsm/hsm_health.h"
 #include "xks/hsm/key_service.h"
+#include "xks/proxy/audit_log.h"
 #include "xks/proxy/http_message.h"
+#include "xks/proxy/request_metadata.h"
 #include "xks/proxy/xks_error.h"
 #include "xks/proxy/xks_operation.h"
 #include "xks/sigv4/verifier.h"
@@ -31,8 +33,11 @@ struct XksOutcome {
   std::optional<XksOperation> operation;  // set once routed
   std::optional<XksError> error;          // unset: success
   std::optional<sigv4::Failure> auth_failure;
-  CK_RV hsm_rv = CKR_OK;    // the PKCS#11 code behind an HSM error
-  double hsm_seconds = -1;  // time spent at the HSM layer; < 0: none
+  CK_RV hsm_rv = CKR_OK;     // the PKCS#11 code behind an HSM error
+  double hsm_seconds = -1;   // time spent at the HSM layer; < 0: none
+  int status = 0;            // HTTP status of the answer
+  std::string key_id;        // external key id, once routed
+  RequestMetadata metadata;  // once the body parsed
 };
 
 class ProxyMetrics;
@@ -49,9 +54,9 @@ class XksService {
 
   using Clock = hsm::SessionPool::Clock;
 
-  // `metrics` may be null (no metrics recorded).
+  // `metrics` and `audit` may be null (nothing recorded).
   XksService(std::vector<KeyStore> key_stores, hsm::KeyService& keys, hsm::HsmHealth& health,
-             ProxyIdentity identity, ProxyMetrics* metrics = nullptr);
+             ProxyIdentity identity, ProxyMetrics* metrics = nullptr, AuditLog* audit = nullptr);
 
   // `received` is when the request was read in full: latency is measured from there.
   HttpResponse handle(const HttpRequest& request, Clock::time_point received,
@@ -61,6 +66,7 @@ class XksService {
 
  private:
   HttpResponse answer(const HttpRequest& request, Deadline deadline, XksOutcome& outcome) const;
+  AuditRecord audit_record(XksOutcome& outcome, const HttpRequest& request, double seconds) const;
 
   std::vector<KeyStore> key_stores_;
   std::vector<std::string> prefixes_;
@@ -68,6 +74,7 @@ class XksService {
   hsm::HsmHealth& health_;
   ProxyIdentity identity_;
   ProxyMetrics* metrics_;
+  AuditLog* audit_;
 };
 
 }  // namespace xks::proxy

@@ -1,0 +1,218 @@
+// Writing and verifying the hash-chained audit log.
+#include "xks/proxy/audit_log.h"
+
+#include <openssl/evp.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+
+namespace xks::proxy {
+
+namespace {
+
+constexpr std::string_view kChainField = ",\"chain\":\"";
+const std::string kGenesis(64, '0');
+
+std::string sha256_hex(std::string_view data) {
+  unsigned char digest[32];
+  unsigned int length = 0;
+  EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char byte : digest) {
+    out.push_back(kHex[byte >> 4]);
+    out.push_back(kHex[byte & 0xf]);
+  }
+  return out;
+}
+
+std::string utc_microseconds(std::chrono::system_clock::time_point time) {
+  auto micros = std::chrono::floor<std::chrono::microseconds>(time);
+  auto seconds = std::chrono::floor<std::chrono::seconds>(micros);
+  std::time_t t = std::chrono::system_clock::to_time_t(seconds);
+  std::tm utc{};
+  gmtime_r(&t, &utc);
+  char buffer[96];
+  std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", utc.tm_year + 1900,
+                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                static_cast<long>((micros - seconds).count()));
+  return buffer;
+}
+
+// The chain value at the end of an existing log, so that appending continues it.
+std::string last_chain(const std::string& path) {
+  std::error_code ignored;
+  if (!std::filesystem::is_regular_file(path, ignored))
+    return kGenesis;  // e.g. a pipe
+  std::ifstream file(path, std::ios::binary | std::ios::ate);
+  if (!file)
+    return kGenesis;
+  std::streamoff size = file.tellg();
+  std::streamoff start = std::max<std::streamoff>(0, size - 8192);
+  file.seekg(start);
+  std::string tail(static_cast<std::size_t>(size - start), '\0');
+  file.read(tail.data(), static_cast<std::streamsize>(tail.size()));
+  while (!tail.empty() && tail.back() == '\n')
+    tail.pop_back();
+  std::string line = tail.substr(tail.rfind('\n') == std::string::npos ? 0 : tail.rfind('\n') + 1);
+  std::size_t at = line.rfind(kChainField);
+  if (at == std::string::npos || line.size() < at + kChainField.size() + 64)
+    return kGenesis;
+  return line.substr(at + kChainField.size(), 64);
+}
+
+}  // namespace
+
+std::string audit_line(const AuditRecord& record, const std::string& previous_chain,
+                       std::string& chain) {
+  const RequestMetadata& m = record.metadata;
+  boost::json::object line{{"time", utc_microseconds(record.time)},
+                           {"kmsRequestId", m.kms_request_id},
+                           {"keystore", record.keystore},
+                           {"externalKeyId", record.key_id},
+                           {"operation", record.operation},
+                           {"kmsOperation", m.kms_operation},
+                           {"awsPrincipalArn", m.aws_principal_arn},
+                           {"kmsKeyArn", m.kms_key_arn},
+                           {"kmsViaService", m.kms_via_service},
+                           {"awsSourceVpc", m.aws_source_vpc},
+                           {"awsSourceVpce", m.aws_source_vpce},
+                           {"outcome", record.outcome},
+                           {"errorName", record.error_name},
+                           {"status", record.status},
+                           {"latencyUs", record.latency_us},
+                           {"hsm", record.hsm_id},
+                           {"clientSubject", record.client_subject},
+                           {"prev", previous_chain}};
+  std::string body = boost::json::serialize(line);
+  chain = sha256_hex(body);
+  body.pop_back();  // the closing brace: the chain goes last
+  body.append(kChainField).append(chain).append("\"}");
+  return body;
+}
+
+AuditLog::AuditLog(AuditConfig config, std::function<void()> on_drop)
+    : config_(std::move(config)), on_drop_(std::move(on_drop)) {
+  previous_chain_ = config_.path == "-" ? kGenesis : last_chain(config_.path);
+  writer_ = std::thread([this] { run(); });
+}
+
+AuditLog::~AuditLog() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  writer_.join();
+  if (output_ != nullptr && output_ != stdout)
+    std::fclose(output_);
+}
+
+bool AuditLog::reserve() {
+  std::lock_guard lock(mutex_);
+  if (reserved_ >= config_.queue_size)
+    return false;
+  ++reserved_;
+  return true;
+}
+
+void AuditLog::submit(AuditRecord record) {
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back(std::move(record));
+  }
+  wake_.notify_one();
+}
+
+void AuditLog::dropped() {
+  if (on_drop_)
+    on_drop_();
+}
+
+void AuditLog::reopen() {
+  {
+    std::lock_guard lock(mutex_);
+    reopen_ = true;
+  }
+  wake_.notify_one();
+}
+
+bool AuditLog::open_output() {
+  if (output_ != nullptr && output_ != stdout)
+    std::fclose(output_);
+  output_ = config_.path == "-" ? stdout : std::fopen(config_.path.c_str(), "a");
+  return output_ != nullptr;
+}
+
+void AuditLog::run() {
+  open_output();
+  std::unique_lock lock(mutex_);
+  while (true) {
+    wake_.wait(lock, [this] { return stopping_ || reopen_ || !queue_.empty(); });
+    if (std::exchange(reopen_, false))
+      open_output();
+    if (queue_.empty()) {
+      if (stopping_)
+        return;
+      continue;
+    }
+    std::deque<AuditRecord> batch;
+    batch.swap(queue_);
+    lock.unlock();
+    std::string text;
+    for (const AuditRecord& record : batch) {
+      std::string chain;
+      text += audit_line(record, previous_chain_, chain);
+      text.push_back('\n');
+      previous_chain_ = std::move(chain);
+    }
+    if (output_ != nullptr) {
+      std::fwrite(text.data(), 1, text.size(), output_);
+      std::fflush(output_);
+    }
+    lock.lock();
+    reserved_ -= batch.size();
+  }
+}
+
+AuditVerification verify_audit_file(const std::string& path) {
+  AuditVerification result;
+  std::ifstream file(path, std::ios::binary);
+  if (!file) {
+    result.first_bad_line = 1;
+    result.reason = "cannot read " + path;
+    return result;
+  }
+  std::string previous;
+  for (std::string line; std::getline(file, line);) {
+    std::size_t number = ++result.lines;
+    auto bad = [&](std::string reason) {
+      result.first_bad_line = number;
+      result.reason = std::move(reason);
+      return result;
+    };
+    std::size_t at = line.rfind(kChainField);
+    if (at == std::string::npos || line.size() != at + kChainField.size() + 64 + 2 ||
+        !line.ends_with("\"}")) {
+      return bad("not an audit line");
+    }
+    std::string chain = line.substr(at + kChainField.size(), 64);
+    std::string body = line.substr(0, at) + "}";
+    if (sha256_hex(body) != chain)
+      return bad("content does not match its hash (edited)");
+    boost::system::error_code error;
+    boost::json::value parsed = boost::json::parse(body, error);
+    const boost::json::value* prev =
+        !error && parsed.is_object() ? parsed.as_object().if_contains("prev") : nullptr;
+    if (prev == nullptr || !prev->is_string())
+      return bad("no prev field");
+    if (number > 1 && prev->as_string() != previous) {
+      return bad("does not follow the line before (a line was deleted, added or moved)");
+    }
+    previous = chain;
+  }
+  return result;
+}
+
+}  // namespace xks::proxy
