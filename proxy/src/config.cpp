@@ -265,6 +265,22 @@ CredentialConfig parse_credential(TableReader reader) {
   return out;
 }
 
+LogConfig parse_log(TableReader reader) {
+  LogConfig log;
+  std::string format = reader.string("format").value_or("text");
+  if (format != "text" && format != "json") {
+    reader.fail(reader.table().get("format"), "format", "must be text or json");
+  }
+  log.json = format == "json";
+  log.level = reader.string("level").value_or("info");
+  const std::string kLevels[] = {"trace", "debug", "info", "warn", "error"};
+  if (std::find(std::begin(kLevels), std::end(kLevels), log.level) == std::end(kLevels)) {
+    reader.fail(reader.table().get("level"), "level", "must be trace, debug, info, warn or error");
+  }
+  reader.finish();
+  return log;
+}
+
 AuditConfig parse_audit(TableReader reader) {
   AuditConfig audit;
   audit.path = reader.required_string("path");
@@ -358,6 +374,9 @@ tl::expected<Config, std::string> load_config(const std::string& path) {
       config.server = parse_server(TableReader(*server, "server", path));
     }
     config.tls = parse_tls(TableReader(*section("tls", true), "tls", path));
+    if (const toml::table* log = section("log", false)) {
+      config.log = parse_log(TableReader(*log, "log", path));
+    }
     if (const toml::table* audit = section("audit", false)) {
       config.audit = parse_audit(TableReader(*audit, "audit", path));
     }

@@ -9,7 +9,7 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"xks-proxy: an AWS KMS External Key Store proxy for PKCS#11 HSMs"};
-  app.set_version_flag("--version", std::string("xks-proxy ") + XKS_VERSION);
+  app.set_version_flag("--version", std::string("xks-proxy ") + XKS_PROXY_VERSION);
   app.require_subcommand(1);
   int exit_code = 0;
 

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <iostream>
 
+#include "operational_log.h"
 #include "tls.h"
 #include "xks/proxy/config.h"
 #include "xks/proxy/runtime.h"
@@ -24,6 +25,7 @@ tl::expected<Started, std::string> start(const std::string& config_path) {
   auto config = load_config(config_path);
   if (!config)
     return tl::unexpected(config.error());
+  configure_operational_log(config->log);
   auto tls = make_server_tls_context(config->tls);
   if (!tls)
     return tl::unexpected(tls.error());
@@ -31,6 +33,25 @@ tl::expected<Started, std::string> start(const std::string& config_path) {
   if (!runtime)
     return tl::unexpected(runtime.error());
   return Started{std::move(*runtime), std::move(*tls)};
+}
+
+// What is being served, for operators: never a secret, a PIN or a key.
+void log_start_up_summary(Runtime& runtime, const Server& server) {
+  const Config& config = runtime.config();
+  std::string stores;
+  for (const KeyStoreConfig& store : config.keystores) {
+    if (!stores.empty())
+      stores += ", ";
+    stores += (store.prefix.empty() ? std::string("/") : store.prefix) + " (" +
+              std::to_string(store.credentials.size()) + " credential(s))";
+  }
+  spdlog::info("xks-proxy {} on port {} (admin {}); key stores: {}", XKS_PROXY_VERSION,
+               server.port(), server.admin_port(), stores);
+  spdlog::info("HSM: token '{}' serial {} ({}), profile {}, {} sessions; mTLS {}; audit log {}",
+               runtime.token().label, runtime.token().serial, runtime.health().model(),
+               config.hsm.profile.name, config.hsm.sessions,
+               config.tls.client_ca.empty() ? "off" : "on",
+               config.audit.path.empty() ? std::string("off") : config.audit.path);
 }
 
 }  // namespace
@@ -63,6 +84,7 @@ int serve_command(const std::string& config_path) {
     spdlog::error("cannot start: {}", listening.error());
     return 1;
   }
+  log_start_up_summary(*started->runtime, server);
   server.run();
   return 0;
 }

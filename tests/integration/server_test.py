@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -61,6 +62,7 @@ class ProxyProcess:
             config = f.read()
         config = config.replace(
             "[server]\n",
+            "[log]\nformat = \"json\"\n\n"
             "[server]\nheader_timeout_ms = 700\nidle_timeout_ms = 5000\n"
             "max_body_bytes = 65536\nfleet_size = 2\n")
         self.config = os.path.join(state_dir, "test.toml")
@@ -321,6 +323,15 @@ class ServerTest(unittest.TestCase):
                          secret.hex().upper().encode()):
                 self.assertNotIn(form, logs, "found %r in the logs" % form)
 
+    def test_the_operational_log_is_json_with_a_start_up_summary(self):
+        with open(os.path.join(self.proxy.dir, "serve.log")) as f:
+            entries = [json.loads(line) for line in f if line.strip()]
+        self.assertTrue(all(set(e) == {"time", "level", "message"} for e in entries), entries)
+        summary = " ".join(e["message"] for e in entries)
+        self.assertIn("key stores: /example (1 credential(s))", summary)
+        self.assertIn("profile softhsm", summary)
+        self.assertNotIn(self.proxy.secret, summary)
+
     def test_keep_alive_serves_several_requests_on_one_connection(self):
         connection = http.client.HTTPSConnection("localhost", self.proxy.port, timeout=10,
                                                  context=self.proxy.tls_context())
@@ -454,6 +465,48 @@ class ServerTest(unittest.TestCase):
             # sending as the server closes.
             with self.assertRaises((ssl.SSLError, ConnectionResetError)):
                 old.wrap_socket(sock, server_hostname="localhost")
+
+
+class PrometheusScrapeTest(unittest.TestCase):
+    """A real Prometheus server on loopback scrapes the proxy and answers a query."""
+
+    def test_prometheus_scrapes_and_answers_a_request_rate_query(self):
+        tmp = tempfile.mkdtemp(prefix="xks-prometheus-test-")
+        proxy = ProxyProcess(os.path.join(tmp, "demo"))
+        port = free_port()
+        config = os.path.join(tmp, "prometheus.yml")
+        with open(config, "w") as f:
+            f.write("global:\n  scrape_interval: 1s\nscrape_configs:\n"
+                    "  - job_name: xks\n    static_configs:\n"
+                    "      - targets: ['127.0.0.1:%d']\n" % proxy.admin_port)
+        prometheus = subprocess.Popen(
+            ["prometheus", "--config.file=" + config, "--storage.tsdb.path=" + tmp + "/tsdb",
+             "--web.listen-address=127.0.0.1:%d" % port, "--log.level=error"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            query = urllib.parse.quote(
+                'sum(rate(xks_requests_total{operation="GetKeyMetadata",result="ok"}[10s]))')
+            deadline = time.time() + 60
+            rate = 0.0
+            while time.time() < deadline and rate <= 0:
+                for _ in range(5):
+                    proxy.call("keys/foo/metadata", {"requestMetadata": metadata()})
+                time.sleep(1)
+                try:
+                    with urllib.request.urlopen("http://127.0.0.1:%d/api/v1/query?query=%s"
+                                                % (port, query), timeout=5) as response:
+                        answer = json.loads(response.read())
+                except OSError:
+                    continue
+                self.assertEqual(answer["status"], "success")
+                if answer["data"]["result"]:
+                    rate = float(answer["data"]["result"][0]["value"][1])
+            self.assertGreater(rate, 0, "Prometheus never saw the request rate")
+        finally:
+            prometheus.terminate()
+            prometheus.wait(timeout=20)
+            proxy.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class MutualTlsTest(unittest.TestCase):

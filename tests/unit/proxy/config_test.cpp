@@ -114,6 +114,15 @@ TEST_F(ConfigTest, ReadsEverySetting) {
   EXPECT_EQ(config->keystores[1].prefix, "");
 }
 
+TEST_F(ConfigTest, ReadsTheLogSection) {
+  auto json = load("[log]\nformat = \"json\"\nlevel = \"warn\"\n" + minimal());
+  ASSERT_TRUE(json.has_value()) << json.error();
+  EXPECT_TRUE(json->log.json);
+  EXPECT_EQ(json->log.level, "warn");
+  expect_error("[log]\nformat = \"xml\"\n" + minimal(), "log.format: must be text or json");
+  expect_error("[log]\nlevel = \"loud\"\n" + minimal(), "log.level: must be trace");
+}
+
 TEST_F(ConfigTest, ReadsTheAuditSection) {
   auto off = load(minimal());
   ASSERT_TRUE(off.has_value()) << off.error();

@@ -66,7 +66,13 @@ struct KeyStoreConfig {
   std::optional<std::vector<std::string>> allowed_keys;  // absent: every key on the token
 };
 
+struct LogConfig {
+  bool json = false;           // operational log as JSON lines instead of text
+  std::string level = "info";  // trace, debug, info, warn, error
+};
+
 struct Config {
+  LogConfig log;
   AuditConfig audit;  // off unless [audit] path is set
   ServerConfig server;
   TlsConfig tls;
