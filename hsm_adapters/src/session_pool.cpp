@@ -12,16 +12,18 @@ namespace xks::hsm {
 SessionPool::Lease::Lease(Lease&& other) noexcept
     : pool_(std::exchange(other.pool_, nullptr)),
       handle_(other.handle_),
-      discard_(other.discard_) {}
+      discard_(other.discard_),
+      reason_(std::move(other.reason_)) {}
 
 SessionPool::Lease::~Lease() {
   if (pool_ != nullptr)
-    pool_->give_back(handle_, discard_);
+    pool_->give_back(handle_, discard_, reason_);
 }
 
 void SessionPool::Lease::report(const HsmError& error) {
   if (error.kind == HsmErrorKind::kSessionLost || error.kind == HsmErrorKind::kUnavailable) {
     discard_ = true;
+    reason_ = error.message;
   }
 }
 
@@ -81,9 +83,16 @@ HsmResult<SessionPool::Lease> SessionPool::acquire(Clock::time_point deadline) {
   return Lease(this, handle);
 }
 
-void SessionPool::give_back(CK_SESSION_HANDLE handle, bool discard) {
-  if (discard)
+void SessionPool::event(const std::string& what) const {
+  if (options_.on_event)
+    options_.on_event(what);
+}
+
+void SessionPool::give_back(CK_SESSION_HANDLE handle, bool discard, const std::string& reason) {
+  if (discard) {
     api().C_CloseSession(handle);
+    event("HSM session dropped (" + reason + "); reopening it in the background");
+  }
   std::lock_guard lock(mutex_);
   --counts_.busy;
   if (discard) {
@@ -108,8 +117,15 @@ void SessionPool::replace_missing(std::stop_token stop) {
       ++counts_.replaced;
       retry = options_.first_retry;
       idle_available_.notify_one();
+      lock.unlock();
+      event("HSM session reopened");
+      lock.lock();
       continue;
     }
+    lock.unlock();
+    event("reopening an HSM session failed (" + session.error().message + "); retrying in " +
+          std::to_string(retry.count()) + " ms");
+    lock.lock();
     // Back off: never hammer a failing HSM, and never retry a wrong PIN quickly.
     missing_changed_.wait_for(lock, stop, retry, [] { return false; });
     retry = std::min(retry * 2, options_.max_retry);

@@ -12,6 +12,9 @@ namespace xks::proxy {
 namespace {
 
 constexpr std::string_view kChainField = ",\"chain\":\"";
+// Lines reach the file at most this late; a burst wakes the writer sooner.
+constexpr auto kFlushInterval = std::chrono::milliseconds(50);
+constexpr std::size_t kWakeAt = 512;
 const std::string kGenesis(64, '0');
 
 std::string sha256_hex(std::string_view data) {
@@ -64,32 +67,68 @@ std::string last_chain(const std::string& path) {
 
 }  // namespace
 
+namespace {
+
+// Appends "name":"value" with the value escaped for JSON.
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  out.append(name);
+  out.append("\":\"");
+  for (char c : value) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out.append("\\u00");
+      out.push_back(kHex[(c >> 4) & 0xf]);
+      out.push_back(kHex[c & 0xf]);
+    } else {
+      out.push_back(c);
+    }
+  }
+  out.append("\",");
+}
+
+void append_number(std::string& out, std::string_view name, long value) {
+  out.push_back('"');
+  out.append(name);
+  out.append("\":");
+  out.append(std::to_string(value));
+  out.push_back(',');
+}
+
+}  // namespace
+
 std::string audit_line(const AuditRecord& record, const std::string& previous_chain,
                        std::string& chain) {
+  // Written by hand rather than through a JSON library: this runs for every request.
   const RequestMetadata& m = record.metadata;
-  boost::json::object line{{"time", utc_microseconds(record.time)},
-                           {"kmsRequestId", m.kms_request_id},
-                           {"keystore", record.keystore},
-                           {"externalKeyId", record.key_id},
-                           {"operation", record.operation},
-                           {"kmsOperation", m.kms_operation},
-                           {"awsPrincipalArn", m.aws_principal_arn},
-                           {"kmsKeyArn", m.kms_key_arn},
-                           {"kmsViaService", m.kms_via_service},
-                           {"awsSourceVpc", m.aws_source_vpc},
-                           {"awsSourceVpce", m.aws_source_vpce},
-                           {"outcome", record.outcome},
-                           {"errorName", record.error_name},
-                           {"status", record.status},
-                           {"latencyUs", record.latency_us},
-                           {"hsm", record.hsm_id},
-                           {"clientSubject", record.client_subject},
-                           {"prev", previous_chain}};
-  std::string body = boost::json::serialize(line);
-  chain = sha256_hex(body);
-  body.pop_back();  // the closing brace: the chain goes last
-  body.append(kChainField).append(chain).append("\"}");
-  return body;
+  std::string line = "{";
+  line.reserve(512 + m.aws_principal_arn.size() + m.kms_key_arn.size());
+  append_field(line, "time", utc_microseconds(record.time));
+  append_field(line, "kmsRequestId", m.kms_request_id);
+  append_field(line, "keystore", record.keystore);
+  append_field(line, "externalKeyId", record.key_id);
+  append_field(line, "operation", record.operation);
+  append_field(line, "kmsOperation", m.kms_operation);
+  append_field(line, "awsPrincipalArn", m.aws_principal_arn);
+  append_field(line, "kmsKeyArn", m.kms_key_arn);
+  append_field(line, "kmsViaService", m.kms_via_service);
+  append_field(line, "awsSourceVpc", m.aws_source_vpc);
+  append_field(line, "awsSourceVpce", m.aws_source_vpce);
+  append_field(line, "outcome", record.outcome);
+  append_field(line, "errorName", record.error_name);
+  append_number(line, "status", record.status);
+  append_number(line, "latencyUs", record.latency_us);
+  append_field(line, "hsm", record.hsm_id);
+  append_field(line, "clientSubject", record.client_subject);
+  append_field(line, "prev", previous_chain);
+  line.back() = '}';
+  chain = sha256_hex(line);
+  line.pop_back();  // the closing brace: the chain goes last
+  line.append(kChainField).append(chain).append("\"}");
+  return line;
 }
 
 AuditLog::AuditLog(AuditConfig config, std::function<void()> on_drop)
@@ -110,19 +149,24 @@ AuditLog::~AuditLog() {
 }
 
 bool AuditLog::reserve() {
-  std::lock_guard lock(mutex_);
-  if (reserved_ >= config_.queue_size)
-    return false;
-  ++reserved_;
+  std::size_t held = reserved_.load(std::memory_order_relaxed);
+  do {
+    if (held >= config_.queue_size)
+      return false;
+  } while (!reserved_.compare_exchange_weak(held, held + 1, std::memory_order_relaxed));
   return true;
 }
 
 void AuditLog::submit(AuditRecord record) {
+  bool wake = false;
   {
     std::lock_guard lock(mutex_);
     queue_.push_back(std::move(record));
+    wake = queue_.size() == kWakeAt;
   }
-  wake_.notify_one();
+  // The writer batches: it wakes every kFlushInterval, or early when the queue fills up.
+  if (wake)
+    wake_.notify_one();
 }
 
 void AuditLog::dropped() {
@@ -149,7 +193,8 @@ void AuditLog::run() {
   open_output();
   std::unique_lock lock(mutex_);
   while (true) {
-    wake_.wait(lock, [this] { return stopping_ || reopen_ || !queue_.empty(); });
+    wake_.wait_for(lock, kFlushInterval,
+                   [this] { return stopping_ || reopen_ || queue_.size() >= kWakeAt; });
     if (std::exchange(reopen_, false))
       open_output();
     if (queue_.empty()) {
@@ -171,8 +216,8 @@ void AuditLog::run() {
       std::fwrite(text.data(), 1, text.size(), output_);
       std::fflush(output_);
     }
+    reserved_.fetch_sub(batch.size(), std::memory_order_relaxed);
     lock.lock();
-    reserved_ -= batch.size();
   }
 }
 

@@ -74,8 +74,10 @@ tl::expected<std::unique_ptr<Runtime>, std::string> Runtime::start(const Config&
   if (!token)
     return tl::unexpected(token.error().message);
   runtime->token_ = *token;
-  auto pool = hsm::SessionPool::open(runtime->module_, token->slot_id, std::move(*pin),
-                                     {.sessions = hsm_config.sessions});
+  auto pool = hsm::SessionPool::open(
+      runtime->module_, token->slot_id, std::move(*pin),
+      {.sessions = hsm_config.sessions,
+       .on_event = [](const std::string& what) { spdlog::warn("{}", what); }});
   if (!pool)
     return tl::unexpected("HSM token '" + token->label + "': " + pool.error().message);
   runtime->pool_ = std::move(*pool);

@@ -10,6 +10,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -331,6 +332,24 @@ class ServerTest(unittest.TestCase):
         self.assertIn("key stores: /example (1 credential(s))", summary)
         self.assertIn("profile softhsm", summary)
         self.assertNotIn(self.proxy.secret, summary)
+
+    def test_every_metric_the_grafana_dashboard_plots_exists(self):
+        dashboard_file = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                      "../../observability/grafana-dashboard.json")
+        with open(dashboard_file) as f:
+            dashboard = json.load(f)
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.proxy.admin_port,
+                                    timeout=10) as response:
+            text = response.read().decode()
+        exposed = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")}
+        plotted = set()
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                plotted.update(re.findall(r"xks_[a-z0-9_]+", target["expr"]))
+        self.assertTrue(plotted)
+        for name in plotted:
+            base = re.sub(r"_(bucket|sum|count)$", "", name)
+            self.assertIn(base, exposed, "the dashboard plots %s, which /metrics lacks" % name)
 
     def test_keep_alive_serves_several_requests_on_one_connection(self):
         connection = http.client.HTTPSConnection("localhost", self.proxy.port, timeout=10,

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <mutex>
 #include <thread>
 
 #include "hsm_fixture.h"
@@ -90,7 +92,12 @@ TEST_F(SessionPoolTest, AWrongPinFailsStartUpAtOnce) {
 
 TEST_F(SessionPoolTest, LostSessionsAreReplacedAndRequestsRetried) {
   create_key("foo");
-  open_pool({.sessions = 2});
+  std::mutex mutex;
+  std::vector<std::string> events;
+  open_pool({.sessions = 2, .on_event = [&](const std::string& what) {
+               std::lock_guard lock(mutex);
+               events.push_back(what);
+             }});
   KeyService service(*pool_, *vendor_profile("softhsm"));
   lose_every_session();
   // The first attempt meets a dead session; the retry gets a fresh one.
@@ -104,6 +111,10 @@ TEST_F(SessionPoolTest, LostSessionsAreReplacedAndRequestsRetried) {
   auto opened = service.decrypt("foo", sealed->ciphertext, sealed->iv, sealed->tag, {}, in(5s));
   ASSERT_TRUE(opened.has_value()) << opened.error().message;
   EXPECT_EQ(*opened, plaintext);
+  std::lock_guard lock(mutex);
+  ASSERT_FALSE(events.empty());
+  EXPECT_NE(events.front().find("CKR_SESSION_HANDLE_INVALID"), std::string::npos) << events.front();
+  EXPECT_NE(std::find(events.begin(), events.end(), "HSM session reopened"), events.end());
 }
 
 TEST_F(SessionPoolTest, FailedLoginsBackOffAndRecoverOnceLoggedIn) {

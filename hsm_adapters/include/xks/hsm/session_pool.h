@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -21,6 +22,9 @@ struct SessionPoolOptions {
   std::size_t sessions = 8;
   std::chrono::milliseconds first_retry{1000};  // after the first failed reopen or login
   std::chrono::milliseconds max_retry{std::chrono::minutes{5}};
+  // Told about sessions dropped and reopened and failed reconnects (with CKR names), for the
+  // operational log; called without the pool's lock held.
+  std::function<void(const std::string&)> on_event = nullptr;
 };
 
 class SessionPool {
@@ -47,6 +51,7 @@ class SessionPool {
     SessionPool* pool_;
     CK_SESSION_HANDLE handle_;
     bool discard_ = false;
+    std::string reason_;  // why it was discarded
   };
 
   struct Counts {
@@ -80,7 +85,8 @@ class SessionPool {
               SessionPoolOptions options);
 
   HsmResult<CK_SESSION_HANDLE> open_session();  // opened and logged in
-  void give_back(CK_SESSION_HANDLE handle, bool discard);
+  void give_back(CK_SESSION_HANDLE handle, bool discard, const std::string& reason);
+  void event(const std::string& what) const;
   void replace_missing(std::stop_token stop);
 
   std::shared_ptr<Pkcs11Module> module_;

@@ -5,6 +5,7 @@
 // refuses requests it could not audit. Plaintext, keys and secrets are never part of a record.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -67,7 +68,7 @@ class AuditLog {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<AuditRecord> queue_;
-  std::size_t reserved_ = 0;  // places held, queued or not
+  std::atomic<std::size_t> reserved_{0};  // places held, queued or not: no lock to reserve
   bool reopen_ = false;
   bool stopping_ = false;
   std::FILE* output_ = nullptr;
