@@ -1,0 +1,83 @@
+{{- define "xks-proxy.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "xks-proxy.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name (include "xks-proxy.name" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "xks-proxy.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "xks-proxy.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "xks-proxy.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{ include "xks-proxy.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "xks-proxy.tlsSecret" -}}
+{{- if .Values.tls.certManager.enabled -}}
+{{- printf "%s-tls" (include "xks-proxy.fullname" .) -}}
+{{- else -}}
+{{- required "tls.existingSecret (or tls.certManager.enabled) is required" .Values.tls.existingSecret -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The proxy's TOML configuration; secrets are only paths to mounted files. */}}
+{{- define "xks-proxy.config" -}}
+[log]
+format = {{ .Values.proxy.logFormat | quote }}
+
+{{- if .Values.proxy.audit.enabled }}
+
+[audit]
+path = "-"
+on_full = {{ .Values.proxy.audit.onFull | quote }}
+{{- end }}
+
+[server]
+listen = "0.0.0.0:{{ .Values.proxy.port }}"
+admin_listen = "0.0.0.0:{{ .Values.proxy.adminPort }}"
+io_threads = {{ .Values.proxy.ioThreads }}
+request_deadline_ms = {{ .Values.proxy.requestDeadlineMs }}
+max_body_bytes = {{ .Values.proxy.maxBodyBytes }}
+fleet_size = {{ if .Values.autoscaling.enabled }}{{ .Values.autoscaling.maxReplicas }}{{ else }}{{ .Values.replicaCount }}{{ end }}
+
+[tls]
+certificate_chain = "/etc/xks-proxy/tls/tls.crt"
+private_key = "/etc/xks-proxy/tls/tls.key"
+{{- if .Values.tls.clientCA.existingSecret }}
+client_ca = "/etc/xks-proxy/client-ca/{{ .Values.tls.clientCA.key }}"
+client_names = [{{ range $i, $name := .Values.tls.clientCA.allowedNames }}{{ if $i }}, {{ end }}{{ $name | quote }}{{ end }}]
+{{- end }}
+
+[hsm]
+module = {{ .Values.hsm.module | quote }}
+vendor_profile = {{ .Values.hsm.vendorProfile | quote }}
+token_label = {{ .Values.hsm.tokenLabel | quote }}
+pin_file = "/etc/xks-proxy/pin/{{ .Values.hsm.pin.key }}"
+sessions = {{ .Values.hsm.sessions }}
+health_key = {{ .Values.hsm.healthKey | quote }}
+{{- range .Values.keystores }}
+
+[[keystore]]
+prefix = {{ .prefix | quote }}
+regions = [{{ range $i, $region := .regions }}{{ if $i }}, {{ end }}{{ $region | quote }}{{ end }}]
+{{- if .allowedKeys }}
+allowed_keys = [{{ range $i, $key := .allowedKeys }}{{ if $i }}, {{ end }}{{ $key | quote }}{{ end }}]
+{{- end }}
+{{- range .credentials }}
+
+[[keystore.credential]]
+access_key_id = {{ .accessKeyId | quote }}
+secret_file = "/etc/xks-proxy/sigv4/{{ .secretKey }}"
+{{- end }}
+{{- end }}
+{{ end -}}

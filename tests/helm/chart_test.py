@@ -1,0 +1,158 @@
+#!/usr/bin/python3
+"""The Helm chart, rendered by tests/helm/render (text/template + sprig with Helm's built-ins)
+for the standalone and sidecar value sets: the expected objects, probes, security context, no
+secret inline, a config checksum that follows the config, and a rendered configuration that
+the real `xks-proxy check` accepts against a SoftHSM token.
+
+Usage: chart_test.py SOURCE_DIR PATH_TO_XKS_PROXY
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import yaml
+
+SOURCE = None
+BINARY = None
+
+
+class ChartTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="xks-helm-test-")
+        cls.renderer = os.path.join(cls.tmp, "render")
+        env = dict(os.environ, GO111MODULE="off", GOPATH="/usr/share/gocode",
+                   GOCACHE=os.path.join(cls.tmp, "gocache"), GOFLAGS="")
+        subprocess.run(["go", "build", "-o", cls.renderer,
+                        os.path.join(SOURCE, "tests/helm/render/main.go")],
+                       check=True, env=env, timeout=300)
+        cls.chart = os.path.join(SOURCE, "helm/xks-proxy")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def render(self, *values):
+        result = subprocess.run([self.renderer, self.chart, "rel", "xks"] + list(values),
+                                capture_output=True, text=True, timeout=60)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return result.stdout, [d for d in yaml.safe_load_all(result.stdout) if d]
+
+    def values(self, name):
+        return os.path.join(SOURCE, "tests/helm", name)
+
+    @staticmethod
+    def kinds(documents):
+        return {d["kind"]: d for d in documents}
+
+    def check_pod(self, deployment):
+        pod = deployment["spec"]["template"]["spec"]
+        self.assertTrue(pod["securityContext"]["runAsNonRoot"])
+        self.assertEqual(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault")
+        proxy = next(c for c in pod["containers"] if c["name"] == "xks-proxy")
+        context = proxy["securityContext"]
+        self.assertTrue(context["readOnlyRootFilesystem"])
+        self.assertFalse(context["allowPrivilegeEscalation"])
+        self.assertEqual(context["capabilities"]["drop"], ["ALL"])
+        ports = {p["name"]: p["containerPort"] for p in proxy["ports"]}
+        self.assertEqual(ports, {"xks": 8443, "admin": 9090})
+        self.assertEqual(proxy["livenessProbe"]["httpGet"], {"path": "/livez", "port": "admin"})
+        self.assertEqual(proxy["readinessProbe"]["httpGet"], {"path": "/readyz", "port": "admin"})
+        secrets = [v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v]
+        self.assertTrue(secrets)
+        self.assertIn("checksum/config", deployment["spec"]["template"]["metadata"]["annotations"])
+        return pod, proxy
+
+    def check_no_secret_inline(self, text, documents):
+        self.assertNotIn("Secret", {d["kind"] for d in documents})
+        config = self.kinds(documents)["ConfigMap"]["data"]["xks-proxy.toml"]
+        self.assertNotRegex(config, r"(?m)^(secret|pin)\s*=")
+        self.assertIn("secret_file", config)
+        self.assertNotIn("RawSecretAccessKey", text)
+
+    def test_standalone(self):
+        text, documents = self.render(self.values("standalone.yaml"))
+        objects = self.kinds(documents)
+        self.assertEqual(set(objects), {"ConfigMap", "Deployment", "NetworkPolicy",
+                                        "PodDisruptionBudget", "Service", "ServiceMonitor"})
+        pod, _ = self.check_pod(objects["Deployment"])
+        self.assertEqual(objects["Deployment"]["spec"]["replicas"], 2)
+        self.assertEqual([c["name"] for c in pod["containers"]], ["xks-proxy"])
+        self.assertEqual(objects["ServiceMonitor"]["spec"]["endpoints"][0]["path"], "/metrics")
+        self.check_no_secret_inline(text, documents)
+        self.assertIn("fleet_size = 2", objects["ConfigMap"]["data"]["xks-proxy.toml"])
+
+    def test_sidecar(self):
+        text, documents = self.render(self.values("sidecar.yaml"))
+        objects = self.kinds(documents)
+        self.assertTrue({"Certificate", "HorizontalPodAutoscaler", "Deployment"} <= set(objects))
+        pod, proxy = self.check_pod(objects["Deployment"])
+        self.assertNotIn("replicas", objects["Deployment"]["spec"])  # the HPA owns it
+        self.assertEqual([c["name"] for c in pod["containers"]], ["xks-proxy", "cloudhsm-client"])
+        self.assertIn("cloudhsm-run", [v["name"] for v in pod["volumes"]])
+        self.assertIn("/var/run/cloudhsm", [m["mountPath"] for m in proxy["volumeMounts"]])
+        config = objects["ConfigMap"]["data"]["xks-proxy.toml"]
+        self.assertIn('vendor_profile = "cloudhsm"', config)
+        self.assertIn('client_names = ["cks.kms.us-east-1.amazonaws.com"]', config)
+        self.assertIn("fleet_size = 5", config)  # the HPA's maximum
+        self.check_no_secret_inline(text, documents)
+
+    def test_a_config_change_rolls_the_pods(self):
+        _, first = self.render(self.values("standalone.yaml"))
+        override = os.path.join(self.tmp, "deadline.yaml")
+        with open(override, "w") as f:
+            f.write("proxy:\n  requestDeadlineMs: 150\n")
+        _, second = self.render(self.values("standalone.yaml"), override)
+        checksum = lambda docs: self.kinds(docs)["Deployment"]["spec"]["template"]["metadata"][
+            "annotations"]["checksum/config"]
+        self.assertNotEqual(checksum(first), checksum(second))
+
+    def test_missing_secret_references_are_refused(self):
+        result = subprocess.run([self.renderer, self.chart, "rel", "xks"], capture_output=True,
+                                text=True, timeout=60)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("is required", result.stderr)
+
+    def test_xks_proxy_check_accepts_the_rendered_configuration(self):
+        _, documents = self.render(self.values("standalone.yaml"))
+        config = self.kinds(documents)["ConfigMap"]["data"]["xks-proxy.toml"]
+        demo = os.path.join(self.tmp, "demo")
+        subprocess.run([BINARY, "demo", "--setup-only", "--state-dir", demo], check=True,
+                       stdout=subprocess.DEVNULL, timeout=60)
+        # The paths the pod mounts, pointed at a test SoftHSM token and the demo's files.
+        sigv4 = os.path.join(self.tmp, "sigv4")
+        os.makedirs(sigv4)
+        with open(os.path.join(demo, "secrets/sigv4-secret")) as f:
+            secret = f.read()
+        for name in ("example-current", "example-next"):
+            with open(os.path.join(sigv4, name), "w") as f:
+                f.write(secret)
+        config = (config.replace("/etc/xks-proxy/tls/tls.crt", demo + "/tls/server.pem")
+                  .replace("/etc/xks-proxy/tls/tls.key", demo + "/tls/server-key.pem")
+                  .replace("/etc/xks-proxy/pin/pin", demo + "/secrets/hsm-pin")
+                  .replace("/etc/xks-proxy/sigv4/", sigv4 + "/")
+                  .replace('token_label = "xks"', 'token_label = "xks-demo"')
+                  .replace('"0.0.0.0:8443"', '"127.0.0.1:0"').replace('"0.0.0.0:9090"', '"127.0.0.1:0"'))
+        path = os.path.join(self.tmp, "rendered.toml")
+        with open(path, "w") as f:
+            f.write(config)
+        env = dict(os.environ, SOFTHSM2_CONF=os.path.join(demo, "softhsm/softhsm2.conf"))
+        result = subprocess.run([BINARY, "check", "--config", path], capture_output=True,
+                                text=True, timeout=60, env=env)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("configuration OK", result.stdout)
+
+    def test_values_files_pass_yamllint(self):
+        files = [os.path.join(self.chart, "values.yaml"), self.values("standalone.yaml"),
+                 self.values("sidecar.yaml")]
+        result = subprocess.run(["yamllint", "-c", os.path.join(SOURCE, ".yamllint")] + files,
+                                capture_output=True, text=True, timeout=60)
+        self.assertEqual(result.returncode, 0, result.stdout)
+
+
+if __name__ == "__main__":
+    SOURCE, BINARY = sys.argv.pop(1), sys.argv.pop(1)
+    unittest.main(verbosity=2)
