@@ -6,6 +6,7 @@ the real `xks-proxy check` accepts against a SoftHSM token.
 
 Usage: chart_test.py SOURCE_DIR PATH_TO_XKS_PROXY
 """
+import json
 import os
 import shutil
 import subprocess
@@ -13,10 +14,21 @@ import sys
 import tempfile
 import unittest
 
+import jsonschema
 import yaml
 
 SOURCE = None
 BINARY = None
+
+
+def merge(base, override):
+    """Helm's coalescing of values: maps merge, everything else replaces."""
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge(base[key], value)
+        else:
+            base[key] = value
+    return base
 
 
 class ChartTest(unittest.TestCase):
@@ -144,6 +156,19 @@ class ChartTest(unittest.TestCase):
                                 text=True, timeout=60, env=env)
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn("configuration OK", result.stdout)
+
+    def test_values_files_match_the_values_schema(self):
+        with open(os.path.join(self.chart, "values.schema.json")) as f:
+            schema = json.load(f)
+        with open(os.path.join(self.chart, "values.yaml")) as f:
+            defaults = yaml.safe_load(f)
+        for name in ("standalone.yaml", "sidecar.yaml"):
+            with open(self.values(name)) as f:
+                values = merge(json.loads(json.dumps(defaults)), yaml.safe_load(f))
+            jsonschema.validate(values, schema)
+        broken = dict(defaults, mode="sideways")
+        with self.assertRaises(jsonschema.ValidationError):
+            jsonschema.validate(broken, schema)
 
     def test_values_files_pass_yamllint(self):
         files = [os.path.join(self.chart, "values.yaml"), self.values("standalone.yaml"),
