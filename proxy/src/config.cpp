@@ -56,6 +56,21 @@ class TableReader {
     return *value;
   }
 
+  // A string that must be one of `options`; `fallback` when absent.
+  std::string one_of(std::string_view key, std::initializer_list<std::string_view> options,
+                     std::string_view fallback) {
+    std::string value = string(key).value_or(std::string(fallback));
+    if (std::find(options.begin(), options.end(), value) != options.end())
+      return value;
+    std::string expected;
+    for (auto it = options.begin(); it != options.end(); ++it) {
+      if (it != options.begin())
+        expected += std::next(it) == options.end() ? " or " : ", ";
+      expected += *it;
+    }
+    fail(table_.get(key), key, "must be " + expected);
+  }
+
   std::optional<std::int64_t> integer(std::string_view key, std::int64_t min, std::int64_t max) {
     const toml::node* value = node(key);
     if (value == nullptr)
@@ -267,16 +282,8 @@ CredentialConfig parse_credential(TableReader reader) {
 
 LogConfig parse_log(TableReader reader) {
   LogConfig log;
-  std::string format = reader.string("format").value_or("text");
-  if (format != "text" && format != "json") {
-    reader.fail(reader.table().get("format"), "format", "must be text or json");
-  }
-  log.json = format == "json";
-  log.level = reader.string("level").value_or("info");
-  const std::string kLevels[] = {"trace", "debug", "info", "warn", "error"};
-  if (std::find(std::begin(kLevels), std::end(kLevels), log.level) == std::end(kLevels)) {
-    reader.fail(reader.table().get("level"), "level", "must be trace, debug, info, warn or error");
-  }
+  log.json = reader.one_of("format", {"text", "json"}, "text") == "json";
+  log.level = reader.one_of("level", {"trace", "debug", "info", "warn", "error"}, "info");
   reader.finish();
   return log;
 }
@@ -284,11 +291,9 @@ LogConfig parse_log(TableReader reader) {
 AuditConfig parse_audit(TableReader reader) {
   AuditConfig audit;
   audit.path = reader.required_string("path");
-  std::string on_full = reader.string("on_full").value_or("drop");
-  if (on_full != "drop" && on_full != "reject") {
-    reader.fail(reader.table().get("on_full"), "on_full", "must be drop or reject");
-  }
-  audit.on_full = on_full == "reject" ? AuditConfig::OnFull::kReject : AuditConfig::OnFull::kDrop;
+  audit.on_full = reader.one_of("on_full", {"drop", "reject"}, "drop") == "reject"
+                      ? AuditConfig::OnFull::kReject
+                      : AuditConfig::OnFull::kDrop;
   reader.read_integer("queue_size", audit.queue_size, 1, 10'000'000);
   reader.finish();
   return audit;
