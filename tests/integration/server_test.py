@@ -29,6 +29,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 BINARY = None
+LOAD_BINARY = None
 STARTUP_SECONDS = 20
 
 
@@ -351,6 +352,28 @@ class ServerTest(unittest.TestCase):
             base = re.sub(r"_(bucket|sum|count)$", "", name)
             self.assertIn(base, exposed, "the dashboard plots %s, which /metrics lacks" % name)
 
+    def xks_load(self, *arguments):
+        return subprocess.run(
+            [LOAD_BINARY, "--port", str(self.proxy.port), "--cacert", self.proxy.ca,
+             "--access-key-id", self.proxy.access_key_id, "--secret-file",
+             os.path.join(self.proxy.dir, "secrets/sigv4-secret")] + list(arguments),
+            capture_output=True, text=True, timeout=60)
+
+    def test_xks_load_signs_like_kms_and_reports(self):
+        result_file = os.path.join(self.proxy.dir, "load.json")
+        run = self.xks_load("--connections", "4", "--seconds", "1", "--json", result_file)
+        self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+        with open(result_file) as f:
+            result = json.load(f)
+        self.assertGreater(result["requests"], 0)
+        self.assertEqual(result["ok"], result["requests"])
+        latency = result["latency_ms"]
+        self.assertLessEqual(latency["p50"], latency["p99"])
+        self.assertLessEqual(latency["p99"], latency["max"])
+        refused = self.xks_load("--requests", "20", "--operation", "metadata", "--key", "nope")
+        self.assertEqual(refused.returncode, 1)
+        self.assertIn("404 KeyNotFoundException: 20", refused.stdout)
+
     def test_keep_alive_serves_several_requests_on_one_connection(self):
         connection = http.client.HTTPSConnection("localhost", self.proxy.port, timeout=10,
                                                  context=self.proxy.tls_context())
@@ -638,4 +661,5 @@ class DrainTest(unittest.TestCase):
 
 if __name__ == "__main__":
     BINARY = sys.argv.pop(1)
+    LOAD_BINARY = sys.argv.pop(1)
     unittest.main(verbosity=2)
