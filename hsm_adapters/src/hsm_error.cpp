@@ -159,34 +159,6 @@ HsmErrorKind classify(CK_RV rv) {
   }
 }
 
-std::string_view kind_name(HsmErrorKind kind) {
-  switch (kind) {
-    case HsmErrorKind::kKeyNotFound:
-      return "key_not_found";
-    case HsmErrorKind::kDuplicateKey:
-      return "duplicate_key";
-    case HsmErrorKind::kKeyUsage:
-      return "key_usage";
-    case HsmErrorKind::kInvalidCiphertext:
-      return "invalid_ciphertext";
-    case HsmErrorKind::kSessionLost:
-      return "session_lost";
-    case HsmErrorKind::kKeyHandleInvalid:
-      return "key_handle_invalid";
-    case HsmErrorKind::kLoginFailed:
-      return "login_failed";
-    case HsmErrorKind::kUnavailable:
-      return "unavailable";
-    case HsmErrorKind::kBusy:
-      return "busy";
-    case HsmErrorKind::kBadIv:
-      return "bad_iv";
-    case HsmErrorKind::kOther:
-      return "other";
-  }
-  return "other";
-}
-
 HsmError HsmError::from_rv(std::string_view function, CK_RV rv) {
   std::string message(function);
   message.append(": ").append(ckr_name(rv));

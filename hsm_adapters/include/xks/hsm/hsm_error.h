@@ -25,8 +25,6 @@ enum class HsmErrorKind : std::uint8_t {
   kOther,
 };
 
-std::string_view kind_name(HsmErrorKind kind);
-
 // "CKR_PIN_INCORRECT", or "CKR_0x…" for codes PKCS#11 does not name (vendor codes).
 std::string ckr_name(CK_RV rv);
 

@@ -62,8 +62,6 @@ class XksService {
   HttpResponse handle(const HttpRequest& request, Clock::time_point received,
                       Deadline deadline) const;
 
-  std::size_t key_store_count() const { return key_stores_.size(); }
-
  private:
   HttpResponse answer(const HttpRequest& request, Deadline deadline, XksOutcome& outcome) const;
   AuditRecord audit_record(XksOutcome& outcome, const HttpRequest& request, double seconds) const;
