@@ -30,7 +30,6 @@ class KeyService {
   // Encrypts a block with `key_id` and decrypts it back: proves the vendor profile works.
   HsmResult<void> self_test(std::string_view key_id, Deadline deadline);
 
-  const VendorProfile& profile() const { return profile_; }
   SessionPool& pool() { return pool_; }
 
  private:

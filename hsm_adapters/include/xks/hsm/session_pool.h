@@ -77,8 +77,6 @@ class SessionPool {
   Counts counts() const;
   std::size_t size() const { return options_.sessions; }
   CK_FUNCTION_LIST& api() const { return module_->api(); }
-  const Pkcs11Module& module() const { return *module_; }
-  CK_SLOT_ID slot() const { return slot_; }
 
  private:
   SessionPool(std::shared_ptr<Pkcs11Module> module, CK_SLOT_ID slot, std::string pin,
