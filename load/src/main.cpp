@@ -1,6 +1,7 @@
 // xks-load: a load generator that signs every request the way AWS KMS does (SigV4,
-// host;x-amz-date, a fresh kmsRequestId each time), keeps N keep-alive TLS connections busy for
-// a bounded time or count (closed loop), and reports throughput, errors and latency percentiles
+// host;x-amz-date, a fresh kmsRequestId each time) over N keep-alive TLS connections, either as
+// fast as they go (closed loop) or at a fixed rate (open loop, latency from the intended send
+// time), bounded by time and/or count; it reports throughput, errors and latency percentiles
 // from a log-linear histogram, optionally as JSON.
 #include <openssl/rand.h>
 
@@ -44,6 +45,7 @@ struct Options {
   unsigned connections = 8;
   double seconds = 10;
   std::uint64_t max_requests = 0;  // 0: bounded by time only
+  double rate = 0;                 // open loop: total requests per second; 0: closed loop
   std::string json_file;
 };
 
@@ -118,7 +120,20 @@ void run_connection(const Options& options, net::ssl::context& tls,
   }
   const std::string host = options.host + ":" + options.port;
   beast::flat_buffer buffer;
+  // Open loop: each connection has a schedule, and latency counts from the intended send time,
+  // so a slow answer that delays the next request shows up instead of hiding (coordinated
+  // omission).
+  const bool open_loop = options.rate > 0;
+  const auto period = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(open_loop ? options.connections / options.rate : 0));
+  auto intended = Clock::now();
   while (Clock::now() < deadline) {
+    if (open_loop) {
+      intended += period;
+      if (intended >= deadline)
+        break;
+      std::this_thread::sleep_until(intended);
+    }
     if (options.max_requests != 0 && budget.fetch_add(1) >= options.max_requests)
       break;
     Request next = next_request(options);
@@ -132,7 +147,7 @@ void run_connection(const Options& options, net::ssl::context& tls,
     request.set(http::field::content_type, "application/json");
     request.body() = std::move(next.body);
     request.prepare_payload();
-    auto started = Clock::now();
+    auto started = open_loop ? intended : Clock::now();
     try {
       http::write(stream, request);
       http::response<http::string_body> response;
@@ -187,6 +202,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--requests", options.max_requests, "Request count bound (0: none)")
       ->capture_default_str();
+  app.add_option("--rate", options.rate,
+                 "Open loop at this many requests per second in total (0: closed loop)")
+      ->check(CLI::Range(0.0, 1e7));
   app.add_option("--json", options.json_file, "Write the result as JSON");
   CLI11_PARSE(app, argc, argv);
 

@@ -370,6 +370,14 @@ class ServerTest(unittest.TestCase):
         latency = result["latency_ms"]
         self.assertLessEqual(latency["p50"], latency["p99"])
         self.assertLessEqual(latency["p99"], latency["max"])
+        # Open loop: never ahead of the schedule of 100 req/s for 1 s.
+        paced = self.xks_load("--connections", "2", "--seconds", "1", "--rate", "100",
+                              "--operation", "health", "--json", result_file)
+        self.assertEqual(paced.returncode, 0, paced.stdout + paced.stderr)
+        with open(result_file) as f:
+            result = json.load(f)
+        self.assertGreater(result["requests"], 0)
+        self.assertLessEqual(result["requests"], 100)
         refused = self.xks_load("--requests", "20", "--operation", "metadata", "--key", "nope")
         self.assertEqual(refused.returncode, 1)
         self.assertIn("404 KeyNotFoundException: 20", refused.stdout)
