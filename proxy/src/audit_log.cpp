@@ -1,11 +1,11 @@
 // Writing and verifying the hash-chained audit log.
 #include "xks/proxy/audit_log.h"
 
-#include <openssl/evp.h>
-
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
+
+#include "xks/sigv4/canonical.h"
 
 namespace xks::proxy {
 
@@ -16,19 +16,6 @@ constexpr std::string_view kChainField = ",\"chain\":\"";
 constexpr auto kFlushInterval = std::chrono::milliseconds(50);
 constexpr std::size_t kWakeAt = 512;
 const std::string kGenesis(64, '0');
-
-std::string sha256_hex(std::string_view data) {
-  unsigned char digest[32];
-  unsigned int length = 0;
-  EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char byte : digest) {
-    out.push_back(kHex[byte >> 4]);
-    out.push_back(kHex[byte & 0xf]);
-  }
-  return out;
-}
 
 std::string utc_microseconds(std::chrono::system_clock::time_point time) {
   auto micros = std::chrono::floor<std::chrono::microseconds>(time);
@@ -125,7 +112,7 @@ std::string audit_line(const AuditRecord& record, const std::string& previous_ch
   append_field(line, "clientSubject", record.client_subject);
   append_field(line, "prev", previous_chain);
   line.back() = '}';
-  chain = sha256_hex(line);
+  chain = sigv4::sha256_hex(line);
   line.pop_back();  // the closing brace: the chain goes last
   line.append(kChainField).append(chain).append("\"}");
   return line;
@@ -244,7 +231,7 @@ AuditVerification verify_audit_file(const std::string& path) {
     }
     std::string chain = line.substr(at + kChainField.size(), 64);
     std::string body = line.substr(0, at) + "}";
-    if (sha256_hex(body) != chain)
+    if (sigv4::sha256_hex(body) != chain)
       return bad("content does not match its hash (edited)");
     boost::system::error_code error;
     boost::json::value parsed = boost::json::parse(body, error);
