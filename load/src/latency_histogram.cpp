@@ -7,22 +7,29 @@
 
 namespace xks::load {
 
-// Values below 256 have their own bucket each (exponent 0); above, the top 8 bits of the
-// value choose one of the 128 sub-buckets of its power of two.
-std::size_t LatencyHistogram::index_of(std::uint64_t value) {
-  if (value < kSubBuckets)
+// Values below 2^bits have their own bucket each; above, the top `bits` bits of the value
+// choose one of the 2^(bits-1) sub-buckets of its power of two.
+LatencyHistogram::LatencyHistogram(int significant_bits)
+    : bits_(significant_bits),
+      sub_buckets_(std::uint64_t{1} << significant_bits),
+      counts_(static_cast<std::size_t>(64 - significant_bits + 2) * (sub_buckets_ / 2)) {}
+
+std::size_t LatencyHistogram::index_of(std::uint64_t value) const {
+  if (value < sub_buckets_)
     return static_cast<std::size_t>(value);
-  int exponent = static_cast<int>(std::bit_width(value)) - kSubBucketBits;  // >= 1
-  auto sub_bucket = static_cast<std::size_t>(value >> exponent) - kSubBuckets / 2;
-  return static_cast<std::size_t>(exponent) * kSubBuckets / 2 + kSubBuckets / 2 + sub_bucket;
+  auto exponent = static_cast<std::uint64_t>(std::bit_width(value)) -
+                  static_cast<std::uint64_t>(bits_);  // >= 1
+  std::uint64_t sub_bucket = (value >> exponent) - sub_buckets_ / 2;
+  return static_cast<std::size_t>(exponent * (sub_buckets_ / 2) + sub_buckets_ / 2 + sub_bucket);
 }
 
-std::uint64_t LatencyHistogram::upper_bound_of(std::size_t index) {
-  if (index < kSubBuckets)
+std::uint64_t LatencyHistogram::upper_bound_of(std::size_t index) const {
+  if (index < sub_buckets_)
     return index;
-  std::size_t exponent = (index - kSubBuckets / 2) / (kSubBuckets / 2);
-  std::size_t sub_bucket = (index - kSubBuckets / 2) % (kSubBuckets / 2) + kSubBuckets / 2;
-  return ((static_cast<std::uint64_t>(sub_bucket) + 1) << exponent) - 1;
+  std::uint64_t half = sub_buckets_ / 2;
+  std::uint64_t exponent = (index - half) / half;
+  std::uint64_t sub_bucket = (index - half) % half + half;
+  return ((sub_bucket + 1) << exponent) - 1;
 }
 
 void LatencyHistogram::record(std::uint64_t nanoseconds) {

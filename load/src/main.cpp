@@ -1,265 +1,342 @@
-// xks-load: a load generator that signs every request the way AWS KMS does (SigV4,
-// host;x-amz-date, a fresh kmsRequestId each time) over N keep-alive TLS connections, either as
-// fast as they go (closed loop) or at a fixed rate (open loop, latency from the intended send
-// time), bounded by time and/or count; it reports throughput, errors and latency percentiles
-// from a log-linear histogram, optionally as JSON.
-#include <openssl/rand.h>
+// xks-load: a load generator that signs every request the way AWS KMS does. It runs a workload
+// mix over HTTP/1.1 or HTTP/2, closed or open loop, optionally through an availability scenario
+// that drives the fault-injecting PKCS#11 module, and reports latency percentiles, errors and
+// throughput as text, JSON and a self-contained HTML page.
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <atomic>
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
-#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <map>
-#include <mutex>
+#include <sstream>
 #include <thread>
 
-#include "latency_histogram.h"
-#include "xks/sigv4/canonical.h"
-#include "xks/sigv4/signer.h"
+#include "client.h"
+#include "report.h"
+#include "run_inputs.h"
 
 namespace {
 
-namespace net = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using Clock = std::chrono::steady_clock;
+using namespace xks::load;
 
-struct Options {
-  std::string host = "localhost";
-  std::string port = "8443";
-  std::string prefix = "/example";
-  std::string ca_file;
-  std::string access_key_id;
+struct Flags {
+  std::string kms_console;
   std::string secret_file;
-  std::string region = "us-east-1";
-  std::string key_id = "foo";
-  std::string operation = "encrypt";  // encrypt | metadata | health
-  std::size_t plaintext_bytes = 32;
-  unsigned connections = 8;
+  std::string mix = "encrypt:1";
+  std::string http = "1.1";
   double seconds = 10;
-  std::uint64_t max_requests = 0;  // 0: bounded by time only
-  double rate = 0;                 // open loop: total requests per second; 0: closed loop
+  double ramp_up = 0;
+  double rate = 0;
+  std::uint64_t max_requests = 0;
+  unsigned warm_up_per_key = 16;
+  std::string scenario;
+  std::string fault_control;
   std::string json_file;
+  std::string html_file;
 };
 
-std::string random_hex(std::size_t bytes) {
-  std::vector<unsigned char> data(bytes);
-  RAND_bytes(data.data(), static_cast<int>(bytes));
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : data) {
-    out.push_back(kHex[b >> 4]);
-    out.push_back(kHex[b & 0xf]);
-  }
-  return out;
+std::optional<std::string> read_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in)
+    return std::nullopt;
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
-std::string base64(std::size_t bytes) {
-  std::vector<unsigned char> data(bytes), out((bytes + 2) / 3 * 4 + 1);
-  RAND_bytes(data.data(), static_cast<int>(bytes));
-  int length = EVP_EncodeBlock(out.data(), data.data(), static_cast<int>(bytes));
-  return {reinterpret_cast<char*>(out.data()), static_cast<std::size_t>(length)};
-}
-
-struct Request {
-  std::string path;
-  std::string body;
-};
-
-Request next_request(const Options& options) {
-  std::string id = random_hex(16);
-  std::string metadata =
-      R"({"awsPrincipalArn":"arn:aws:iam::123456789012:user/xks-load",)"
-      R"("kmsKeyArn":"arn:aws:kms:)" +
-      options.region + R"(:123456789012:key/xks-load","kmsOperation":"Encrypt","kmsRequestId":")" +
-      id + "\"}";
-  std::string base = options.prefix + "/kms/xks/v1/";
-  if (options.operation == "health") {
-    return {base + "health", R"({"requestMetadata":{"kmsRequestId":")" + id +
-                                 R"(","kmsOperation":"KmsHealthCheck"}})"};
-  }
-  if (options.operation == "metadata") {
-    return {base + "keys/" + options.key_id + "/metadata",
-            "{\"requestMetadata\":" + metadata + "}"};
-  }
-  return {base + "keys/" + options.key_id + "/encrypt",
-          "{\"requestMetadata\":" + metadata + R"(,"plaintext":")" +
-              base64(options.plaintext_bytes) + R"(","encryptionAlgorithm":"AES_GCM"})"};
-}
-
-struct WorkerResult {
-  xks::load::LatencyHistogram latency;
-  std::map<std::string, std::uint64_t>
-      outcomes;  // "200", "400 ValidationException", "transport: ..."
-};
-
-// One keep-alive connection, requests back to back until the deadline or the shared budget.
-void run_connection(const Options& options, net::ssl::context& tls,
-                    const xks::sigv4::Signer& signer, Clock::time_point deadline,
-                    std::atomic<std::uint64_t>& budget, WorkerResult& result) {
-  net::io_context context;
-  beast::ssl_stream<beast::tcp_stream> stream(context, tls);
-  auto fail = [&](const std::string& what) { ++result.outcomes["transport: " + what]; };
-  try {
-    // SNI (SSL_set_tlsext_host_name is a macro with a C cast).
-    SSL_ctrl(stream.native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-             const_cast<char*>(options.host.c_str()));
-    stream.set_verify_callback(net::ssl::host_name_verification(options.host));
-    net::ip::tcp::resolver resolver(context);
-    beast::get_lowest_layer(stream).connect(resolver.resolve(options.host, options.port));
-    stream.handshake(net::ssl::stream_base::client);
-  } catch (const std::exception& error) {
-    return fail(error.what());
-  }
-  const std::string host = options.host + ":" + options.port;
-  beast::flat_buffer buffer;
-  // Open loop: each connection has a schedule, and latency counts from the intended send time,
-  // so a slow answer that delays the next request shows up instead of hiding (coordinated
-  // omission).
-  const bool open_loop = options.rate > 0;
-  const auto period = std::chrono::duration_cast<Clock::duration>(
-      std::chrono::duration<double>(open_loop ? options.connections / options.rate : 0));
-  auto intended = Clock::now();
-  while (Clock::now() < deadline) {
-    if (open_loop) {
-      intended += period;
-      if (intended >= deadline)
-        break;
-      std::this_thread::sleep_until(intended);
+// "encrypt:3,decrypt:1" into weights; an error names the bad part.
+tl::expected<std::array<unsigned, 4>, std::string> parse_mix(const std::string& text) {
+  std::array<unsigned, 4> weights{};
+  std::stringstream parts(text);
+  std::string part;
+  while (std::getline(parts, part, ',')) {
+    auto colon = part.find(':');
+    std::string name = part.substr(0, colon);
+    unsigned weight = 1;
+    if (colon != std::string::npos) {
+      const std::string number = part.substr(colon + 1);
+      if (number.empty() || number.size() > 6 ||
+          number.find_first_not_of("0123456789") != std::string::npos)
+        return tl::unexpected("--mix: bad weight in '" + part + "'");
+      weight = static_cast<unsigned>(std::stoul(number));
     }
-    if (options.max_requests != 0 && budget.fetch_add(1) >= options.max_requests)
-      break;
-    Request next = next_request(options);
-    http::request<http::string_body> request(http::verb::post, next.path, 11);
-    std::string date = xks::sigv4::format_amz_date(std::chrono::system_clock::now());
-    request.set(http::field::host, host);
-    request.set("X-Amz-Date", date);
-    const xks::sigv4::Header headers[] = {{"host", host}, {"x-amz-date", date}};
-    request.set(http::field::authorization,
-                signer.authorization({"POST", next.path, "", headers, next.body}, date));
-    request.set(http::field::content_type, "application/json");
-    request.body() = std::move(next.body);
-    request.prepare_payload();
-    auto started = open_loop ? intended : Clock::now();
-    try {
-      http::write(stream, request);
-      http::response<http::string_body> response;
-      http::read(stream, buffer, response);
-      result.latency.record(static_cast<std::uint64_t>(
-          std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - started).count()));
-      std::string outcome = std::to_string(response.result_int());
-      if (response.result_int() != 200) {
-        auto at = response.body().find("\"errorName\":\"");
-        if (at != std::string::npos) {
-          outcome +=
-              " " + response.body().substr(at + 13, response.body().find('"', at + 13) - at - 13);
-        }
-      }
-      ++result.outcomes[outcome];
-      if (!response.keep_alive())
-        return;
-    } catch (const std::exception& error) {
-      return fail(error.what());
-    }
+    auto it = std::find_if(kOperations.begin(), kOperations.end(),
+                           [&](Operation operation) { return operation_name(operation) == name; });
+    if (it == kOperations.end())
+      return tl::unexpected("--mix: unknown operation '" + name +
+                            "' (encrypt, decrypt, metadata, health)");
+    weights[static_cast<std::size_t>(it - kOperations.begin())] = weight;
   }
-  beast::error_code ignored;
-  stream.shutdown(ignored);
+  if (std::all_of(weights.begin(), weights.end(), [](unsigned w) { return w == 0; }))
+    return tl::unexpected(std::string("--mix: every weight is zero"));
+  return weights;
 }
 
-double ms(std::uint64_t nanoseconds) {
-  return static_cast<double>(nanoseconds) / 1e6;
+// Replaces the fault module's control file in one step, so it never reads half of it.
+bool write_control_file(const std::string& path, const std::vector<std::string>& faults) {
+  std::string temporary = path + ".xks-load";
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    for (const std::string& fault : faults)
+      out << fault << "\n";
+    if (!out)
+      return false;
+  }
+  std::error_code error;
+  std::filesystem::rename(temporary, path, error);
+  return !error;
+}
+
+std::string utc_now() {
+  std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+double seconds_between(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration<double>(to - from).count();
+}
+
+std::string fixed_rate(double rate) {
+  std::ostringstream text;
+  text << rate;
+  return text.str();
+}
+
+int fail(const std::string& message) {
+  std::cerr << "xks-load: " << message << "\n";
+  return 2;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  Options options;
-  CLI::App app{"xks-load: SigV4-signing load generator for XKS proxies"};
-  app.add_option("--host", options.host)->capture_default_str();
-  app.add_option("--port", options.port)->capture_default_str();
-  app.add_option("--prefix", options.prefix, "Key store URI prefix")->capture_default_str();
-  app.add_option("--cacert", options.ca_file, "CA to verify the proxy")->required();
-  app.add_option("--access-key-id", options.access_key_id)->required();
-  app.add_option("--secret-file", options.secret_file, "File holding the SigV4 secret")->required();
-  app.add_option("--region", options.region)->capture_default_str();
-  app.add_option("--key", options.key_id, "External key id")->capture_default_str();
-  app.add_option("--operation", options.operation)
-      ->check(CLI::IsMember({"encrypt", "metadata", "health"}))
+  ClientOptions options;
+  options.target.port = "8443";
+  options.target.uri_prefix = "/example";
+  options.threads = std::max(1u, std::thread::hardware_concurrency());
+  WorkloadMix mix;
+  Flags flags;
+  CLI::App app{"xks-load: a load generator that signs requests as AWS KMS does, for XKS proxies"};
+  app.add_option("--kms-console", flags.kms_console,
+                 "kms-console.json with the URI path and credential (and endpoint, if present)");
+  auto* host = app.add_option("--host", options.target.host)->capture_default_str();
+  auto* port = app.add_option("--port", options.target.port)->capture_default_str();
+  auto* prefix = app.add_option("--prefix", options.target.uri_prefix, "Key store URI prefix")
+                     ->capture_default_str();
+  app.add_option("--cacert", options.ca_file, "CA to verify the proxy (default: system store)");
+  app.add_option("--client-cert", options.client_certificate, "Client certificate for mTLS");
+  app.add_option("--client-key", options.client_key, "Client key for mTLS");
+  auto* key_id = app.add_option("--access-key-id", options.target.access_key_id);
+  auto* secret = app.add_option("--secret-file", flags.secret_file, "File with the SigV4 secret");
+  app.add_option("--region", options.target.region)->capture_default_str();
+  app.add_option("--key", mix.key_ids, "External key id (repeat or comma-separate)")
+      ->delimiter(',')
       ->capture_default_str();
-  app.add_option("--plaintext-bytes", options.plaintext_bytes)->capture_default_str();
+  app.add_option("--mix", flags.mix, "Weights, e.g. encrypt:3,decrypt:3,metadata:1,health:1")
+      ->capture_default_str();
+  app.add_option("--plaintext-bytes", mix.plaintext_bytes)
+      ->check(CLI::Range(std::size_t{1}, std::size_t{4096}))
+      ->capture_default_str();
+  app.add_option("--aad-bytes", mix.aad_bytes, "AAD per request (0: none)")
+      ->check(CLI::Range(std::size_t{0}, std::size_t{8192}))
+      ->capture_default_str();
+  app.add_flag("--cdiv", mix.cdiv, "Ask Encrypt for a ciphertext data integrity value");
+  app.add_flag("--verify", options.verify,
+               "Check every answer: decrypts return the original plaintext, CDIVs are right");
+  app.add_option("--http", flags.http)->check(CLI::IsMember({"1.1", "2"}))->capture_default_str();
   app.add_option("--connections", options.connections)
-      ->check(CLI::Range(1u, 4096u))
+      ->check(CLI::Range(1u, 100000u))
       ->capture_default_str();
-  app.add_option("--seconds", options.seconds, "Run time bound")
+  app.add_option("--streams", options.streams, "Requests in flight per HTTP/2 connection")
+      ->check(CLI::Range(1u, 1000u))
+      ->capture_default_str();
+  app.add_option("--threads", options.threads)->check(CLI::Range(1u, 256u))->capture_default_str();
+  app.add_option("--seconds", flags.seconds, "Run time after ramp-up (ignored with --scenario)")
       ->check(CLI::Range(0.1, 3600.0))
       ->capture_default_str();
-  app.add_option("--requests", options.max_requests, "Request count bound (0: none)")
+  app.add_option("--requests", flags.max_requests, "Request count bound (0: none)")
       ->capture_default_str();
-  app.add_option("--rate", options.rate,
-                 "Open loop at this many requests per second in total (0: closed loop)")
+  app.add_option("--rate", flags.rate,
+                 "Open loop: requests per second in total, latency counted from when each was "
+                 "due (0: closed loop)")
       ->check(CLI::Range(0.0, 1e7));
-  app.add_option("--json", options.json_file, "Write the result as JSON");
+  app.add_option("--ramp-up", flags.ramp_up,
+                 "Seconds to ramp the rate (or start the connections) before measuring")
+      ->check(CLI::Range(0.0, 600.0));
+  app.add_flag("--new-connection", options.new_connection_per_request,
+               "A new TLS connection for every request (measures handshake cost)");
+  app.add_option("--timeout", options.timeout_seconds, "Seconds per request")
+      ->check(CLI::Range(0.01, 600.0))
+      ->capture_default_str();
+  app.add_option("--warm-up-ciphertexts", flags.warm_up_per_key,
+                 "Ciphertexts made per key before the run, for decrypts")
+      ->check(CLI::Range(1u, 10000u))
+      ->capture_default_str();
+  app.add_option("--scenario", flags.scenario, "Availability scenario (TOML phases)");
+  app.add_option("--fault-control", flags.fault_control,
+                 "The fault module's control file (XKS_FAULT_CONTROL) the scenario writes");
+  app.add_option("--json", flags.json_file, "Write the result as JSON");
+  app.add_option("--html", flags.html_file, "Write a self-contained HTML report");
   CLI11_PARSE(app, argc, argv);
 
-  std::ifstream secret_file(options.secret_file);
-  std::string secret;
-  std::getline(secret_file, secret);
-  if (secret.empty()) {
-    std::cerr << "xks-load: cannot read the secret from " << options.secret_file << "\n";
-    return 2;
+  if (!flags.kms_console.empty()) {
+    auto text = read_file(flags.kms_console);
+    if (!text)
+      return fail("cannot read " + flags.kms_console);
+    auto settings = parse_kms_console(*text);
+    if (!settings)
+      return fail(settings.error());
+    if (prefix->count() == 0)
+      options.target.uri_prefix = settings->uri_prefix;
+    if (key_id->count() == 0)
+      options.target.access_key_id = settings->access_key_id;
+    if (secret->count() == 0)
+      options.target.secret_access_key = settings->secret_access_key;
+    if (!settings->endpoint_host.empty() && host->count() == 0)
+      options.target.host = settings->endpoint_host;
+    if (!settings->endpoint_port.empty() && port->count() == 0)
+      options.target.port = settings->endpoint_port;
   }
-  xks::sigv4::Signer signer({options.access_key_id, secret}, options.region, "kms-xks-proxy");
-  net::ssl::context tls(net::ssl::context::tls_client);
-  tls.load_verify_file(options.ca_file);
-  tls.set_verify_mode(net::ssl::verify_peer);
+  if (!flags.secret_file.empty()) {
+    auto text = read_file(flags.secret_file);
+    if (!text)
+      return fail("cannot read the secret from " + flags.secret_file);
+    options.target.secret_access_key = text->substr(0, text->find_first_of("\r\n"));
+  }
+  if (options.target.access_key_id.empty() || options.target.secret_access_key.empty())
+    return fail("no credential: give --kms-console, or --access-key-id and --secret-file");
+  if (options.client_certificate.empty() != options.client_key.empty())
+    return fail("--client-cert and --client-key go together");
+  if (mix.key_ids.empty())
+    return fail("--key: at least one key id");
+  auto weights = parse_mix(flags.mix);
+  if (!weights)
+    return fail(weights.error());
+  mix.weights = *weights;
+  options.http2 = flags.http == "2";
+  if (flags.scenario.empty() != flags.fault_control.empty())
+    return fail("--scenario and --fault-control go together");
 
-  auto started = Clock::now();
-  auto deadline = started + std::chrono::duration_cast<Clock::duration>(
-                                std::chrono::duration<double>(options.seconds));
-  std::atomic<std::uint64_t> budget{0};
-  std::vector<WorkerResult> results(options.connections);
-  std::vector<std::thread> workers;
-  for (unsigned i = 0; i < options.connections; ++i) {
-    workers.emplace_back(
-        [&, i] { run_connection(options, tls, signer, deadline, budget, results[i]); });
+  // The phases: ramp-up (not counted in the summary), then the scenario's or one steady phase.
+  std::vector<PhasePlan> phases;
+  if (flags.ramp_up > 0)
+    phases.push_back({"ramp-up", 0, flags.ramp_up, {}, false});
+  if (!flags.scenario.empty()) {
+    auto text = read_file(flags.scenario);
+    if (!text)
+      return fail("cannot read " + flags.scenario);
+    auto scenario = parse_scenario(*text);
+    if (!scenario)
+      return fail(scenario.error());
+    for (Phase& phase : *scenario)
+      phases.push_back({phase.name, 0, phase.seconds, std::move(phase.faults), true});
+  } else {
+    phases.push_back({"steady", 0, flags.seconds, {}, true});
   }
-  for (auto& worker : workers)
-    worker.join();
-  double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
+  double total_seconds = 0;
+  for (PhasePlan& phase : phases) {
+    phase.start_seconds = total_seconds;
+    total_seconds += phase.seconds;
+  }
 
-  WorkerResult total;
-  for (const auto& result : results) {
-    total.latency.merge(result.latency);
-    for (const auto& [outcome, count] : result.outcomes)
-      total.outcomes[outcome] += count;
+  std::shared_ptr<const std::vector<SealedRecord>> sealed;
+  if (mix.weights[1] > 0) {
+    auto records = warm_up(options, mix, flags.warm_up_per_key);
+    if (!records)
+      return fail(records.error());
+    sealed = std::make_shared<const std::vector<SealedRecord>>(std::move(*records));
   }
-  std::uint64_t ok = total.outcomes.count("200") ? total.outcomes["200"] : 0;
-  std::uint64_t requests = 0;
-  for (const auto& [outcome, count] : total.outcomes)
-    requests += count;
-  const xks::load::LatencyHistogram& h = total.latency;
-  std::cout << "xks-load: " << requests << " requests in " << elapsed << " s on "
-            << options.connections << " connections: " << static_cast<double>(requests) / elapsed
-            << " req/s, " << requests - ok << " not 200\n";
-  std::cout << "latency ms: p50 " << ms(h.quantile(0.5)) << "  p90 " << ms(h.quantile(0.9))
-            << "  p99 " << ms(h.quantile(0.99)) << "  p99.9 " << ms(h.quantile(0.999))
-            << "  p99.99 " << ms(h.quantile(0.9999)) << "  max " << ms(h.max()) << "\n";
-  for (const auto& [outcome, count] : total.outcomes)
-    std::cout << "  " << outcome << ": " << count << "\n";
-  if (!options.json_file.empty()) {
-    std::ofstream json(options.json_file);
-    json << "{\"requests\":" << requests << ",\"ok\":" << ok << ",\"seconds\":" << elapsed
-         << ",\"rate\":" << static_cast<double>(requests) / elapsed
-         << ",\"latency_ms\":{\"p50\":" << ms(h.quantile(0.5)) << ",\"p90\":" << ms(h.quantile(0.9))
-         << ",\"p99\":" << ms(h.quantile(0.99)) << ",\"p999\":" << ms(h.quantile(0.999))
-         << ",\"p9999\":" << ms(h.quantile(0.9999)) << ",\"max\":" << ms(h.max()) << "}}\n";
+  if (!flags.fault_control.empty() && !write_control_file(flags.fault_control, {}))
+    return fail("cannot write " + flags.fault_control);
+
+  RunReport report;
+  report.target = "https://" + options.target.authority() + options.target.uri_prefix;
+  std::ostringstream description;
+  description << (options.http2 ? "HTTP/2" : "HTTP/1.1") << ", "
+              << (flags.rate > 0 ? "open loop at " + fixed_rate(flags.rate) + " req/s"
+                                 : std::string("closed loop"))
+              << ", " << options.connections << " connections";
+  if (options.http2)
+    description << " x " << options.streams << " streams";
+  if (options.new_connection_per_request)
+    description << ", a new connection per request";
+  description << ", " << options.threads << " threads, mix " << flags.mix << ", "
+              << mix.plaintext_bytes << " B plaintext, " << mix.aad_bytes << " B AAD"
+              << (mix.cdiv ? ", CDIV" : "") << (options.verify ? ", verified" : "");
+  report.description = description.str();
+  report.started_utc = utc_now();
+
+  std::vector<double> phase_starts;
+  for (const PhasePlan& phase : phases)
+    phase_starts.push_back(phase.start_seconds);
+  auto start = Clock::now() + std::chrono::milliseconds(20);
+  auto second_count = static_cast<std::size_t>(std::ceil(total_seconds));
+  std::vector<std::unique_ptr<Recorder>> recorders;
+  for (unsigned i = 0; i < options.threads; ++i)
+    recorders.push_back(std::make_unique<Recorder>(start, phase_starts, second_count));
+  Schedule schedule(start, total_seconds - flags.ramp_up, flags.rate, flags.ramp_up,
+                    flags.max_requests);
+
+  std::atomic<bool> finished{false};
+  tl::expected<void, std::string> outcome;
+  std::thread load([&] {
+    outcome = run_load(options, mix, sealed, schedule, recorders);
+    finished = true;
+  });
+  // The main thread keeps time: phase changes (the scenario's faults) and the live line.
+  const bool live = isatty(STDERR_FILENO) != 0;
+  std::size_t next_phase = 0;
+  std::size_t next_second = 1;
+  while (!finished) {
+    auto now = Clock::now();
+    while (next_phase < phases.size() &&
+           seconds_between(start, now) >= phases[next_phase].start_seconds) {
+      if (!flags.fault_control.empty() &&
+          !write_control_file(flags.fault_control, phases[next_phase].faults)) {
+        std::cerr << "xks-load: cannot write " << flags.fault_control << "\n";
+      }
+      ++next_phase;
+    }
+    if (live && next_second <= second_count &&
+        seconds_between(start, now) >= static_cast<double>(next_second)) {
+      SecondStats second;
+      for (const auto& recorder : recorders)
+        recorder->add_second(next_second - 1, second);
+      std::cerr << live_line(next_second - 1, second) << "\n";
+      ++next_second;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  return requests == ok && requests > 0 ? 0 : 1;
+  load.join();
+  if (!flags.fault_control.empty())
+    write_control_file(flags.fault_control, {});
+  if (!outcome)
+    return fail(outcome.error());
+
+  report.elapsed_seconds = std::min(seconds_between(start, Clock::now()), total_seconds);
+  report.unsent = schedule.unsent();
+  report.phases = std::move(phases);
+  for (auto& recorder : recorders)
+    report.stats.merge(recorder->take());
+  print_summary(std::cout, report);
+  if (!flags.json_file.empty()) {
+    std::ofstream json(flags.json_file, std::ios::trunc);
+    json << json_report(report);
+    if (!json)
+      return fail("cannot write " + flags.json_file);
+  }
+  if (!flags.html_file.empty()) {
+    std::ofstream html(flags.html_file, std::ios::trunc);
+    html << html_report(report);
+    if (!html)
+      return fail("cannot write " + flags.html_file);
+  }
+  Totals total = totals(report);
+  return total.all.requests > 0 && total.all.errors == 0 ? 0 : 1;
 }

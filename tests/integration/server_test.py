@@ -3,7 +3,7 @@
 (SigV4Auth), Python's ssl/http.client and curl --aws-sigv4 talk HTTP/1.1. Every server runs on
 127.0.0.1 with ports picked free, and every wait is bounded.
 
-Usage: server_test.py PATH_TO_XKS_PROXY
+Usage: server_test.py PATH_TO_XKS_PROXY PATH_TO_XKS_LOAD PATH_TO_FAULT_MODULE
 """
 import base64
 import hashlib
@@ -30,6 +30,7 @@ from botocore.credentials import Credentials
 
 BINARY = None
 LOAD_BINARY = None
+FAULT_MODULE = None
 STARTUP_SECONDS = 20
 
 
@@ -52,7 +53,7 @@ def metadata(operation="Encrypt"):
 class ProxyProcess:
     """`xks-proxy demo --setup-only` state, a config with short timeouts, `xks-proxy serve`."""
 
-    def __init__(self, state_dir, mtls=False):
+    def __init__(self, state_dir, mtls=False, fault_control=None):
         self.dir = state_dir
         self.port, self.admin_port = free_port(), free_port()
         setup = [BINARY, "demo", "--setup-only", "--state-dir", state_dir,
@@ -67,6 +68,12 @@ class ProxyProcess:
             "[log]\nformat = \"json\"\n\n"
             "[server]\nheader_timeout_ms = 700\nidle_timeout_ms = 5000\n"
             "max_body_bytes = 65536\nfleet_size = 2\n")
+        env = dict(os.environ, SOFTHSM2_CONF=os.path.join(state_dir, "softhsm/softhsm2.conf"))
+        if fault_control:
+            # The fault-injecting module in front of SoftHSM, steered by `fault_control`.
+            real_module = re.search(r'module = "([^"]+)"', config).group(1)
+            config = config.replace(real_module, FAULT_MODULE)
+            env.update(XKS_FAULT_TARGET=real_module, XKS_FAULT_CONTROL=fault_control)
         self.config = os.path.join(state_dir, "test.toml")
         with open(self.config, "w") as f:
             f.write(config)
@@ -74,7 +81,6 @@ class ProxyProcess:
         self.secret = open(os.path.join(state_dir, "secrets/sigv4-secret")).read()
         self.ca = os.path.join(state_dir, "tls/ca.pem")
         self.log = open(os.path.join(state_dir, "serve.log"), "w")
-        env = dict(os.environ, SOFTHSM2_CONF=os.path.join(state_dir, "softhsm/softhsm2.conf"))
         self.process = subprocess.Popen([BINARY, "serve", "--config", self.config],
                                         stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.time() + STARTUP_SECONDS
@@ -131,6 +137,56 @@ class ProxyProcess:
         if own:
             connection.close()
         return response.status, json.loads(data) if data else None
+
+
+class FakeXksServer:
+    """An HTTPS server with the demo's certificate that answers Encrypt plausibly, Decrypt with
+    the wrong plaintext, and never answers GetKeyMetadata: what xks-load must catch."""
+
+    def __init__(self, proxy):
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                if self.path.endswith("/metadata"):
+                    time.sleep(2)
+                    return
+                if self.path.endswith("/encrypt"):
+                    answer = {"ciphertext": b64(os.urandom(32)),
+                              "initializationVector": b64(os.urandom(12)),
+                              "authenticationTag": b64(os.urandom(16))}
+                else:
+                    answer = {"plaintext": b64(b"not what was sealed, 32 bytes.!!")}
+                body = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(os.path.join(proxy.dir, "tls/server.pem"),
+                                os.path.join(proxy.dir, "tls/server-key.pem"))
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class ServerTest(unittest.TestCase):
@@ -352,35 +408,118 @@ class ServerTest(unittest.TestCase):
             base = re.sub(r"_(bucket|sum|count)$", "", name)
             self.assertIn(base, exposed, "the dashboard plots %s, which /metrics lacks" % name)
 
-    def xks_load(self, *arguments):
+    def xks_load(self, *arguments, port=None):
         return subprocess.run(
-            [LOAD_BINARY, "--port", str(self.proxy.port), "--cacert", self.proxy.ca,
+            [LOAD_BINARY, "--port", str(port or self.proxy.port), "--cacert", self.proxy.ca,
              "--access-key-id", self.proxy.access_key_id, "--secret-file",
              os.path.join(self.proxy.dir, "secrets/sigv4-secret")] + list(arguments),
             capture_output=True, text=True, timeout=60)
 
-    def test_xks_load_signs_like_kms_and_reports(self):
+    def load_result(self, *arguments, expect_exit=0, port=None):
         result_file = os.path.join(self.proxy.dir, "load.json")
-        run = self.xks_load("--connections", "4", "--seconds", "1", "--json", result_file)
-        self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+        if os.path.exists(result_file):
+            os.remove(result_file)
+        run = self.xks_load(*arguments, "--json", result_file, port=port)
+        self.assertEqual(run.returncode, expect_exit, run.stdout + run.stderr)
         with open(result_file) as f:
-            result = json.load(f)
+            return json.load(f), run.stdout
+
+    def test_xks_load_signs_like_kms_and_reports(self):
+        result, _ = self.load_result("--connections", "4", "--seconds", "1")
         self.assertGreater(result["requests"], 0)
         self.assertEqual(result["ok"], result["requests"])
         latency = result["latency_ms"]
-        self.assertLessEqual(latency["p50"], latency["p99"])
+        self.assertLessEqual(latency["p50"], latency["p90"])
+        self.assertLessEqual(latency["p90"], latency["p99"])
         self.assertLessEqual(latency["p99"], latency["max"])
-        # Open loop: never ahead of the schedule of 100 req/s for 1 s.
-        paced = self.xks_load("--connections", "2", "--seconds", "1", "--rate", "100",
-                              "--operation", "health", "--json", result_file)
-        self.assertEqual(paced.returncode, 0, paced.stdout + paced.stderr)
-        with open(result_file) as f:
-            result = json.load(f)
-        self.assertGreater(result["requests"], 0)
-        self.assertLessEqual(result["requests"], 100)
-        refused = self.xks_load("--requests", "20", "--operation", "metadata", "--key", "nope")
+        self.assertEqual(result["connections_opened"], 4)
+        self.assertEqual(sum(s["requests"] for s in result["timeline"]), result["requests"])
+        refused = self.xks_load("--requests", "20", "--mix", "metadata", "--key", "nope")
         self.assertEqual(refused.returncode, 1)
         self.assertIn("404 KeyNotFoundException: 20", refused.stdout)
+        self.assertIn("errors by errorName:  KeyNotFoundException 20", refused.stdout)
+
+    def test_xks_load_mix_verified_over_http_1_1_and_http_2(self):
+        for protocol in (["--http", "1.1", "--connections", "4"],
+                         ["--http", "2", "--connections", "2", "--streams", "8"]):
+            result, _ = self.load_result(
+                *protocol, "--seconds", "1", "--mix", "encrypt:2,decrypt:2,metadata:1,health:1",
+                "--key", "foo", "--verify", "--cdiv", "--aad-bytes", "100",
+                "--plaintext-bytes", "300")
+            self.assertGreater(result["requests"], 50, protocol)
+            self.assertEqual(result["errors"], 0, result["outcomes"])
+        # Decrypts replayed warm-up ciphertexts, and the proxy saw each operation.
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.proxy.admin_port,
+                                    timeout=5) as r:
+            metrics = r.read().decode()
+        for operation in ("Decrypt", "Encrypt", "GetKeyMetadata", "GetHealthStatus"):
+            self.assertRegex(metrics, r'xks_requests_total\{[^}]*operation="%s"[^}]*\} [1-9]'
+                             % operation)
+
+    def test_xks_load_takes_target_and_credential_from_kms_console_json(self):
+        run = subprocess.run(
+            [LOAD_BINARY, "--port", str(self.proxy.port), "--cacert", self.proxy.ca,
+             "--kms-console", os.path.join(self.proxy.dir, "kms-console.json"),
+             "--requests", "30", "--mix", "health"],
+            capture_output=True, text=True, timeout=60)
+        self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+        self.assertIn("OK: 30", run.stdout)
+
+    def test_xks_load_open_loop_ramps_up_and_keeps_the_schedule(self):
+        result, _ = self.load_result("--connections", "4", "--rate", "200", "--ramp-up", "1",
+                                     "--seconds", "1", "--mix", "health")
+        ramp, steady = result["phases"]
+        self.assertEqual((ramp["name"], ramp["in_summary"]), ("ramp-up", False))
+        self.assertAlmostEqual(ramp["requests"], 100, delta=10)
+        self.assertAlmostEqual(steady["requests"], 200, delta=10)
+        self.assertEqual(result["requests"], steady["requests"])
+        self.assertEqual(result["unsent"], 0)
+
+    def test_xks_load_new_connection_per_request(self):
+        result, _ = self.load_result("--connections", "2", "--requests", "40",
+                                     "--new-connection", "--mix", "health")
+        self.assertEqual(result["requests"], 40)
+        self.assertEqual(result["connections_opened"], 40)
+
+    def test_xks_load_writes_a_self_contained_html_report(self):
+        html_file = os.path.join(self.proxy.dir, "load.html")
+        run = self.xks_load("--seconds", "2", "--connections", "2", "--html", html_file)
+        self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+        with open(html_file) as f:
+            html = f.read()
+        self.assertEqual(html.count("<svg"), 3)
+        self.assertIn("Latency percentile spectrum", html)
+        self.assertIn("Throughput and errors", html)
+        self.assertGreaterEqual(html.count("<polyline"), 5)
+        self.assertNotIn("<script", html)
+        self.assertNotRegex(html.replace('xmlns="http://www.w3.org/2000/svg"', ""),
+                            r"(src|href)=|https?://www\.")
+
+    def test_xks_load_names_transport_failures_and_bad_input(self):
+        closed_port = free_port()
+        run = self.xks_load("--requests", "3", "--connections", "1", port=closed_port)
+        self.assertEqual(run.returncode, 1, run.stdout + run.stderr)
+        self.assertIn("transport: Connection refused", run.stdout)
+        for arguments, message in (
+                (["--mix", "encrypt:1,sign:1"], "unknown operation 'sign'"),
+                (["--mix", "encrypt:0"], "every weight is zero"),
+                (["--scenario", "/nonexistent"], "--scenario and --fault-control go together")):
+            run = self.xks_load(*arguments)
+            self.assertEqual(run.returncode, 2, run.stdout + run.stderr)
+            self.assertIn(message, run.stderr)
+
+    def test_xks_load_verify_mode_and_timeouts_catch_a_misbehaving_server(self):
+        with FakeXksServer(self.proxy) as fake:
+            result, stdout = self.load_result(
+                "--requests", "20", "--connections", "2", "--mix", "decrypt", "--verify",
+                port=fake.port, expect_exit=1)
+            self.assertEqual(result["errors_by"]["verify"],
+                             {"decrypt returned another plaintext": 20}, stdout)
+            result, stdout = self.load_result(
+                "--requests", "4", "--connections", "2", "--mix", "metadata", "--timeout", "0.3",
+                port=fake.port, expect_exit=1)
+            # Each request times out and the connection with it: four requests, four timeouts.
+            self.assertEqual(result["errors_by"]["transport"], {"timeout": 4}, stdout)
 
     def test_keep_alive_serves_several_requests_on_one_connection(self):
         connection = http.client.HTTPSConnection("localhost", self.proxy.port, timeout=10,
@@ -667,7 +806,57 @@ class DrainTest(unittest.TestCase):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+class AvailabilityScenarioTest(unittest.TestCase):
+    """xks-load drives the fault-injecting PKCS#11 module under a real proxy through phases."""
+
+    def test_error_burst_shows_in_its_phase_and_the_proxy_recovers(self):
+        tmp = tempfile.mkdtemp(prefix="xks-scenario-test-")
+        try:
+            control = os.path.join(tmp, "faults")
+            open(control, "w").close()
+            proxy = ProxyProcess(os.path.join(tmp, "demo"), fault_control=control)
+            scenario = os.path.join(tmp, "scenario.toml")
+            with open(scenario, "w") as f:
+                f.write('[[phase]]\nname = "baseline"\nseconds = 1.5\n\n'
+                        '[[phase]]\nname = "error burst"\nseconds = 1.5\n'
+                        'faults = ["fail C_Encrypt CKR_DEVICE_ERROR every 2"]\n\n'
+                        '[[phase]]\nname = "latency spike"\nseconds = 1.5\n'
+                        'faults = ["delay C_Encrypt 30"]\n\n'
+                        '[[phase]]\nname = "recovery"\nseconds = 2\n')
+            result_file = os.path.join(tmp, "result.json")
+            run = subprocess.run(
+                [LOAD_BINARY, "--port", str(proxy.port), "--cacert", proxy.ca,
+                 "--kms-console", os.path.join(proxy.dir, "kms-console.json"),
+                 "--connections", "4", "--scenario", scenario, "--fault-control", control,
+                 "--json", result_file, "--html", os.path.join(tmp, "report.html")],
+                capture_output=True, text=True, timeout=60)
+            self.assertEqual(run.returncode, 1, run.stdout + run.stderr)  # errors were made
+            self.assertEqual(proxy.stop(), 0)
+            with open(result_file) as f:
+                phases = {p["name"]: p for p in json.load(f)["phases"]}
+            self.assertEqual(list(phases), ["baseline", "error burst", "latency spike",
+                                            "recovery"])
+            self.assertEqual(phases["baseline"]["errors"], 0)
+            burst = phases["error burst"]
+            self.assertGreater(burst["error_rate"], 0.2, burst)
+            self.assertEqual(list(burst["errors_by_error_name"]), ["InternalException"], burst)
+            self.assertEqual(burst["faults"], ["fail C_Encrypt CKR_DEVICE_ERROR every 2"])
+            spike, baseline = phases["latency spike"], phases["baseline"]
+            self.assertGreater(spike["latency_ms"]["p50"], 30)
+            self.assertLess(baseline["latency_ms"]["p50"], 30)
+            # The control file is re-read on the next call, so only a request or two at the
+            # phase change may still see the old fault; the proxy itself recovers at once.
+            recovery = phases["recovery"]
+            self.assertLess(recovery["error_rate"], 0.01, recovery)
+            self.assertLess(recovery["latency_ms"]["p50"], 30)
+            with open(control) as f:
+                self.assertEqual(f.read(), "")  # faults cleared at the end
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     BINARY = sys.argv.pop(1)
     LOAD_BINARY = sys.argv.pop(1)
+    FAULT_MODULE = sys.argv.pop(1)
     unittest.main(verbosity=2)

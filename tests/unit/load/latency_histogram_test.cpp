@@ -56,5 +56,28 @@ TEST(LatencyHistogram, MergingEqualsRecordingInOne) {
     EXPECT_EQ(a.quantile(q), all.quantile(q));
 }
 
+TEST(LatencyHistogram, CoarsePrecisionStaysWithinItsBound) {
+  LatencyHistogram coarse(5);
+  std::vector<std::uint64_t> values;
+  for (std::uint64_t v = 1; v < 5'000'000'000; v = v * 3 / 2 + 1) {
+    values.push_back(v);
+    coarse.record(v);
+  }
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    double q = static_cast<double>(i + 1) / static_cast<double>(values.size());
+    double exact = static_cast<double>(values[i]);
+    EXPECT_LE(std::abs(static_cast<double>(coarse.quantile(q)) - exact) / exact, 0.0625)
+        << values[i];
+  }
+}
+
+TEST(LatencyHistogram, TheLargestValuesFit) {
+  LatencyHistogram histogram;
+  histogram.record(UINT64_MAX);
+  histogram.record(0);
+  EXPECT_EQ(histogram.quantile(1.0), UINT64_MAX);
+  EXPECT_EQ(histogram.count(), 2u);
+}
+
 }  // namespace
 }  // namespace xks::load

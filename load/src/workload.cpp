@@ -1,0 +1,282 @@
+// Request building, signing and answer judging for xks-load.
+#include "workload.h"
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+#include "xks/sigv4/canonical.h"
+
+namespace xks::load {
+
+namespace {
+
+std::string base64_encode(std::string_view data) {
+  std::string out((data.size() + 2) / 3 * 4 + 1, '\0');
+  int length = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                               reinterpret_cast<const unsigned char*>(data.data()),
+                               static_cast<int>(data.size()));
+  out.resize(static_cast<std::size_t>(length));
+  return out;
+}
+
+// Standard base64 with padding, as XKS sends it; nothing on malformed input.
+std::optional<std::string> base64_decode(std::string_view text) {
+  if (text.size() % 4 != 0)
+    return std::nullopt;
+  std::string out(text.size() / 4 * 3, '\0');
+  int length = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                               reinterpret_cast<const unsigned char*>(text.data()),
+                               static_cast<int>(text.size()));
+  if (length < 0)
+    return std::nullopt;
+  std::size_t padding = 0;
+  for (auto it = text.rbegin(); it != text.rend() && *it == '=' && padding < 2; ++it)
+    ++padding;
+  out.resize(static_cast<std::size_t>(length) - padding);
+  return out;
+}
+
+// A string member of a JSON object, or nothing.
+std::optional<std::string_view> member(const boost::json::object& object, std::string_view name) {
+  auto it = object.find(name);
+  if (it == object.end() || !it->value().is_string())
+    return std::nullopt;
+  return std::string_view(it->value().get_string());
+}
+
+// Decoded length of a base64 member, or nothing when absent or malformed.
+std::optional<std::string> decoded_member(const boost::json::object& object,
+                                          std::string_view name) {
+  auto text = member(object, name);
+  return text ? base64_decode(*text) : std::nullopt;
+}
+
+Outcome verify_failure(std::string what) {
+  return {OutcomeKind::kVerify, "verify: " + std::move(what)};
+}
+
+}  // namespace
+
+std::string_view operation_name(Operation operation) {
+  switch (operation) {
+    case Operation::kEncrypt:
+      return "encrypt";
+    case Operation::kDecrypt:
+      return "decrypt";
+    case Operation::kMetadata:
+      return "metadata";
+    case Operation::kHealth:
+      return "health";
+  }
+  return "?";
+}
+
+std::string Target::authority() const {
+  return port == "443" ? host : host + ":" + port;
+}
+
+RequestFactory::RequestFactory(const Target& target, const WorkloadMix& mix,
+                               std::shared_ptr<const std::vector<SealedRecord>> sealed,
+                               std::uint64_t seed)
+    : target_(target),
+      mix_(mix),
+      sealed_(std::move(sealed)),
+      authority_(target.authority()),
+      signer_({target.access_key_id, target.secret_access_key}, target.region, "kms-xks-proxy"),
+      random_(seed) {
+  std::array<double, 4> weights{};
+  for (std::size_t i = 0; i < weights.size(); ++i)
+    weights[i] = mix.weights[i];
+  if (!sealed_ || sealed_->empty())
+    weights[1] = 0;
+  operations_ = std::discrete_distribution<int>(weights.begin(), weights.end());
+}
+
+Operation RequestFactory::pick() {
+  return kOperations[static_cast<std::size_t>(operations_(random_))];
+}
+
+std::string RequestFactory::random_base64(std::size_t bytes) {
+  std::string data(bytes, '\0');
+  for (std::size_t i = 0; i < bytes; i += 8) {
+    std::uint64_t word = random_();
+    for (std::size_t j = i; j < std::min(bytes, i + 8); ++j, word >>= 8)
+      data[j] = static_cast<char>(word & 0xff);
+  }
+  return base64_encode(data);
+}
+
+// A UUID-shaped id, as KMS sends.
+std::string RequestFactory::request_id() {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::uint64_t high = random_(), low = random_();
+  std::string id;
+  id.reserve(36);
+  for (int i = 0; i < 32; ++i) {
+    if (i == 8 || i == 12 || i == 16 || i == 20)
+      id.push_back('-');
+    std::uint64_t& word = i < 16 ? high : low;
+    id.push_back(kHex[word & 0xf]);
+    word >>= 4;
+  }
+  return id;
+}
+
+std::string RequestFactory::metadata(std::string_view kms_operation) {
+  std::string out = R"({"awsPrincipalArn":"arn:aws:iam::123456789012:user/xks-load",)";
+  out += R"("kmsKeyArn":"arn:aws:kms:)" + target_.region + R"(:123456789012:key/xks-load",)";
+  out += R"("kmsOperation":")";
+  out += kms_operation;
+  out += R"(","kmsRequestId":")" + request_id() + "\"}";
+  return out;
+}
+
+PreparedRequest RequestFactory::make(Operation operation, std::string_view key_id) {
+  PreparedRequest request;
+  request.operation = operation;
+  std::string base = target_.uri_prefix + "/kms/xks/v1/";
+  if (operation == Operation::kHealth) {
+    request.path = base + "health";
+    request.body = R"({"requestMetadata":{"kmsRequestId":")" + request_id() +
+                   R"(","kmsOperation":"KmsHealthCheck"}})";
+  } else if (operation == Operation::kDecrypt) {
+    const SealedRecord& sealed = (*sealed_)[random_() % sealed_->size()];
+    request.key_id = sealed.key_id;
+    request.path = base + "keys/" + sealed.key_id + "/decrypt";
+    request.plaintext = sealed.plaintext;
+    request.aad = sealed.aad;
+    request.body = R"({"requestMetadata":)" + metadata("Decrypt") + R"(,"ciphertext":")" +
+                   sealed.ciphertext + R"(","initializationVector":")" +
+                   sealed.initialization_vector + R"(","authenticationTag":")" +
+                   sealed.authentication_tag + R"(","encryptionAlgorithm":"AES_GCM")";
+    if (!sealed.ciphertext_metadata.empty())
+      request.body += R"(,"ciphertextMetadata":")" + sealed.ciphertext_metadata + "\"";
+    if (!sealed.aad.empty())
+      request.body += R"(,"additionalAuthenticatedData":")" + sealed.aad + "\"";
+    request.body += "}";
+  } else {
+    request.key_id =
+        key_id.empty() ? mix_.key_ids[random_() % mix_.key_ids.size()] : std::string(key_id);
+    if (operation == Operation::kMetadata) {
+      request.path = base + "keys/" + request.key_id + "/metadata";
+      request.body = R"({"requestMetadata":)" + metadata("DescribeKey") + "}";
+    } else {
+      request.path = base + "keys/" + request.key_id + "/encrypt";
+      request.plaintext = random_base64(mix_.plaintext_bytes);
+      if (mix_.aad_bytes > 0)
+        request.aad = random_base64(mix_.aad_bytes);
+      request.body = R"({"requestMetadata":)" + metadata("Encrypt") + R"(,"plaintext":")" +
+                     request.plaintext + R"(","encryptionAlgorithm":"AES_GCM")";
+      if (!request.aad.empty())
+        request.body += R"(,"additionalAuthenticatedData":")" + request.aad + "\"";
+      if (mix_.cdiv)
+        request.body += R"(,"ciphertextDataIntegrityValueAlgorithm":"SHA_256")";
+      request.body += "}";
+    }
+  }
+  request.amz_date = xks::sigv4::format_amz_date(std::chrono::system_clock::now());
+  const xks::sigv4::Header headers[] = {{"host", authority_}, {"x-amz-date", request.amz_date}};
+  request.authorization =
+      signer_.authorization({"POST", request.path, "", headers, request.body}, request.amz_date);
+  return request;
+}
+
+std::string RequestFactory::http1(const PreparedRequest& request) const {
+  std::string out;
+  out.reserve(request.body.size() + request.path.size() + request.authorization.size() + 160);
+  out += "POST " + request.path + " HTTP/1.1\r\nHost: " + authority_ +
+         "\r\nX-Amz-Date: " + request.amz_date + "\r\nAuthorization: " + request.authorization +
+         "\r\nContent-Type: application/json\r\nContent-Length: " +
+         std::to_string(request.body.size()) + "\r\n\r\n";
+  out += request.body;
+  return out;
+}
+
+Outcome judge(const PreparedRequest& request, unsigned status, std::string_view body, bool verify) {
+  boost::system::error_code error;
+  boost::json::value document;
+  if (status != 200 || verify)
+    document = boost::json::parse(body, error);
+  const boost::json::object* object = error ? nullptr : document.if_object();
+  if (status != 200) {
+    std::string label = std::to_string(status);
+    if (object) {
+      if (auto name = member(*object, "errorName"))
+        label += " " + std::string(*name);
+    }
+    return {OutcomeKind::kHttpError, label};
+  }
+  if (!verify)
+    return {OutcomeKind::kOk, "OK"};
+  if (!object)
+    return verify_failure("answer is not a JSON object");
+  switch (request.operation) {
+    case Operation::kEncrypt: {
+      auto plaintext = base64_decode(request.plaintext);
+      auto ciphertext = decoded_member(*object, "ciphertext");
+      auto iv = decoded_member(*object, "initializationVector");
+      auto tag = decoded_member(*object, "authenticationTag");
+      if (!ciphertext || !iv || !tag)
+        return verify_failure("encrypt answer lacks ciphertext, IV or tag");
+      if (ciphertext->size() != plaintext->size())
+        return verify_failure("ciphertext length differs from the plaintext's");
+      if ((iv->size() != 12 && iv->size() != 16) || tag->size() != 16)
+        return verify_failure("IV or tag of the wrong size");
+      if (iv->find_first_not_of('\0') == std::string::npos)
+        return verify_failure("all-zero IV");
+      auto cdiv = member(*object, "ciphertextDataIntegrityValue");
+      if (request.body.find("ciphertextDataIntegrityValueAlgorithm") != std::string::npos) {
+        // Spec: base64(SHA-256(AAD || ciphertextMetadata || IV || ciphertext || tag)).
+        std::string digested = request.aad.empty() ? "" : *base64_decode(request.aad);
+        digested += decoded_member(*object, "ciphertextMetadata").value_or("");
+        digested += *iv + *ciphertext + *tag;
+        unsigned char digest[SHA256_DIGEST_LENGTH];
+        SHA256(reinterpret_cast<const unsigned char*>(digested.data()), digested.size(), digest);
+        if (!cdiv || *cdiv != base64_encode({reinterpret_cast<char*>(digest), sizeof digest}))
+          return verify_failure("wrong ciphertextDataIntegrityValue");
+      }
+      return {OutcomeKind::kOk, "OK"};
+    }
+    case Operation::kDecrypt: {
+      auto plaintext = member(*object, "plaintext");
+      if (!plaintext || *plaintext != request.plaintext)
+        return verify_failure("decrypt returned another plaintext");
+      return {OutcomeKind::kOk, "OK"};
+    }
+    case Operation::kMetadata:
+      if (!member(*object, "keySpec") || !object->contains("keyUsage"))
+        return verify_failure("metadata answer lacks keySpec or keyUsage");
+      return {OutcomeKind::kOk, "OK"};
+    case Operation::kHealth:
+      if (!object->contains("ekmFleetDetails"))
+        return verify_failure("health answer lacks ekmFleetDetails");
+      return {OutcomeKind::kOk, "OK"};
+  }
+  return {OutcomeKind::kOk, "OK"};
+}
+
+std::optional<SealedRecord> seal_from_answer(const PreparedRequest& request,
+                                             std::string_view body) {
+  boost::system::error_code error;
+  boost::json::value document = boost::json::parse(body, error);
+  const boost::json::object* object = error ? nullptr : document.if_object();
+  if (!object)
+    return std::nullopt;
+  auto ciphertext = member(*object, "ciphertext");
+  auto iv = member(*object, "initializationVector");
+  auto tag = member(*object, "authenticationTag");
+  if (!ciphertext || !iv || !tag)
+    return std::nullopt;
+  return SealedRecord{request.key_id,
+                      request.plaintext,
+                      request.aad,
+                      std::string(*ciphertext),
+                      std::string(*iv),
+                      std::string(*tag),
+                      std::string(member(*object, "ciphertextMetadata").value_or(""))};
+}
+
+}  // namespace xks::load
