@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 namespace xks::load {
 namespace {
 
@@ -69,6 +73,16 @@ faults = ["fail C_Encrypt CKR_DEVICE_REMOVED every 1", "fail C_OpenSession CKR_D
   EXPECT_TRUE((*phases)[0].faults.empty());
   EXPECT_DOUBLE_EQ((*phases)[1].seconds, 2.5);
   EXPECT_EQ((*phases)[1].faults.size(), 2u);
+}
+
+TEST(Scenario, TheShippedScenariosParse) {
+  for (const auto& entry : std::filesystem::directory_iterator(XKS_SCENARIO_DIR)) {
+    std::ifstream in(entry.path());
+    std::stringstream text;
+    text << in.rdbuf();
+    auto phases = parse_scenario(text.str());
+    EXPECT_TRUE(phases) << entry.path() << ": " << phases.error();
+  }
 }
 
 TEST(Scenario, RefusalsAreNamed) {
