@@ -1,4 +1,5 @@
-// AES-256-GCM encryptions per second on a SoftHSM token: a raw PKCS#11 loop (the ceiling),
+// AES-256-GCM encryptions per second on a SoftHSM token: a raw PKCS#11 loop (the ceiling; on
+// the proxy's own token when bench/run-all asks),
 // this layer called inline, and this layer behind the HSM executor with 1, 2 or 4 workers —
 // the numbers that choose the default dispatch policy.
 #include <benchmark/benchmark.h>
@@ -11,6 +12,7 @@
 #include "xks/hsm/hsm_executor.h"
 #include "xks/hsm/key_admin.h"
 #include "xks/hsm/key_service.h"
+#include "xks/hsm/pin.h"
 #include "xks/hsm/session.h"
 
 namespace {
@@ -59,13 +61,42 @@ Environment& environment() {
 const hsm::Bytes kPlaintext(32, 0x42);
 const hsm::Bytes kAad = {0, 0, 0};
 
+// The token, PIN and key the raw loop runs on: the benchmark's own, or — when bench/run-all sets
+// XKS_BENCH_TOKEN, XKS_BENCH_PIN_FILE and XKS_BENCH_KEY (and SOFTHSM2_CONF) — the proxy's.
+struct RawTarget {
+  std::shared_ptr<hsm::Pkcs11Module> module;
+  CK_SLOT_ID slot = 0;
+  std::string pin;
+  std::string key_label;
+};
+
+RawTarget raw_target() {
+  const char* token = std::getenv("XKS_BENCH_TOKEN");
+  const char* pin_file = std::getenv("XKS_BENCH_PIN_FILE");
+  const char* key = std::getenv("XKS_BENCH_KEY");
+  if (!token || !pin_file || !key) {
+    Environment& env = environment();
+    return {env.module, env.slot, env.token.user_pin(), "bench"};
+  }
+  auto module = hsm::Pkcs11Module::load(test::kSoftHsmModule);
+  if (!module)
+    die(module.error().message);
+  auto token_info = (*module)->find_token({hsm::TokenSelector::By::kLabel, token});
+  if (!token_info)
+    die(token_info.error().message);
+  auto pin = hsm::read_pin({hsm::PinSource::From::kFile, pin_file});
+  if (!pin)
+    die(pin.error().message);
+  return {*module, token_info->slot_id, *pin, key};
+}
+
 void BM_RawPkcs11Encrypt(benchmark::State& state) {
-  Environment& env = environment();
-  CK_FUNCTION_LIST& api = env.module->api();
-  auto session = hsm::open_logged_in_session(api, env.slot, 0, env.token.user_pin());
+  RawTarget target = raw_target();
+  CK_FUNCTION_LIST& api = target.module->api();
+  auto session = hsm::open_logged_in_session(api, target.slot, 0, target.pin);
   if (!session)
     die(session.error().message);
-  auto keys = hsm::find_secret_keys(api, *session, "bench");
+  auto keys = hsm::find_secret_keys(api, *session, target.key_label);
   if (!keys || keys->size() != 1)
     die("bench key not found");
   CK_BYTE iv[12];
