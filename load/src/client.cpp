@@ -64,7 +64,7 @@ awaitable<void> sleep_until(Clock::time_point when) {
 // Everything the coroutines of one run share; read-only but for the schedule.
 struct RunContext {
   const ClientOptions& options;
-  net::ssl::context& tls;
+  std::unique_ptr<net::ssl::context> tls;  // streams need it mutable
   net::ip::tcp::resolver::results_type endpoints;
   Clock::duration timeout;
 };
@@ -97,7 +97,7 @@ net::ssl::context make_tls_context(const ClientOptions& options) {
 class Connection {
  public:
   Connection(const net::any_io_executor& executor, const RunContext& run)
-      : stream_(executor, run.tls), timeout_(run.timeout) {}
+      : stream_(executor, *run.tls), timeout_(run.timeout) {}
   virtual ~Connection() = default;
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -565,8 +565,14 @@ awaitable<void> run_fresh_connections(const RunContext& run, Schedule& schedule,
   }
 }
 
-tl::expected<RunContext, std::string> prepare(const ClientOptions& options,
-                                              net::ssl::context& tls) {
+// The TLS context and the target's addresses, or why the run cannot start.
+tl::expected<RunContext, std::string> prepare(const ClientOptions& options) {
+  std::unique_ptr<net::ssl::context> tls;
+  try {
+    tls = std::make_unique<net::ssl::context>(make_tls_context(options));
+  } catch (const boost::system::system_error& error) {
+    return tl::unexpected("TLS setup: " + std::string(error.what()));
+  }
   net::io_context context;
   net::ip::tcp::resolver resolver(context);
   boost::system::error_code error;
@@ -575,7 +581,7 @@ tl::expected<RunContext, std::string> prepare(const ClientOptions& options,
     return tl::unexpected("cannot resolve " + options.target.host + ":" + options.target.port +
                           ": " + error.message());
   }
-  return RunContext{options, tls, std::move(endpoints),
+  return RunContext{options, std::move(tls), std::move(endpoints),
                     std::chrono::duration_cast<Clock::duration>(
                         std::chrono::duration<double>(options.timeout_seconds))};
 }
@@ -648,13 +654,7 @@ tl::expected<void, std::string> run_load(const ClientOptions& options, const Wor
                                          std::shared_ptr<const std::vector<SealedRecord>> sealed,
                                          Schedule& schedule,
                                          std::vector<std::unique_ptr<Recorder>>& recorders) {
-  std::optional<net::ssl::context> tls;
-  try {
-    tls.emplace(make_tls_context(options));
-  } catch (const boost::system::system_error& error) {
-    return tl::unexpected("TLS setup: " + std::string(error.what()));
-  }
-  auto run = prepare(options, *tls);
+  auto run = prepare(options);
   if (!run)
     return tl::unexpected(run.error());
   std::vector<std::unique_ptr<Worker>> workers;
@@ -683,13 +683,7 @@ tl::expected<void, std::string> run_load(const ClientOptions& options, const Wor
 tl::expected<std::vector<SealedRecord>, std::string> warm_up(const ClientOptions& options,
                                                              const WorkloadMix& mix,
                                                              unsigned per_key) {
-  std::optional<net::ssl::context> tls;
-  try {
-    tls.emplace(make_tls_context(options));
-  } catch (const boost::system::system_error& error) {
-    return tl::unexpected("TLS setup: " + std::string(error.what()));
-  }
-  auto run = prepare(options, *tls);
+  auto run = prepare(options);
   if (!run)
     return tl::unexpected(run.error());
   std::vector<SealedRecord> sealed;

@@ -28,6 +28,9 @@ struct PhaseStats {
   std::map<std::string, OutcomeCount> outcomes;  // by label
   std::uint64_t requests = 0;
   std::uint64_t errors = 0;
+  double error_rate() const {
+    return requests ? static_cast<double>(errors) / static_cast<double>(requests) : 0;
+  }
   void merge(const PhaseStats& other);
 };
 

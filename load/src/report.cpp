@@ -63,6 +63,11 @@ double phase_seconds(const RunReport& report, std::size_t index) {
   return std::clamp(report.elapsed_seconds - phase.start_seconds, 0.0, phase.seconds);
 }
 
+double phase_rate(const RunReport& report, std::size_t index) {
+  double seconds = phase_seconds(report, index);
+  return seconds > 0 ? static_cast<double>(report.stats.phases[index].requests) / seconds : 0;
+}
+
 std::string_view kind_name(OutcomeKind kind) {
   switch (kind) {
     case OutcomeKind::kOk:
@@ -262,11 +267,8 @@ void print_summary(std::ostream& out, const RunReport& report) {
   out << "xks-load: " << report.target << ", " << report.description << "\n"
       << all.requests << " requests in " << fixed(total.seconds, 2)
       << " s: " << fixed(total.rate(), 1) << " req/s, " << all.errors << " errors ("
-      << fixed(all.requests
-                   ? 100.0 * static_cast<double>(all.errors) / static_cast<double>(all.requests)
-                   : 0,
-               3)
-      << " %), " << report.stats.connections_opened << " connections opened\n";
+      << fixed(100 * all.error_rate(), 3) << " %), " << report.stats.connections_opened
+      << " connections opened\n";
   if (report.unsent > 0)
     out << report.unsent << " requests due before the end were never sent (the load fell behind)\n";
   out << "latency ms:";
@@ -294,16 +296,11 @@ void print_summary(std::ostream& out, const RunReport& report) {
     for (std::size_t i = 0; i < report.phases.size(); ++i) {
       const PhasePlan& phase = report.phases[i];
       const PhaseStats& stats = report.stats.phases[i];
-      double seconds = phase_seconds(report, i);
       out << "  " << phase.name << " [" << fixed(phase.start_seconds, 1) << " s +"
           << fixed(phase.seconds, 1) << " s]: " << stats.requests << " requests, "
-          << fixed(seconds > 0 ? static_cast<double>(stats.requests) / seconds : 0, 1)
-          << " req/s, error rate "
-          << fixed(stats.requests ? 100.0 * static_cast<double>(stats.errors) /
-                                        static_cast<double>(stats.requests)
-                                  : 0,
-                   2)
-          << " %, p50 " << fixed(ms(stats.latency.quantile(0.5)), 3) << " ms, p99 "
+          << fixed(phase_rate(report, i), 1) << " req/s, error rate "
+          << fixed(100 * stats.error_rate(), 2) << " %, p50 "
+          << fixed(ms(stats.latency.quantile(0.5)), 3) << " ms, p99 "
           << fixed(ms(stats.latency.quantile(0.99)), 3) << " ms, max "
           << fixed(ms(stats.latency.max()), 3) << " ms\n";
     }
@@ -357,10 +354,8 @@ std::string json_report(const RunReport& report) {
                       {"in_summary", phase.in_summary},
                       {"requests", stats.requests},
                       {"errors", stats.errors},
-                      {"rate", seconds > 0 ? static_cast<double>(stats.requests) / seconds : 0},
-                      {"error_rate", stats.requests ? static_cast<double>(stats.errors) /
-                                                          static_cast<double>(stats.requests)
-                                                    : 0},
+                      {"rate", phase_rate(report, i)},
+                      {"error_rate", stats.error_rate()},
                       {"errors_by_error_name", group_json(group_errors(stats).error_names)},
                       {"latency_ms", latency_json(stats.latency)}});
   }
@@ -415,19 +410,13 @@ std::string html_report(const RunReport& report) {
     for (std::size_t i = 0; i < report.phases.size(); ++i) {
       const PhasePlan& phase = report.phases[i];
       const PhaseStats& stats = report.stats.phases[i];
-      double seconds = phase_seconds(report, i);
       std::string faults;
       for (const std::string& fault : phase.faults)
         faults += (faults.empty() ? "" : "; ") + fault;
       html << "<tr><td class=\"l\">" << html_escape(phase.name) << "</td><td class=\"l\">"
            << html_escape(faults.empty() ? "none" : faults) << "</td><td>"
            << fixed(phase.start_seconds, 1) << "</td><td>" << stats.requests << "</td><td>"
-           << fixed(seconds > 0 ? static_cast<double>(stats.requests) / seconds : 0, 1)
-           << "</td><td>"
-           << fixed(stats.requests ? 100.0 * static_cast<double>(stats.errors) /
-                                         static_cast<double>(stats.requests)
-                                   : 0,
-                    2)
+           << fixed(phase_rate(report, i), 1) << "</td><td>" << fixed(100 * stats.error_rate(), 2)
            << "</td><td>" << fixed(ms(stats.latency.quantile(0.5)), 3) << "</td><td>"
            << fixed(ms(stats.latency.quantile(0.99)), 3) << "</td><td>"
            << fixed(ms(stats.latency.max()), 3) << "</td></tr>";
