@@ -1,8 +1,10 @@
-// Admin endpoints over plain HTTP/1.1.
+// Admin endpoints over plain HTTP/1.1. Requests are small GETs: the header block, any chunk
+// line or trailer and the body are held to kMaxRequestBytes, whatever the client sends.
 #include "admin_session.h"
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <optional>
 
 namespace xks::proxy {
 
@@ -12,15 +14,21 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = boost::asio::ip::tcp;
 
+constexpr std::size_t kMaxRequestBytes = 8 * 1024;
+
 class AdminSession : public std::enable_shared_from_this<AdminSession> {
  public:
   AdminSession(tcp::socket socket, SessionContext& context)
-      : context_(context), stream_(std::move(socket)) {}
+      : context_(context), stream_(std::move(socket)), buffer_(kMaxRequestBytes) {}
 
   void read() {
-    request_ = {};
+    parser_.emplace();
+    parser_->header_limit(kMaxRequestBytes);
+    parser_->body_limit(kMaxRequestBytes);
     stream_.expires_after(context_.config.idle_timeout);
-    http::async_read(stream_, buffer_, request_,
+    // Asio's sockets never complete inside the initiating call, so this loop cannot recurse;
+    // the bounded buffer (buffer_overflow past it) caps chunk lines and trailers.
+    http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code error, std::size_t) {
                        if (error)
                          return self->stream_.socket().shutdown(tcp::socket::shutdown_both, error);
@@ -30,11 +38,12 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
 
  private:
   void answer() {
+    const auto& request = parser_->get();
     auto response =
-        std::make_shared<http::response<http::string_body>>(http::status::ok, request_.version());
+        std::make_shared<http::response<http::string_body>>(http::status::ok, request.version());
     response->set(http::field::content_type, "application/json");
-    std::string_view target = request_.target();
-    if (request_.method() != http::verb::get) {
+    std::string_view target = request.target();
+    if (request.method() != http::verb::get) {
       response->result(http::status::method_not_allowed);
       response->body() = R"({"status":"method not allowed"})";
     } else if (target == "/metrics") {
@@ -51,7 +60,7 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
       response->result(http::status::not_found);
       response->body() = R"({"status":"not found"})";
     }
-    response->keep_alive(request_.keep_alive());
+    response->keep_alive(request.keep_alive());
     response->prepare_payload();
     http::async_write(stream_, *response,
                       [self = shared_from_this(), response](beast::error_code error, std::size_t) {
@@ -65,7 +74,7 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
   SessionContext& context_;
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
-  http::request<http::string_body> request_;
+  std::optional<http::request_parser<http::string_body>> parser_;
 };
 
 }  // namespace

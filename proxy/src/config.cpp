@@ -170,7 +170,12 @@ ServerConfig parse_server(TableReader reader) {
   server.admin_listen = parse_address(reader, "admin_listen", server.admin_listen);
   reader.read_integer("io_threads", server.io_threads, 0, 256);
   reader.read_millis("request_deadline_ms", server.request_deadline, 10, 60'000);
-  reader.read_integer("max_body_bytes", server.max_body_bytes, 1024, 16 << 20);
+  reader.read_integer("max_header_bytes", server.limits.max_header_bytes, 1024, 1 << 20);
+  reader.read_integer("max_body_bytes", server.limits.max_body_bytes, 1024, 16 << 20);
+  reader.read_integer("http2_max_concurrent_streams", server.limits.http2_max_concurrent_streams, 1,
+                      1024);
+  reader.read_integer("http2_connection_buffer_bytes", server.limits.http2_connection_buffer_bytes,
+                      65535, 1 << 30);
   reader.read_millis("handshake_timeout_ms", server.handshake_timeout, 100, 600'000);
   reader.read_millis("header_timeout_ms", server.header_timeout, 100, 600'000);
   reader.read_millis("idle_timeout_ms", server.idle_timeout, 100, 3'600'000);

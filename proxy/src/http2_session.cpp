@@ -1,18 +1,18 @@
-// HTTP/2 with nghttp2: the session is a state machine fed with nghttp2_session_mem_recv and
-// drained with nghttp2_session_mem_send; per-stream state lives in one small struct.
+// HTTP/2 over TLS: shuttles bytes between the socket and the connection's state machine
+// (Http2Connection), hands complete requests to the HSM path and writes their answers.
+// Constant stack and bounded work per turn: one read of at most 16 KiB is processed per
+// completion, and while a write is pending (the peer is slow to read) nothing more is read.
 #include "http2_session.h"
-
-#include <nghttp2/nghttp2.h>
 
 #include <array>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/write.hpp>
-#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "http2_connection.h"
 #include "request_dispatch.h"
-#include "xks/proxy/xks_error.h"
 
 namespace xks::proxy {
 
@@ -21,24 +21,8 @@ namespace {
 using error_code = boost::system::error_code;
 namespace net = boost::asio;
 
-constexpr std::uint32_t kMaxConcurrentStreams = 128;
-constexpr std::uint32_t kMaxHeaderListBytes = 16 * 1024;
-
-struct Stream {
-  HttpRequest request;
-  bool refused = false;       // answered early (body too large); the rest is dropped
-  bool in_flight = false;     // at the HSM, counted in requests_in_flight
-  std::string response_body;  // what the data provider sends
-  std::size_t sent = 0;
-  std::string status;
-  std::string content_length;
-};
-
-nghttp2_nv header(std::string_view name, std::string_view value) {
-  return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
-          reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
-          value.size(), NGHTTP2_NV_FLAG_NONE};
-}
+// Output taken from the state machine per write: enough for many answers in one TLS write.
+constexpr std::size_t kMaxWriteBatch = 64 * 1024;
 
 class Http2Session : public std::enable_shared_from_this<Http2Session> {
  public:
@@ -49,209 +33,116 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   }
 
   ~Http2Session() {
-    for (auto& [id, state] : streams_) {
-      if (state.in_flight)
-        request_finished(context_);
-    }
-    if (session_ != nullptr)
-      nghttp2_session_del(session_);
+    for (; in_flight_ > 0; --in_flight_)
+      request_finished(context_);
     --context_.runtime.metrics().http2_connections;
     --context_.open_connections;
   }
 
   void start() {
-    nghttp2_session_callbacks* callbacks = nullptr;
-    nghttp2_session_callbacks_new(&callbacks);
-    nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, on_begin_headers);
-    nghttp2_session_callbacks_set_on_header_callback(callbacks, on_header);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame);
-    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
-    int created = nghttp2_session_server_new(&session_, callbacks, this);
-    nghttp2_session_callbacks_del(callbacks);
-    if (created != 0)
-      return;
-    const nghttp2_settings_entry settings[] = {
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},
-        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, kMaxHeaderListBytes},
-        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE,
-         static_cast<std::uint32_t>(context_.config.max_body_bytes)},
-    };
-    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+    connection_.emplace(
+        context_.config.limits,
+        [this](std::int32_t stream_id, HttpRequest request) {
+          // Runs inside receive(): the session is alive (read() holds it).
+          dispatch(stream_id, std::move(request));
+        },
+        [this](HttpRefusal reason) {
+          context_.runtime.metrics().record_http_refusal(HttpProtocol::kHttp2, reason);
+        });
     flush();
     read();
   }
 
  private:
-  static Http2Session& self(void* user_data) { return *static_cast<Http2Session*>(user_data); }
-
-  static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
-    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-      self(user_data).streams_[frame->hd.stream_id];
-    }
-    return 0;
-  }
-
-  static int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name,
-                       std::size_t name_length, const std::uint8_t* value, std::size_t value_length,
-                       std::uint8_t, void* user_data) {
-    auto found = self(user_data).streams_.find(frame->hd.stream_id);
-    if (found == self(user_data).streams_.end())
-      return 0;
-    HttpRequest& request = found->second.request;
-    std::string_view key(reinterpret_cast<const char*>(name), name_length);
-    std::string text(reinterpret_cast<const char*>(value), value_length);
-    if (key == ":method") {
-      request.method = std::move(text);
-    } else if (key == ":path") {
-      request.target = std::move(text);
-    } else if (key == ":authority") {
-      request.headers.emplace_back("host", std::move(text));  // SigV4 signs it as host
-    } else if (!key.starts_with(':')) {
-      request.headers.emplace_back(std::string(key), std::move(text));
-    }
-    return 0;
-  }
-
-  static int on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t stream_id,
-                           const std::uint8_t* data, std::size_t length, void* user_data) {
-    Http2Session& session = self(user_data);
-    auto found = session.streams_.find(stream_id);
-    if (found == session.streams_.end() || found->second.refused)
-      return 0;
-    Stream& stream = found->second;
-    if (stream.request.body.size() + length > session.context_.config.max_body_bytes) {
-      stream.refused = true;
-      session.submit(stream_id,
-                     {413, error_body(XksError::kPayloadTooLarge, "request body too large")});
-      return 0;
-    }
-    stream.request.body.append(reinterpret_cast<const char*>(data), length);
-    return 0;
-  }
-
-  static int on_frame(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
-    bool request_complete = (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
-                            (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
-    if (request_complete)
-      self(user_data).dispatch(frame->hd.stream_id);
-    return 0;
-  }
-
-  static int on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t,
-                             void* user_data) {
-    Http2Session& session = self(user_data);
-    auto found = session.streams_.find(stream_id);
-    if (found == session.streams_.end())
-      return 0;
-    // A stream reset while at the HSM keeps its entry until the answer comes back.
-    if (!found->second.in_flight)
-      session.streams_.erase(found);
-    return 0;
-  }
-
-  void dispatch(std::int32_t stream_id) {
-    auto found = streams_.find(stream_id);
-    if (found == streams_.end() || found->second.refused)
-      return;
-    found->second.in_flight = true;
-    found->second.request.client_subject = stream_.peer_subject();
-    dispatch_request(context_, std::move(found->second.request), stream_.get_executor(),
+  void dispatch(std::int32_t stream_id, HttpRequest request) {
+    ++in_flight_;
+    request.client_subject = stream_.peer_subject();
+    dispatch_request(context_, std::move(request), stream_.get_executor(),
                      [self = shared_from_this(), stream_id](HttpResponse response) {
                        self->on_answer(stream_id, std::move(response));
                      });
   }
 
   void on_answer(std::int32_t stream_id, HttpResponse response) {
-    auto found = streams_.find(stream_id);
-    if (found == streams_.end())
-      return;
-    found->second.in_flight = false;
+    --in_flight_;
     request_finished(context_);
-    if (nghttp2_session_find_stream(session_, stream_id) == nullptr) {
-      streams_.erase(found);  // the client reset the stream meanwhile
-      return;
-    }
-    submit(stream_id, std::move(response));
+    connection_->answer(stream_id, std::move(response));
     flush();
   }
 
-  void submit(std::int32_t stream_id, HttpResponse response) {
-    Stream& stream = streams_[stream_id];
-    stream.status = std::to_string(response.status);
-    stream.response_body = std::move(response.body);
-    stream.content_length = std::to_string(stream.response_body.size());
-    const nghttp2_nv headers[] = {header(":status", stream.status),
-                                  header("content-type", "application/json"),
-                                  header("content-length", stream.content_length)};
-    nghttp2_data_provider body{};
-    body.source.ptr = &stream;
-    body.read_callback = [](nghttp2_session*, std::int32_t, std::uint8_t* buffer,
-                            std::size_t length, std::uint32_t* flags, nghttp2_data_source* source,
-                            void*) -> ssize_t {
-      auto& state = *static_cast<Stream*>(source->ptr);
-      std::size_t count = std::min(length, state.response_body.size() - state.sent);
-      std::copy_n(state.response_body.data() + state.sent, count, buffer);
-      state.sent += count;
-      if (state.sent == state.response_body.size())
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
-      return static_cast<ssize_t>(count);
-    };
-    nghttp2_submit_response(session_, stream_id, headers, std::size(headers), &body);
-  }
-
   void read() {
+    if (reading_ || writing_ || closing_)
+      return;
     if (context_.draining && !goaway_sent_) {
-      nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
-                            nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
-                            nullptr, 0);
+      connection_->go_away();
       goaway_sent_ = true;
-      flush();
+      return flush();
     }
+    if (!connection_->wants_read())
+      return finish();
+    reading_ = true;
     stream_.expires_after(context_.config.idle_timeout);
     stream_.async_read_some(
         net::buffer(input_), [self = shared_from_this()](error_code error, std::size_t n) {
+          self->reading_ = false;
           if (error)
-            return;
-          ssize_t used = nghttp2_session_mem_recv(self->session_, self->input_.data(), n);
-          if (used < 0)
-            return;
+            return self->close();
+          if (!self->connection_->receive({self->input_.data(), n}))
+            self->closing_ = true;  // still write the GOAWAY nghttp2 queued, then close
           self->flush();
-          if (nghttp2_session_want_read(self->session_) != 0 ||
-              nghttp2_session_want_write(self->session_) != 0) {
-            self->read();
-          }
+          self->read();
         });
   }
 
-  // Writes whatever nghttp2 has queued; one write at a time.
+  // Writes a batch of what the state machine has queued; one write at a time. Reading
+  // resumes only once the batch is written, so a peer that does not read cannot make us queue.
   void flush() {
     if (writing_)
       return;
     output_.clear();
-    const std::uint8_t* data = nullptr;
-    for (ssize_t n; (n = nghttp2_session_mem_send(session_, &data)) > 0;) {
-      output_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+    connection_->send(output_, kMaxWriteBatch);
+    if (output_.empty()) {
+      if (closing_)
+        return close();
+      return read();
     }
-    if (output_.empty())
-      return;
     writing_ = true;
+    stream_.expires_after(context_.config.idle_timeout);
     net::async_write(stream_, net::buffer(output_),
                      [self = shared_from_this()](error_code error, std::size_t) {
                        self->writing_ = false;
-                       if (!error)
-                         self->flush();
+                       if (error)
+                         return self->close();
+                       self->flush();
                      });
+  }
+
+  // Both sides are done (GOAWAY exchanged, or the peer's): close once nothing is in flight.
+  void finish() {
+    if (in_flight_ == 0 && !connection_->wants_write())
+      close();
+  }
+
+  void close() {
+    if (std::exchange(closed_, true))
+      return;
+    closing_ = true;
+    stream_.expires_after(std::chrono::seconds(1));
+    stream_.async_shutdown(
+        [self = shared_from_this()](error_code, std::size_t) { self->stream_.close(); });
   }
 
   SessionContext& context_;
   std::unique_ptr<TlsSocket> tls_;
   TlsSocket& stream_;
-  nghttp2_session* session_ = nullptr;
-  std::map<std::int32_t, Stream> streams_;
+  std::optional<Http2Connection> connection_;
   std::array<std::uint8_t, 16 * 1024> input_{};
   std::string output_;
+  std::size_t in_flight_ = 0;  // requests at the HSM, counted in requests_in_flight
+  bool reading_ = false;
   bool writing_ = false;
+  bool closing_ = false;
+  bool closed_ = false;
   bool goaway_sent_ = false;
 };
 

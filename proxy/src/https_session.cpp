@@ -1,13 +1,14 @@
-// HTTP/1.1 over TLS with Boost.Beast: every read and write bounded by a timeout, bodies capped
-// from Content-Length and while reading, Expect: 100-continue answered, keep-alive.
+// HTTP/1.1 over TLS: every read and write bounded by a timeout, every byte by the limits
+// (Http1RequestReader), Expect: 100-continue answered, keep-alive and pipelining.
 #include "https_session.h"
 
 #include <array>
 #include <boost/asio/post.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <optional>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
 
+#include "http1_request_reader.h"
 #include "http2_session.h"
 #include "request_dispatch.h"
 #include "tls_socket.h"
@@ -22,7 +23,6 @@ namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
-constexpr std::size_t kMaxHeaderBytes = 16 * 1024;
 constexpr auto kLingerTime = std::chrono::seconds(2);
 constexpr std::size_t kMaxLingerBytes = 16 * 1024 * 1024;
 
@@ -31,7 +31,8 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   HttpsSession(tcp::socket socket, SessionContext& context)
       : context_(context),
         tls_(std::make_unique<TlsSocket>(std::move(socket), context.tls.native_handle())),
-        stream_(*tls_) {
+        stream_(*tls_),
+        reader_(context.config.limits) {
     ++context_.open_connections;
   }
   ~HttpsSession() {
@@ -57,96 +58,76 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   }
 
  private:
+  // Read phases, each with its own deadline set once on entry (never per read, so a peer
+  // trickling bytes cannot stretch it): idle between requests, then the header, then the body.
+  enum class Phase { kIdle, kHeader, kBody };
+
   void read_request() {
     if (context_.draining)
       return close();
-    // Keep nothing large while idle: most connections wait between KMS requests.
-    if (buffer_.size() == 0)
-      buffer_.shrink_to_fit();
-    parser_.emplace();
-    parser_->body_limit(context_.config.max_body_bytes);
-    parser_->header_limit(kMaxHeaderBytes);
-    // Idle until the next request starts; from its first byte, the header timeout applies.
-    stream_.expires_after(context_.config.idle_timeout);
-    http::async_read_some(stream_, buffer_, *parser_,
-                          [self = shared_from_this()](beast::error_code error, std::size_t) {
-                            self->on_first_bytes(error);
-                          });
+    reader_.next_request();
+    continue_sent_ = false;
+    if (reader_.has_buffered_bytes()) {
+      // A pipelined request: its first bytes are here already.
+      enter(Phase::kHeader);
+      return on_progress(reader_.parse());
+    }
+    enter(Phase::kIdle);
+    read();
   }
 
-  void on_first_bytes(beast::error_code error) {
-    if (error)
-      return on_read_error(error);
-    if (parser_->is_header_done())
-      return on_header();
-    stream_.expires_after(context_.config.header_timeout);
-    http::async_read_header(
-        stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code header_error, std::size_t) {
-          if (header_error)
-            return self->on_read_error(header_error);
-          self->on_header();
-        });
+  void enter(Phase phase) {
+    phase_ = phase;
+    stream_.expires_after(phase == Phase::kIdle ? context_.config.idle_timeout
+                                                : context_.config.header_timeout);
   }
 
-  void on_header() {
-    if (parser_->is_done())
+  void read() {
+    stream_.async_read_some(reader_.prepare(),
+                            [self = shared_from_this()](beast::error_code error, std::size_t n) {
+                              if (error)
+                                return self->close();  // end of stream, timeout, reset
+                              if (self->phase_ == Phase::kIdle)
+                                self->enter(Phase::kHeader);
+                              self->on_progress(self->reader_.commit(n));
+                            });
+  }
+
+  void on_progress(Http1RequestReader::Status status) {
+    using Status = Http1RequestReader::Status;
+    if (status == Status::kComplete)
       return dispatch();
-    const auto& request = parser_->get();
-    if (beast::iequals(request[http::field::expect], "100-continue")) {
+    if (status == Status::kRefused) {
+      const auto& refusal = reader_.refusal();
+      context_.runtime.metrics().record_http_refusal(HttpProtocol::kHttp1, refusal.reason);
+      linger_ = refusal.reason == HttpRefusal::kBodyBytes;
+      XksError error = refusal.status == 413   ? XksError::kPayloadTooLarge
+                       : refusal.status == 431 ? XksError::kHeaderFieldsTooLarge
+                                               : XksError::kValidation;
+      return respond({refusal.status, error_body(error, refusal.message)}, false);
+    }
+    if (reader_.header_done() && phase_ == Phase::kHeader)
+      enter(Phase::kBody);
+    if (reader_.expects_continue() && !continue_sent_) {
+      continue_sent_ = true;
       auto interim = std::make_shared<http::response<http::empty_body>>(http::status::continue_,
-                                                                        request.version());
+                                                                        reader_.version());
       http::async_write(stream_, *interim,
                         [self = shared_from_this(), interim](beast::error_code error, std::size_t) {
                           if (error)
                             return self->close();
-                          self->read_body();
+                          self->read();
                         });
       return;
     }
-    read_body();
-  }
-
-  void read_body() {
-    stream_.expires_after(context_.config.header_timeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code error, std::size_t) {
-                       if (error)
-                         return self->on_read_error(error);
-                       self->dispatch();
-                     });
-  }
-
-  void on_read_error(beast::error_code error) {
-    if (error == http::error::body_limit) {
-      linger_ = true;
-      return respond({413, error_body(XksError::kPayloadTooLarge, "request body too large")},
-                     false);
-    }
-    if (error == http::error::header_limit) {
-      return respond({400, error_body(XksError::kValidation, "request header too large")}, false);
-    }
-    bool parse_error =
-        error.category() == http::make_error_code(http::error::bad_target).category();
-    if (parse_error && error != http::error::end_of_stream &&
-        error != http::error::partial_message) {
-      return respond({400, error_body(XksError::kValidation, "malformed HTTP request")}, false);
-    }
-    close();  // end of stream, timeout, or a transport error: nothing to answer
+    read();
   }
 
   void dispatch() {
-    auto& message = parser_->get();
-    HttpRequest request;
-    request.method = std::string(message.method_string());
-    request.target = std::string(message.target());
-    for (const auto& field : message) {
-      request.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
-    }
-    request.body = std::move(message.body());
+    HttpRequest request = reader_.take_request();
     request.client_subject = stream_.peer_subject();
-    keep_alive_ = message.keep_alive();
-    version_ = message.version();
+    keep_alive_ = reader_.keep_alive();
+    version_ = reader_.version();
     stream_.expires_never();
 
     in_flight_ = true;
@@ -205,8 +186,9 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   SessionContext& context_;
   std::unique_ptr<TlsSocket> tls_;  // handed to HTTP/2 when ALPN chose h2
   TlsSocket& stream_;
-  beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  Http1RequestReader reader_;
+  Phase phase_ = Phase::kIdle;
+  bool continue_sent_ = false;
   bool keep_alive_ = true;
   bool in_flight_ = false;  // counted in requests_in_flight until its answer is written
   bool counted_as_http1_ = false;

@@ -109,6 +109,16 @@ ProxyMetrics::ProxyMetrics(const Config& config, std::string hsm_id, std::string
                         .counter("xks_audit_records_dropped_total",
                                  "Requests served without an audit record (queue full).")
                         .labels({});
+  auto& refusals = registry_.counter(
+      "xks_http_refusals_total",
+      "Requests and connections the transport refused at a limit or for a protocol error, by "
+      "protocol and reason.",
+      {"protocol", "reason"});
+  for (std::size_t reason = 0; reason < kHttpRefusalCount; ++reason) {
+    std::string name(refusal_name(static_cast<HttpRefusal>(reason)));
+    http_refusals_[0][reason] = &refusals.labels({"http1", name});
+    http_refusals_[1][reason] = &refusals.labels({"http2", name});
+  }
   registry_.gauge("xks_build_info", "Build of this xks-proxy.", {"version"})
       .labels({std::move(version)})
       .set(1);

@@ -12,6 +12,7 @@
 #include <boost/asio/compose.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
@@ -85,23 +86,28 @@ class TlsSocket {
   }
 
   // After a failed handshake: sends FIN behind OpenSSL's alert and reads (dropping) until the
-  // peer closes, so that the alert is not overtaken by a reset from unread input.
+  // peer closes, so that the alert is not overtaken by a reset from unread input. Every step
+  // starts from a readiness wait and reads at most kDrainBytesPerTurn, so a peer that keeps
+  // sending neither recurses nor holds the thread.
   template <typename Handler>
   auto async_drain(Handler&& handler) {
     boost::system::error_code ignored;
     socket_.shutdown(boost::asio::ip::tcp::socket::shutdown_send, ignored);
     return boost::asio::async_compose<Handler, void(boost::system::error_code)>(
-        [this](auto& self, boost::system::error_code wait_error = {}) {
+        [this, started = false](auto& self, boost::system::error_code wait_error = {}) mutable {
           if (wait_error)
             return self.complete(wait_error);
-          char scratch[512];
           boost::system::error_code error;
-          while (socket_.read_some(boost::asio::buffer(scratch), error) > 0) {
+          if (started) {
+            char scratch[4096];
+            for (std::size_t drained = 0; drained < kDrainBytesPerTurn && !error;) {
+              drained += socket_.read_some(boost::asio::buffer(scratch), error);
+            }
+            if (error && error != boost::asio::error::would_block)
+              return self.complete(error);
           }
-          if (error == boost::asio::error::would_block) {
-            return socket_.async_wait(boost::asio::ip::tcp::socket::wait_read, std::move(self));
-          }
-          self.complete(error);
+          started = true;
+          socket_.async_wait(boost::asio::ip::tcp::socket::wait_read, std::move(self));
         },
         handler, socket_);
   }
@@ -114,27 +120,45 @@ class TlsSocket {
 
  private:
   static constexpr std::size_t kMaxWriteBytes = 16 * 1024;
+  static constexpr std::size_t kDrainBytesPerTurn = 64 * 1024;
 
   // Retries `attempt` (a non-negative result, or -1 with SSL_get_error telling why) until it
-  // completes, waiting for the socket to become readable or writable as OpenSSL asks.
+  // completes, waiting for the socket to become readable or writable as OpenSSL asks. Like any
+  // Asio operation it never calls the handler from inside the initiating call: a result that is
+  // ready at once (OpenSSL already holds decrypted records, or a write fits) is posted. Loops
+  // that start the next read from a completion therefore run in constant stack, one step per
+  // turn of the event loop, however many tiny records a peer packs into one TCP segment.
   template <typename Attempt, typename Handler>
   auto run(Attempt attempt, std::shared_ptr<std::string> keep_alive, Handler&& handler) {
     return boost::asio::async_compose<Handler, void(boost::system::error_code, std::size_t)>(
-        [this, attempt, keep_alive](auto& self, boost::system::error_code wait_error = {}) {
-          if (wait_error)
-            return self.complete(wait_error, 0);
-          ERR_clear_error();
-          int result = attempt(ssl_);
-          if (result >= 0)
-            return self.complete({}, static_cast<std::size_t>(result));
-          int reason = SSL_get_error(ssl_, result);
-          if (reason == SSL_ERROR_WANT_READ || reason == SSL_ERROR_WANT_WRITE) {
-            return socket_.async_wait(reason == SSL_ERROR_WANT_READ
-                                          ? boost::asio::ip::tcp::socket::wait_read
-                                          : boost::asio::ip::tcp::socket::wait_write,
-                                      std::move(self));
+        [this, attempt, keep_alive, waited = false, posted = false,
+         error = boost::system::error_code(),
+         bytes = std::size_t{0}](auto& self, boost::system::error_code wait_error = {}) mutable {
+          if (!posted) {
+            error = wait_error;
+            if (!error) {
+              ERR_clear_error();
+              int outcome = attempt(ssl_);
+              if (outcome >= 0) {
+                bytes = static_cast<std::size_t>(outcome);
+              } else {
+                int reason = SSL_get_error(ssl_, outcome);
+                if (reason == SSL_ERROR_WANT_READ || reason == SSL_ERROR_WANT_WRITE) {
+                  waited = true;
+                  return socket_.async_wait(reason == SSL_ERROR_WANT_READ
+                                                ? boost::asio::ip::tcp::socket::wait_read
+                                                : boost::asio::ip::tcp::socket::wait_write,
+                                            std::move(self));
+                }
+                error = error_for(reason);
+              }
+            }
+            if (!waited) {
+              posted = true;
+              return boost::asio::post(socket_.get_executor(), std::move(self));
+            }
           }
-          self.complete(error_for(reason), 0);
+          self.complete(error, bytes);
         },
         handler, socket_);
   }

@@ -25,6 +25,8 @@ std::string_view error_name(XksError error) {
       return "MethodNotAllowedException";
     case XksError::kPayloadTooLarge:
       return "PayloadTooLargeException";
+    case XksError::kHeaderFieldsTooLarge:
+      return "RequestHeaderFieldsTooLargeException";
     case XksError::kThrottling:
       return "ThrottlingException";
     case XksError::kInternal:
@@ -55,6 +57,8 @@ int http_status(XksError error) {
       return 405;
     case XksError::kPayloadTooLarge:
       return 413;
+    case XksError::kHeaderFieldsTooLarge:
+      return 431;
     case XksError::kThrottling:
       return 429;
     case XksError::kInternal:

@@ -59,7 +59,10 @@ TEST_F(ConfigTest, AMinimalFileGetsTheDefaults) {
   EXPECT_EQ(config->server.listen.port, 8443);
   EXPECT_EQ(config->server.admin_listen.host, "127.0.0.1");
   EXPECT_EQ(config->server.request_deadline, std::chrono::milliseconds(200));
-  EXPECT_EQ(config->server.max_body_bytes, 65536u);
+  EXPECT_EQ(config->server.limits.max_header_bytes, 16384u);
+  EXPECT_EQ(config->server.limits.max_body_bytes, 65536u);
+  EXPECT_EQ(config->server.limits.http2_max_concurrent_streams, 128u);
+  EXPECT_EQ(config->server.limits.http2_connection_buffer_bytes, 262144u);
   EXPECT_EQ(config->hsm.profile.name, "softhsm");
   EXPECT_EQ(config->hsm.token.by, hsm::TokenSelector::By::kLabel);
   EXPECT_EQ(config->hsm.pin.from, hsm::PinSource::From::kFile);
@@ -74,6 +77,8 @@ TEST_F(ConfigTest, ReadsEverySetting) {
   auto config = load(
       "[server]\nlisten = \"[::1]:9443\"\nadmin_listen = \"127.0.0.1:19090\"\nio_threads = 2\n"
       "request_deadline_ms = 150\nmax_body_bytes = 32768\nhandshake_timeout_ms = 3000\n"
+      "max_header_bytes = 8192\nhttp2_max_concurrent_streams = 16\n"
+      "http2_connection_buffer_bytes = 1048576\n"
       "header_timeout_ms = 2000\nidle_timeout_ms = 30000\nmax_connections = 500\nfleet_size = 3\n"
       "[tls]\ncertificate_chain = \"c.pem\"\nprivate_key = \"k.pem\"\nclient_ca = \"ca.pem\"\n"
       "client_names = [\"cks.kms.us-east-1.amazonaws.com\"]\n"
@@ -96,6 +101,10 @@ TEST_F(ConfigTest, ReadsEverySetting) {
   EXPECT_EQ(config->server.io_threads, 2u);
   EXPECT_EQ(config->server.request_deadline, std::chrono::milliseconds(150));
   EXPECT_EQ(config->server.fleet_size, 3);
+  EXPECT_EQ(config->server.limits.max_header_bytes, 8192u);
+  EXPECT_EQ(config->server.limits.max_body_bytes, 32768u);
+  EXPECT_EQ(config->server.limits.http2_max_concurrent_streams, 16u);
+  EXPECT_EQ(config->server.limits.http2_connection_buffer_bytes, 1048576u);
   EXPECT_EQ(config->tls.client_names.size(), 1u);
   EXPECT_EQ(config->hsm.profile.iv_source, hsm::IvSource::kHsmAppendsToOutput);
   EXPECT_EQ(config->hsm.profile.bad_tag_rv, 5u);

@@ -15,6 +15,7 @@
 #include "xks/hsm/pkcs11_module.h"
 #include "xks/hsm/vendor_profile.h"
 #include "xks/proxy/audit_log.h"
+#include "xks/proxy/http_limits.h"
 #include "xks/sigv4/credential.h"
 
 namespace xks::proxy {
@@ -29,7 +30,7 @@ struct ServerConfig {
   ListenAddress admin_listen{"127.0.0.1", 9090};
   unsigned io_threads = 0;  // 0: one per core
   std::chrono::milliseconds request_deadline{200};
-  std::size_t max_body_bytes = 64 * 1024;
+  HttpLimits limits;
   std::chrono::milliseconds handshake_timeout{5000};
   std::chrono::milliseconds header_timeout{5000};
   std::chrono::milliseconds idle_timeout{60000};

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "xks/proxy/config.h"
+#include "xks/proxy/http_limits.h"
 #include "xks/proxy/metrics.h"
 #include "xks/proxy/xks_error.h"
 #include "xks/proxy/xks_operation.h"
@@ -23,7 +24,7 @@ namespace xks::proxy {
 
 struct XksOutcome;
 
-inline constexpr std::size_t kXksErrorCount = 14;
+inline constexpr std::size_t kXksErrorCount = 15;
 inline constexpr std::size_t kSigV4FailureCount = 18;
 
 class ProxyMetrics {
@@ -39,6 +40,9 @@ class ProxyMetrics {
   void record_handshake(bool ok);
   void record_health_transition(std::string_view to);
   void record_audit_drop() { audit_dropped_->inc(); }
+  void record_http_refusal(HttpProtocol protocol, HttpRefusal reason) {
+    http_refusals_[static_cast<std::size_t>(protocol)][static_cast<std::size_t>(reason)]->inc();
+  }
 
   // Connections by protocol, counted by the sessions themselves.
   std::atomic<long> http1_connections{0};
@@ -62,6 +66,7 @@ class ProxyMetrics {
   metrics::Counter* handshakes_failed_ = nullptr;
   metrics::Gauge* certificate_expiry_ = nullptr;
   metrics::Counter* audit_dropped_ = nullptr;
+  std::array<std::array<metrics::Counter*, kHttpRefusalCount>, 2> http_refusals_{};
 };
 
 }  // namespace xks::proxy

@@ -18,6 +18,7 @@ enum class XksError : std::uint8_t {
   kInvalidUriPath,        // 404
   kMethodNotAllowed,      // 405 (the spec names only the status; the name is ours)
   kPayloadTooLarge,       // 413 (ours too: bodies beyond server.max_body_bytes)
+  kHeaderFieldsTooLarge,  // 431 (ours too: headers beyond server.max_header_bytes)
   kThrottling,            // 429
   kInternal,              // 500
   kUnsupportedOperation,  // 501

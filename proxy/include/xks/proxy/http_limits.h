@@ -1,0 +1,42 @@
+// What one client may make the transport hold, for HTTP/1.1 and HTTP/2 alike (server.* in the
+// TOML; defaults in the README). Every byte a peer sends is checked against these before it is
+// stored; past a limit the request or connection is refused with the protocol's own error.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace xks::proxy {
+
+struct HttpLimits {
+  // HTTP/1.1: the request line and header block; a chunk-size line with its extensions; the
+  // trailer block. HTTP/2: a request's header list after HPACK decoding, counted as RFC 9113
+  // §6.5.2 does (name + value + 32 per field) and advertised as SETTINGS_MAX_HEADER_LIST_SIZE.
+  std::size_t max_header_bytes = 16 * 1024;
+  // A request body, with or without chunked coding.
+  std::size_t max_body_bytes = 64 * 1024;
+  // HTTP/2: SETTINGS_MAX_CONCURRENT_STREAMS.
+  std::uint32_t http2_max_concurrent_streams = 128;
+  // HTTP/2: request bodies one connection may hold at once, also its connection-level flow
+  // control window: a WINDOW_UPDATE is sent only for bytes released. Header lists are admitted
+  // while the connection holds less than this, so one connection holds at most twice it.
+  std::size_t http2_connection_buffer_bytes = 256 * 1024;
+};
+
+enum class HttpProtocol : std::uint8_t { kHttp1, kHttp2 };
+
+// Why the transport refused a request or a connection; a label of
+// xks_http_refusals_total{protocol,reason}.
+enum class HttpRefusal : std::uint8_t {
+  kMalformed,              // not valid HTTP/1.1, or an HTTP/2 protocol error (GOAWAY)
+  kHeaderBytes,            // over max_header_bytes: 431, or the HTTP/2 header list
+  kBodyBytes,              // over max_body_bytes: 413
+  kFramingBytes,           // HTTP/1.1 chunk-size line or trailer block over max_header_bytes
+  kConnectionBufferBytes,  // HTTP/2 stream refused: the connection holds its budget
+};
+inline constexpr std::size_t kHttpRefusalCount = 5;
+
+std::string_view refusal_name(HttpRefusal refusal);
+
+}  // namespace xks::proxy

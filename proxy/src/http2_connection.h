@@ -1,0 +1,95 @@
+// The server side of one HTTP/2 connection (RFC 9113) as a state machine without I/O: an
+// nghttp2 session fed the peer's bytes and drained of the bytes to send, so the TLS session and
+// the fuzz target drive the same code. Requests come out whole; answers go back by stream id.
+//
+// Every byte a peer sends is bounded before it is stored (HttpLimits):
+// - a header list over max_header_bytes (RFC 9113 §6.5.2 sizes, after HPACK decoding) is not
+//   kept: the stream is answered 431;
+// - a body over max_body_bytes is not kept: the stream is answered 413 and the rest dropped;
+// - bodies held on the connection never exceed http2_connection_buffer_bytes: that is the
+//   connection's flow-control window, and a WINDOW_UPDATE is sent only for bytes released
+//   (answered or reset streams); a peer that sends beyond the window gets GOAWAY
+//   FLOW_CONTROL_ERROR;
+// - a stream whose headers arrive while the connection holds its budget is refused with
+//   RST_STREAM REFUSED_STREAM (safe to retry, RFC 9113 §8.7);
+// - at most http2_max_concurrent_streams streams, 8 CONTINUATION frames per header block, and
+//   nghttp2's flood limits (queued control-frame answers, RST_STREAM rate) end the connection
+//   with GOAWAY.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <span>
+#include <string>
+
+#include "xks/proxy/http_limits.h"
+#include "xks/proxy/http_message.h"
+
+struct nghttp2_session;
+
+namespace xks::proxy {
+
+class Http2Connection {
+ public:
+  using RequestHandler = std::function<void(std::int32_t stream_id, HttpRequest request)>;
+  using RefusalHandler = std::function<void(HttpRefusal reason)>;
+
+  // Queues the server's SETTINGS and connection window. The handlers run from inside
+  // receive(); the request handler must not call back into this object.
+  Http2Connection(const HttpLimits& limits, RequestHandler on_request, RefusalHandler on_refusal);
+  ~Http2Connection();
+  Http2Connection(const Http2Connection&) = delete;
+  Http2Connection& operator=(const Http2Connection&) = delete;
+
+  // Feeds what the peer sent. False when the peer broke the protocol beyond recovery: write what
+  // send() still gives (a GOAWAY, when nghttp2 could queue one), then close.
+  bool receive(std::span<const std::uint8_t> bytes);
+  // Appends queued output to `out`, stopping once `out` holds at least `max_bytes`.
+  void send(std::string& out, std::size_t max_bytes);
+  // The answer to a request handed out; dropped when the peer reset the stream meanwhile.
+  void answer(std::int32_t stream_id, HttpResponse response);
+  // Graceful close: GOAWAY NO_ERROR; streams already open still finish.
+  void go_away();
+
+  bool wants_read() const;
+  bool wants_write() const;
+  // Request header and body bytes the connection holds now (what the budget counts).
+  std::size_t buffered_bytes() const { return buffered_; }
+
+ private:
+  struct Stream {
+    HttpRequest request;
+    std::size_t header_list_bytes = 0;  // RFC 9113 sizes of every field seen, kept or not
+    std::size_t held = 0;               // bytes of this stream counted in buffered_
+    std::size_t body_window = 0;        // body bytes not yet given back to the window
+    bool headers_done = false;          // the request's header block has ended
+    bool refused = false;               // answered early; the rest of its request is dropped
+    HttpResponse refusal;               // that answer, sent once the header block has ended
+    bool at_handler = false;            // handed out, no answer yet
+    bool closed = false;                // nghttp2 closed it while at the handler
+    // The response, read by nghttp2's data provider.
+    std::string status;
+    std::string content_length;
+    std::string response_body;
+    std::size_t sent = 0;
+  };
+
+  struct Callbacks;  // nghttp2's callbacks, defined with nghttp2's types in the .cpp
+
+  void refuse(std::int32_t stream_id, Stream& stream, HttpRefusal reason, int status,
+              std::string_view message);
+  void submit_response(std::int32_t stream_id, Stream& stream, HttpResponse response);
+  // Forgets what the stream holds and gives its body bytes back to the connection window.
+  void release(std::int32_t stream_id, Stream& stream);
+
+  const HttpLimits& limits_;
+  RequestHandler on_request_;
+  RefusalHandler on_refusal_;
+  nghttp2_session* session_ = nullptr;
+  std::map<std::int32_t, Stream> streams_;
+  std::size_t buffered_ = 0;
+};
+
+}  // namespace xks::proxy

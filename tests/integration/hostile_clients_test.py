@@ -1,0 +1,482 @@
+#!/usr/bin/python3
+"""Unauthenticated attacks on the real xks-proxy binary over real TLS: requests split into
+one-byte TLS records on every read path, unterminated chunk lines and their relatives, the HPACK
+bomb, unfinished HTTP/2 streams. Each attack must leave the process alive, within a stated RSS
+bound, and serving a signed request afterwards.
+
+The client side is Python's ssl module over memory BIOs (so that every write becomes one TLS
+record and a whole attack leaves in one TCP write), hand-built HTTP/1.1 and HTTP/2 frames, and
+the hpack package to read the proxy's HTTP/2 answers.
+
+Usage: hostile_clients_test.py PATH_TO_XKS_PROXY PATH_TO_XKS_LOAD PATH_TO_FAULT_MODULE
+"""
+import json
+import os
+import socket
+import ssl
+import struct
+import sys
+import tempfile
+import time
+import unittest
+
+import hpack
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import server_test  # noqa: E402  (ProxyProcess and signing helpers)
+
+MIB = 1 << 20
+# What any one attack below may add to the proxy's resident memory. The attacks send up to
+# 24 MiB each; before the limits they grew RSS by 27 to 88 MiB.
+RSS_BOUND = 16 * MIB
+
+
+def rss_bytes(pid):
+    with open("/proc/%d/status" % pid) as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+class RawTls:
+    """A TLS client whose every write() is one TLS record, sent when flush() is called."""
+
+    def __init__(self, proxy, alpn=("http/1.1",), fragment_client_hello=False):
+        context = ssl.create_default_context(cafile=proxy.ca)
+        context.set_alpn_protocols(list(alpn))
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname="localhost")
+        self.sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+        self.pending = b""
+        first = True
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                data = self.outgoing.read()
+                if first and fragment_client_hello:
+                    data = one_byte_handshake_records(data)
+                first = False
+                self.sock.sendall(data)
+                self._receive_some()
+        self.sock.sendall(self.outgoing.read())
+
+    def _receive_some(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("closed by the proxy")
+        self.incoming.write(data)
+
+    def write(self, data, record_size=None):
+        """Queues `data` as TLS records of `record_size` bytes (one record when None)."""
+        step = record_size or max(1, len(data))
+        for i in range(0, len(data), step):
+            self.tls.write(data[i:i + step])
+        self.pending += self.outgoing.read()
+
+    def flush(self):
+        """Sends everything queued in one TCP write; False when the proxy closed meanwhile."""
+        data, self.pending = self.pending, b""
+        try:
+            self.sock.sendall(data)
+            return True
+        except OSError:
+            return False
+
+    def read_until_closed(self, seconds=10):
+        """Everything the proxy sends until it closes the connection or `seconds` pass."""
+        received = b""
+        self.sock.settimeout(0.5)
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            try:
+                while True:
+                    data = self.tls.read(65536)
+                    if not data:
+                        return received, True
+                    received += data
+            except ssl.SSLWantReadError:
+                pass
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return received, True
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return received, True
+            if not data:
+                return received, True
+            self.incoming.write(data)
+        return received, False
+
+    def close(self):
+        self.sock.close()
+
+
+def one_byte_handshake_records(data):
+    """Re-frames the ClientHello record(s) as TLS records of one handshake byte each."""
+    out = b""
+    while data:
+        content_type, version, length = struct.unpack("!BHH", data[:5])
+        body, data = data[5:5 + length], data[5 + length:]
+        for byte in body:
+            out += struct.pack("!BHH", content_type, version, 1) + bytes([byte])
+    return out
+
+
+def http1_request(proxy, operation_path, payload, extra=b""):
+    path = "/example/kms/xks/v1/" + operation_path
+    body = json.dumps(payload).encode()
+    headers = proxy.signed("POST", path, body)
+    lines = ["POST %s HTTP/1.1" % path] + ["%s: %s" % item for item in headers.items()]
+    lines.append("Content-Length: %d" % len(body))
+    return ("\r\n".join(lines) + "\r\n").encode() + extra + b"\r\n" + body
+
+
+def health_payload():
+    return {"requestMetadata": {"kmsRequestId": "hostile-test", "kmsOperation": "KmsHealthCheck"}}
+
+
+# --- HTTP/2 by hand (RFC 9113 frames, RFC 7541 literals without Huffman coding) ---
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+DATA, HEADERS, SETTINGS, GOAWAY, RST_STREAM = 0x0, 0x1, 0x4, 0x7, 0x3
+END_STREAM, END_HEADERS, ACK = 0x1, 0x4, 0x1
+
+
+def frame(kind, flags, stream_id, payload=b""):
+    return struct.pack("!I", len(payload))[1:] + bytes([kind, flags]) + \
+        struct.pack("!I", stream_id) + payload
+
+
+def hpack_int(value, prefix_bits, first_byte_flags):
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes([first_byte_flags | value])
+    out = [first_byte_flags | limit]
+    value -= limit
+    while value >= 128:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def hpack_literal(name, value, indexed=False):
+    """A literal field with a literal name; `indexed` adds it to the dynamic table."""
+    name, value = name.encode(), value.encode()
+    return (b"\x40" if indexed else b"\x00") + hpack_int(len(name), 7, 0) + name + \
+        hpack_int(len(value), 7, 0) + value
+
+
+def request_block(path, extra_fields=b""):
+    return (b"\x83" + b"\x87" + hpack_literal(":path", path) +  # :method POST, :scheme https
+            hpack_literal(":authority", "localhost") + extra_fields)
+
+
+def parse_frames(data):
+    frames = []
+    while len(data) >= 9:
+        length = int.from_bytes(data[:3], "big")
+        if len(data) < 9 + length:
+            break
+        kind, flags = data[3], data[4]
+        stream_id = int.from_bytes(data[5:9], "big") & 0x7FFFFFFF
+        frames.append((kind, flags, stream_id, data[9:9 + length]))
+        data = data[9 + length:]
+    return frames
+
+
+def response_statuses(data):
+    """{stream id: :status} of every response HEADERS frame in `data`."""
+    decoder = hpack.Decoder()
+    statuses = {}
+    for kind, flags, stream_id, payload in parse_frames(data):
+        if kind == HEADERS:
+            fields = dict(decoder.decode(payload))
+            statuses[stream_id] = int(fields[":status"])
+    return statuses
+
+
+def goaway_error(data):
+    for kind, _, _, payload in parse_frames(data):
+        if kind == GOAWAY:
+            return struct.unpack("!II", payload[:8])[1]
+    return None
+
+
+class HostileClientTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="xks-hostile-test-")
+        cls.proxy = server_test.ProxyProcess(os.path.join(cls.tmp, "demo"))
+        # Warm up every path once so that what is measured is what an attack adds.
+        for _ in range(3):
+            cls.proxy.call("health", health_payload())
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop()
+
+    def setUp(self):
+        self.rss_before = rss_bytes(self.proxy.process.pid)
+
+    def assert_survived(self):
+        """Alive, within the RSS bound, and a signed request is answered."""
+        self.assertIsNone(self.proxy.process.poll(), "the proxy died")
+        grown = rss_bytes(self.proxy.process.pid) - self.rss_before
+        self.assertLess(grown, RSS_BOUND, "RSS grew by %.1f MiB" % (grown / MIB))
+        status, answer = self.proxy.call("health", health_payload())
+        self.assertEqual(status, 200, answer)
+
+    # --- one-byte TLS records on every read path ---
+
+    def test_an_http_1_1_request_in_one_byte_records_is_served(self):
+        client = RawTls(self.proxy)
+        client.write(http1_request(self.proxy, "health", health_payload()), record_size=1)
+        self.assertTrue(client.flush())
+        received, _ = client.read_until_closed(seconds=3)
+        client.close()
+        self.assertTrue(received.startswith(b"HTTP/1.1 200 "), received[:100])
+        self.assert_survived()
+
+    def test_an_8000_byte_body_in_one_byte_records_in_one_tcp_write(self):
+        # The remote crash: each record completed a read inline, one stack frame per record.
+        path = "/example/kms/xks/v1/health"
+        head = ("POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Length: 8000\r\n\r\n" % path)
+        for _ in range(3):
+            client = RawTls(self.proxy)
+            client.write(head.encode())
+            client.write(b"x" * 8000, record_size=1)
+            client.flush()
+            received, _ = client.read_until_closed(seconds=10)
+            client.close()
+            # Unsigned: read whole, then refused by authentication (or as not JSON).
+            self.assertRegex(received[:20], rb"^HTTP/1.1 (400|401) ")
+        self.assert_survived()
+
+    def test_pipelined_requests_in_one_byte_records(self):
+        client = RawTls(self.proxy)
+        request = http1_request(self.proxy, "health", health_payload())
+        client.write(request * 20, record_size=1)
+        client.flush()
+        received, _ = client.read_until_closed(seconds=5)
+        client.close()
+        self.assertEqual(received.count(b"HTTP/1.1 200 "), 20)
+        self.assert_survived()
+
+    def test_a_client_hello_in_one_byte_records(self):
+        client = RawTls(self.proxy, fragment_client_hello=True)
+        client.write(http1_request(self.proxy, "health", health_payload()))
+        client.flush()
+        received, _ = client.read_until_closed(seconds=3)
+        client.close()
+        self.assertTrue(received.startswith(b"HTTP/1.1 200 "), received[:100])
+        self.assert_survived()
+
+    def test_http_2_frames_in_one_byte_records(self):
+        client = RawTls(self.proxy, alpn=("h2",))
+        body = b"x" * 20000
+        frames = PREFACE + frame(SETTINGS, 0, 0)
+        for stream_id in range(1, 40, 2):
+            frames += frame(HEADERS, END_HEADERS, stream_id,
+                            request_block("/example/kms/xks/v1/health"))
+            frames += frame(DATA, 0, stream_id, body[:16000]) + \
+                frame(DATA, END_STREAM, stream_id, body[16000:])
+        client.write(frames, record_size=1)
+        client.flush()
+        received, _ = client.read_until_closed(seconds=8)
+        client.close()
+        statuses = response_statuses(received)
+        # Unsigned: every stream is read whole and refused by authentication.
+        self.assertEqual(len(statuses), 20, statuses)
+        self.assertTrue(all(s in (400, 401) for s in statuses.values()), statuses)
+        self.assert_survived()
+
+    # --- bytes before a line end: chunk lines, trailers, headers ---
+
+    def send_http1_attack(self, head, filler, total, max_read=4 * MIB):
+        """Sends `head` then up to `total` bytes of `filler` without a line end; the answer.
+        The proxy must stop reading after `max_read` bytes."""
+        client = RawTls(self.proxy)
+        client.write(head.encode())
+        client.flush()
+        sent = 0
+        piece = filler * (16384 // len(filler))
+        client.sock.settimeout(5)
+        while sent < total:
+            client.write(piece)
+            if not client.flush():
+                break
+            sent += len(piece)
+        received, closed = client.read_until_closed(seconds=5)
+        client.close()
+        self.assertTrue(closed, "the connection was left open")
+        self.assertLess(sent, max_read, "the proxy kept reading past the limit")
+        return received
+
+    def test_an_unterminated_chunk_line_is_refused_at_the_limit(self):
+        head = ("POST /example/kms/xks/v1/keys/foo/encrypt HTTP/1.1\r\nHost: localhost\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n5;ext=")
+        received = self.send_http1_attack(head, b"x", 24 * MIB)
+        self.assertTrue(received.startswith(b"HTTP/1.1 400 "), received[:200])
+        self.assert_survived()
+
+    def test_an_endless_chunk_size_is_refused(self):
+        head = ("POST /example/kms/xks/v1/health HTTP/1.1\r\nHost: localhost\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n")
+        received = self.send_http1_attack(head, b"0", 24 * MIB)
+        self.assertRegex(received[:20], rb"^HTTP/1.1 400 ")
+        self.assert_survived()
+
+    def test_endless_trailers_are_refused(self):
+        head = ("POST /example/kms/xks/v1/health HTTP/1.1\r\nHost: localhost\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n")
+        received = self.send_http1_attack(head, b"x-trailer: 1\r\n", 24 * MIB)
+        self.assertRegex(received[:20], rb"^HTTP/1.1 400 ")
+        self.assert_survived()
+
+    def test_endless_header_lines_are_refused_with_431(self):
+        head = "POST /example/kms/xks/v1/health HTTP/1.1\r\nHost: localhost\r\n"
+        received = self.send_http1_attack(head, b"x-header: 1\r\n", 24 * MIB)
+        self.assertTrue(received.startswith(b"HTTP/1.1 431 "), received[:200])
+        self.assertIn(b"RequestHeaderFieldsTooLargeException", received)
+        self.assert_survived()
+
+    def test_an_endless_request_line_is_refused_with_431(self):
+        received = self.send_http1_attack("POST /", b"a", 24 * MIB)
+        self.assertTrue(received.startswith(b"HTTP/1.1 431 "), received[:200])
+        self.assert_survived()
+
+    def test_a_chunked_body_over_the_limit_in_tiny_chunks_is_refused_with_413(self):
+        head = ("POST /example/kms/xks/v1/health HTTP/1.1\r\nHost: localhost\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n")
+        # After a 413 the proxy reads and drops up to 16 MiB for 2 s, so that a client that
+        # sends its whole body before reading still sees the answer.
+        received = self.send_http1_attack(head, b"1;e=v\r\nx\r\n", 24 * MIB, max_read=24 * MIB)
+        self.assertTrue(received.startswith(b"HTTP/1.1 413 "), received[:200])
+        self.assert_survived()
+
+    # --- HTTP/2 ---
+
+    def test_the_hpack_bomb_is_refused_with_431(self):
+        client = RawTls(self.proxy, alpn=("h2",))
+        client.write(PREFACE + frame(SETTINGS, 0, 0))
+        # A 4 KB value enters the dynamic table once; every later byte 0xbe refers to it.
+        bomb = hpack_literal("x-bomb", "a" * 4000, indexed=True)
+        for n in range(20):
+            stream_id = 2 * n + 1
+            block = request_block("/example/kms/xks/v1/health", bomb if n == 0 else b"")
+            block += b"\xbe" * (16384 - len(block))
+            client.write(frame(HEADERS, END_HEADERS | END_STREAM, stream_id, block))
+        client.flush()
+        received, _ = client.read_until_closed(seconds=3)
+        client.close()
+        statuses = response_statuses(received)
+        self.assertEqual(set(statuses.values()), {431}, statuses)
+        self.assertEqual(len(statuses), 20)
+        self.assert_survived()
+
+    def unfinished_streams(self, respect_flow_control):
+        """128 streams, each HEADERS without END_STREAM and up to 64 KiB of DATA, never ended
+        and never read; returns the socket's answer so far."""
+        client = RawTls(self.proxy, alpn=("h2",))
+        client.write(PREFACE + frame(SETTINGS, 0, 0) + frame(SETTINGS, ACK, 0))
+        client.flush()
+        # The proxy's connection window is server.http2_connection_buffer_bytes (256 KiB).
+        allowance = 256 * 1024 if respect_flow_control else 128 * 64 * 1024
+        for n in range(128):
+            stream_id = 2 * n + 1
+            client.write(frame(HEADERS, END_HEADERS, stream_id,
+                               request_block("/example/kms/xks/v1/keys/foo/encrypt")))
+            for _ in range(4):
+                size = min(16384, allowance)
+                if size:
+                    client.write(frame(DATA, 0, stream_id, b"x" * size))
+                    allowance -= size
+            if not client.flush():
+                break
+        return client
+
+    def test_unfinished_http_2_bodies_stop_at_the_connection_budget(self):
+        clients = [self.unfinished_streams(respect_flow_control=True) for _ in range(4)]
+        time.sleep(0.5)
+        # Still open (nothing broke the protocol), but holding at most the budget each.
+        self.assertIsNone(self.proxy.process.poll())
+        self.assert_survived()
+        for client in clients:
+            client.close()
+
+    def test_http_2_bodies_beyond_the_window_end_the_connection(self):
+        client = self.unfinished_streams(respect_flow_control=False)
+        received, closed = client.read_until_closed(seconds=5)
+        client.close()
+        self.assertTrue(closed)
+        self.assertEqual(goaway_error(received), 0x3)  # FLOW_CONTROL_ERROR
+        self.assert_survived()
+
+    def test_an_http_2_body_over_the_limit_is_answered_413(self):
+        client = RawTls(self.proxy, alpn=("h2",))
+        client.write(PREFACE + frame(SETTINGS, 0, 0) + frame(SETTINGS, ACK, 0))
+        client.write(frame(HEADERS, END_HEADERS, 1, request_block("/example/kms/xks/v1/health")))
+        # What the stream window allows: one byte more than server.max_body_bytes (64 KiB).
+        for _ in range(4):
+            client.write(frame(DATA, 0, 1, b"x" * 16384))
+        client.write(frame(DATA, 0, 1, b"x"))
+        client.flush()
+        received, _ = client.read_until_closed(seconds=2)
+        client.close()
+        self.assertEqual(response_statuses(received), {1: 413})
+        self.assert_survived()
+
+    def test_endless_continuation_frames_end_the_connection(self):
+        client = RawTls(self.proxy, alpn=("h2",))
+        client.write(PREFACE + frame(SETTINGS, 0, 0))
+        client.write(frame(HEADERS, 0, 1, request_block("/example/kms/xks/v1/health")))
+        for _ in range(200):
+            client.write(frame(0x9, 0, 1, hpack_literal("x-more", "y" * 8000)))  # CONTINUATION
+        client.flush()
+        received, closed = client.read_until_closed(seconds=5)
+        client.close()
+        self.assertTrue(closed)
+        self.assertEqual(goaway_error(received), 0xb)  # ENHANCE_YOUR_CALM
+        self.assert_survived()
+
+    def test_refusals_are_counted_in_the_metrics(self):
+        client = RawTls(self.proxy)
+        client.write(b"POST / HTTP/1.1\r\n" + b"x-header: 1\r\n" * 2000)
+        client.flush()
+        client.read_until_closed(seconds=2)
+        client.close()
+        import urllib.request
+        with urllib.request.urlopen(
+                "http://127.0.0.1:%d/metrics" % self.proxy.admin_port, timeout=5) as response:
+            text = response.read().decode()
+        line = [l for l in text.splitlines() if l.startswith(
+            'xks_http_refusals_total{protocol="http1",reason="header_bytes"}')]
+        self.assertEqual(len(line), 1, text)
+        self.assertGreaterEqual(float(line[0].split()[-1]), 1)
+
+    # --- the admin listener (plain HTTP) ---
+
+    def test_the_admin_listener_refuses_an_unterminated_chunk_line(self):
+        sock = socket.create_connection(("127.0.0.1", self.proxy.admin_port), timeout=5)
+        sock.sendall(b"POST /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;e=")
+        sent = 0
+        try:
+            while sent < 24 * MIB:
+                sock.sendall(b"x" * 65536)
+                sent += 65536
+        except OSError:
+            pass
+        sock.close()
+        self.assertLess(sent, 4 * MIB)
+        self.assert_survived()
+
+
+if __name__ == "__main__":
+    server_test.BINARY, server_test.LOAD_BINARY, server_test.FAULT_MODULE = sys.argv[1:4]
+    unittest.main(argv=sys.argv[:1], verbosity=2)

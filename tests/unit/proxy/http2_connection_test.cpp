@@ -1,0 +1,275 @@
+// Http2Connection against an independent peer: an nghttp2 client session. Requests and answers
+// cross intact; every limit is enforced with the protocol's own answer; the connection never
+// holds more than its budget, and its window reopens as bytes are released.
+#include "http2_connection.h"
+
+#include <gtest/gtest.h>
+#include <nghttp2/nghttp2.h>
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace xks::proxy {
+namespace {
+
+struct ClientStream {
+  std::string body_to_send;
+  std::size_t sent = 0;
+  bool end = true;  // END_STREAM once the body is sent; false: keep the stream open
+  int status = 0;
+  std::string answer;
+  std::uint32_t closed_with = ~0u;
+};
+
+// The client side: an nghttp2 client session pumped against the server in memory.
+class Client {
+ public:
+  Client() {
+    nghttp2_session_callbacks* callbacks = nullptr;
+    nghttp2_session_callbacks_new(&callbacks);
+    nghttp2_session_callbacks_set_on_header_callback(
+        callbacks, [](nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name,
+                      std::size_t name_length, const std::uint8_t* value, std::size_t value_length,
+                      std::uint8_t, void* self) {
+          if (std::string_view(reinterpret_cast<const char*>(name), name_length) == ":status") {
+            static_cast<Client*>(self)->streams[frame->hd.stream_id].status =
+                std::stoi(std::string(reinterpret_cast<const char*>(value), value_length));
+          }
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
+        callbacks, [](nghttp2_session*, std::uint8_t, std::int32_t stream_id,
+                      const std::uint8_t* data, std::size_t length, void* self) {
+          static_cast<Client*>(self)->streams[stream_id].answer.append(
+              reinterpret_cast<const char*>(data), length);
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_stream_close_callback(
+        callbacks, [](nghttp2_session*, std::int32_t stream_id, std::uint32_t error, void* self) {
+          static_cast<Client*>(self)->streams[stream_id].closed_with = error;
+          return 0;
+        });
+    nghttp2_session_client_new(&session, callbacks, this);
+    nghttp2_session_callbacks_del(callbacks);
+    nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, nullptr, 0);
+  }
+  ~Client() { nghttp2_session_del(session); }
+
+  std::int32_t request(std::string path, std::string body, bool end = true,
+                       std::vector<std::pair<std::string, std::string>> extra = {}) {
+    std::vector<std::pair<std::string, std::string>> fields = {
+        {":method", "POST"}, {":scheme", "https"}, {":path", path}, {":authority", "h:1"}};
+    fields.insert(fields.end(), extra.begin(), extra.end());
+    std::vector<nghttp2_nv> nva;
+    for (auto& [name, value] : fields) {
+      nva.push_back({reinterpret_cast<std::uint8_t*>(name.data()),
+                     reinterpret_cast<std::uint8_t*>(value.data()), name.size(), value.size(),
+                     NGHTTP2_NV_FLAG_NONE});
+    }
+    auto state = std::make_unique<ClientStream>();
+    state->body_to_send = std::move(body);
+    state->end = end;
+    nghttp2_data_provider provider{};
+    provider.source.ptr = state.get();
+    provider.read_callback = [](nghttp2_session*, std::int32_t, std::uint8_t* buffer,
+                                std::size_t length, std::uint32_t* flags,
+                                nghttp2_data_source* source, void*) -> ssize_t {
+      auto& stream = *static_cast<ClientStream*>(source->ptr);
+      std::size_t n = std::min(length, stream.body_to_send.size() - stream.sent);
+      std::copy_n(stream.body_to_send.data() + stream.sent, n, buffer);
+      stream.sent += n;
+      if (stream.sent == stream.body_to_send.size()) {
+        if (!stream.end)
+          return n == 0 ? ssize_t{NGHTTP2_ERR_DEFERRED} : static_cast<ssize_t>(n);
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+      }
+      return static_cast<ssize_t>(n);
+    };
+    std::int32_t id =
+        nghttp2_submit_request(session, nullptr, nva.data(), nva.size(), &provider, nullptr);
+    bodies.push_back(std::move(state));
+    return id;
+  }
+
+  nghttp2_session* session = nullptr;
+  std::map<std::int32_t, ClientStream> streams;
+  std::vector<std::unique_ptr<ClientStream>> bodies;
+};
+
+class Http2ConnectionTest : public ::testing::Test {
+ protected:
+  void start(HttpLimits limits) {
+    limits_ = limits;
+    server_ = std::make_unique<Http2Connection>(
+        limits_,
+        [this](std::int32_t id, HttpRequest request) {
+          requests_[id] = std::move(request);
+          if (answer_at_once_)
+            pending_.push_back(id);
+        },
+        [this](HttpRefusal reason) { refusals_.push_back(reason); });
+  }
+
+  // Moves bytes both ways until neither side has anything to say.
+  void pump() {
+    for (int round = 0; round < 1000; ++round) {
+      std::string to_server;
+      const std::uint8_t* data = nullptr;
+      for (ssize_t n; (n = nghttp2_session_mem_send(client_.session, &data)) > 0;)
+        to_server.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+      if (!to_server.empty()) {
+        alive_ = server_->receive(
+                     {reinterpret_cast<const std::uint8_t*>(to_server.data()), to_server.size()}) &&
+                 alive_;
+      }
+      for (std::int32_t id : std::exchange(pending_, {}))
+        server_->answer(id, {200, "answer:" + requests_[id].body.substr(0, 8)});
+      std::string to_client;
+      server_->send(to_client, 1 << 20);
+      if (!to_client.empty()) {
+        nghttp2_session_mem_recv(client_.session,
+                                 reinterpret_cast<const std::uint8_t*>(to_client.data()),
+                                 to_client.size());
+      }
+      if (to_server.empty() && to_client.empty())
+        return;
+    }
+    FAIL() << "the exchange did not settle";
+  }
+
+  HttpLimits limits_;
+  Client client_;
+  std::unique_ptr<Http2Connection> server_;
+  std::map<std::int32_t, HttpRequest> requests_;
+  std::vector<std::int32_t> pending_;
+  std::vector<HttpRefusal> refusals_;
+  bool answer_at_once_ = true;
+  bool alive_ = true;
+};
+
+TEST_F(Http2ConnectionTest, RequestsAndAnswersCrossIntact) {
+  start({});
+  std::int32_t a = client_.request("/kms/xks/v1/health", "{\"a\":1}");
+  std::int32_t b = client_.request("/kms/xks/v1/keys/k/encrypt", std::string(50000, 'b'));
+  pump();
+  ASSERT_EQ(requests_.size(), 2u);
+  EXPECT_EQ(requests_[a].method, "POST");
+  EXPECT_EQ(requests_[a].target, "/kms/xks/v1/health");
+  EXPECT_EQ(requests_[a].body, "{\"a\":1}");
+  EXPECT_NE(std::find(requests_[a].headers.begin(), requests_[a].headers.end(),
+                      std::pair<std::string, std::string>("host", "h:1")),
+            requests_[a].headers.end());
+  EXPECT_EQ(requests_[b].body.size(), 50000u);
+  EXPECT_EQ(client_.streams[a].status, 200);
+  EXPECT_EQ(client_.streams[a].answer, "answer:{\"a\":1}");
+  EXPECT_EQ(client_.streams[b].answer, "answer:bbbbbbbb");
+  EXPECT_EQ(server_->buffered_bytes(), 0u);
+  EXPECT_TRUE(refusals_.empty());
+}
+
+TEST_F(Http2ConnectionTest, AHeaderListOverTheLimitIsAnswered431AndNotKept) {
+  HttpLimits limits;
+  limits.max_header_bytes = 4096;
+  start(limits);
+  std::int32_t id = client_.request("/x", "{}", true, {{"x-big", std::string(5000, 'a')}});
+  std::int32_t fine = client_.request("/y", "{}");
+  pump();
+  EXPECT_EQ(client_.streams[id].status, 431);
+  EXPECT_EQ(requests_.count(id), 0u);
+  EXPECT_EQ(client_.streams[fine].status, 200);
+  ASSERT_EQ(refusals_.size(), 1u);
+  EXPECT_EQ(refusals_[0], HttpRefusal::kHeaderBytes);
+}
+
+TEST_F(Http2ConnectionTest, ABodyOverTheLimitIsAnswered413AndTheRestDropped) {
+  start({});
+  std::int32_t id = client_.request("/x", std::string(300000, 'z'));
+  pump();
+  EXPECT_EQ(client_.streams[id].status, 413);
+  EXPECT_EQ(requests_.count(id), 0u);
+  EXPECT_EQ(server_->buffered_bytes(), 0u);
+  // The dropped bytes went back to the window: the connection still carries requests.
+  std::int32_t next = client_.request("/y", std::string(60000, 'y'));
+  pump();
+  EXPECT_EQ(client_.streams[next].status, 200);
+}
+
+TEST_F(Http2ConnectionTest, UnfinishedBodiesStopAtTheConnectionBudget) {
+  HttpLimits limits;
+  limits.http2_connection_buffer_bytes = 100000;
+  start(limits);
+  std::vector<std::int32_t> ids;
+  for (int i = 0; i < 20; ++i)
+    ids.push_back(client_.request("/x", std::string(30000, 'u'), /*end=*/false));
+  pump();
+  EXPECT_TRUE(requests_.empty());
+  EXPECT_LE(server_->buffered_bytes(), 2 * limits.http2_connection_buffer_bytes);
+  EXPECT_GT(server_->buffered_bytes(), 90000u);
+  // Resetting the streams gives their bytes back; a new request then goes through.
+  for (std::int32_t id : ids)
+    nghttp2_submit_rst_stream(client_.session, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+  pump();
+  EXPECT_EQ(server_->buffered_bytes(), 0u);
+  std::int32_t next = client_.request("/y", std::string(60000, 'y'));
+  pump();
+  EXPECT_EQ(client_.streams[next].status, 200);
+}
+
+TEST_F(Http2ConnectionTest, HeadersBeyondTheBudgetAreRefusedWithRefusedStream) {
+  HttpLimits limits;
+  limits.http2_connection_buffer_bytes = 65535;
+  start(limits);
+  answer_at_once_ = false;
+  std::vector<std::int32_t> ids;
+  for (int i = 0; i < 40; ++i)
+    ids.push_back(client_.request("/x", "", false, {{"x-h", std::string(3000, 'h')}}));
+  pump();
+  std::size_t refused = 0;
+  for (std::int32_t id : ids)
+    refused += client_.streams[id].closed_with == NGHTTP2_REFUSED_STREAM;
+  EXPECT_GT(refused, 10u);
+  EXPECT_LE(server_->buffered_bytes(), limits.http2_connection_buffer_bytes);
+  EXPECT_EQ(std::count(refusals_.begin(), refusals_.end(), HttpRefusal::kConnectionBufferBytes),
+            static_cast<long>(refused));
+}
+
+TEST_F(Http2ConnectionTest, AnAnswerAfterTheClientResetTheStreamIsDropped) {
+  start({});
+  answer_at_once_ = false;
+  std::int32_t id = client_.request("/x", std::string(1000, 'r'));
+  pump();
+  ASSERT_EQ(requests_.count(id), 1u);
+  EXPECT_GT(server_->buffered_bytes(), 1000u);  // held until answered
+  nghttp2_submit_rst_stream(client_.session, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+  pump();
+  server_->answer(id, {200, "late"});
+  pump();
+  EXPECT_EQ(client_.streams[id].status, 0);
+  EXPECT_EQ(server_->buffered_bytes(), 0u);
+}
+
+TEST_F(Http2ConnectionTest, GarbageEndsTheConnectionWithGoaway) {
+  start({});
+  std::string garbage = "GET / HTTP/1.1\r\n\r\n";
+  EXPECT_FALSE(
+      server_->receive({reinterpret_cast<const std::uint8_t*>(garbage.data()), garbage.size()}));
+  std::string out;
+  server_->send(out, 1 << 20);
+  // Frames are a 3-byte length, a type byte, flags, a stream id: find the GOAWAY (type 7).
+  bool goaway = false;
+  for (std::size_t at = 0; at + 9 <= out.size();) {
+    std::size_t length = (std::size_t{static_cast<std::uint8_t>(out[at])} << 16) |
+                         (std::size_t{static_cast<std::uint8_t>(out[at + 1])} << 8) |
+                         static_cast<std::uint8_t>(out[at + 2]);
+    goaway = goaway || out[at + 3] == 0x7;
+    at += 9 + length;
+  }
+  EXPECT_TRUE(goaway);
+  ASSERT_FALSE(refusals_.empty());
+  EXPECT_EQ(refusals_.back(), HttpRefusal::kMalformed);
+}
+
+}  // namespace
+}  // namespace xks::proxy
