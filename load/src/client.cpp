@@ -34,6 +34,9 @@ using net::use_awaitable;
 using TlsStream = net::ssl::stream<net::ip::tcp::socket>;
 
 constexpr std::size_t kMaxAnswerBytes = 1 << 20;
+// Unparsed answer bytes held at once (a header block, a chunk line, trailers): past it the
+// read fails (buffer_overflow) instead of buffering whatever a broken server sends.
+constexpr std::size_t kMaxUnparsedAnswerBytes = 64 * 1024;
 constexpr auto kReconnectPause = std::chrono::milliseconds(100);
 constexpr auto kWatchdogTick = std::chrono::milliseconds(20);
 
@@ -200,7 +203,7 @@ class Http1Connection final : public Connection {
   }
 
  private:
-  beast::flat_buffer buffer_;
+  beast::flat_buffer buffer_{kMaxUnparsedAnswerBytes};
   bool usable_ = true;
 };
 

@@ -228,6 +228,7 @@ class HostileClientTest(unittest.TestCase):
         """Alive, within the RSS bound, and a signed request is answered."""
         self.assertIsNone(self.proxy.process.poll(), "the proxy died")
         grown = rss_bytes(self.proxy.process.pid) - self.rss_before
+        sys.stderr.write("[RSS %+.1f MiB] " % (grown / MIB))
         self.assertLess(grown, RSS_BOUND, "RSS grew by %.1f MiB" % (grown / MIB))
         status, answer = self.proxy.call("health", health_payload())
         self.assertEqual(status, 200, answer)
@@ -459,6 +460,42 @@ class HostileClientTest(unittest.TestCase):
             'xks_http_refusals_total{protocol="http1",reason="header_bytes"}')]
         self.assertEqual(len(line), 1, text)
         self.assertGreaterEqual(float(line[0].split()[-1]), 1)
+
+    def test_signed_requests_are_served_while_attacks_run(self):
+        import threading
+        stop = threading.Event()
+
+        def tiny_records():
+            while not stop.is_set():
+                client = RawTls(self.proxy)
+                client.write(b"POST /example/kms/xks/v1/health HTTP/1.1\r\nHost: h\r\n"
+                             b"Content-Length: 8000\r\n\r\n")
+                client.write(b"x" * 8000, record_size=1)
+                client.flush()
+                client.read_until_closed(seconds=2)
+                client.close()
+
+        def endless_headers():
+            while not stop.is_set():
+                client = RawTls(self.proxy)
+                client.write(b"POST / HTTP/1.1\r\n" + b"x-a: b\r\n" * 5000)
+                client.flush()
+                client.read_until_closed(seconds=2)
+                client.close()
+
+        attackers = [threading.Thread(target=t) for t in (tiny_records, tiny_records,
+                                                          endless_headers)]
+        for attacker in attackers:
+            attacker.start()
+        try:
+            time.sleep(0.3)
+            statuses = [self.proxy.call("health", health_payload())[0] for _ in range(20)]
+        finally:
+            stop.set()
+            for attacker in attackers:
+                attacker.join()
+        self.assertEqual(statuses, [200] * 20)
+        self.assert_survived()
 
     # --- the admin listener (plain HTTP) ---
 
