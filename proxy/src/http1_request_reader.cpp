@@ -17,7 +17,7 @@ void Http1RequestReader::next_request() {
   parser_.emplace();
   parser_->header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
   parser_->body_limit(limits_.max_body_bytes);
-  header_fields_ = 0;
+  request_ = {};
   refusal_.reset();
   if (!has_buffered_bytes()) {
     // Keep nothing while idle: most connections wait between KMS requests.
@@ -59,8 +59,7 @@ Http1RequestReader::Status Http1RequestReader::parse() {
         parser_->put(boost::asio::buffer(buffer_.get() + begin_, end_ - begin_), error);
     begin_ += used;
     if (!had_header && parser_->is_header_done()) {
-      header_fields_ =
-          static_cast<std::size_t>(std::distance(parser_->get().begin(), parser_->get().end()));
+      take_header();
       // From here on, take as much body as has arrived in each call.
       parser_->eager(true);
     }
@@ -84,19 +83,19 @@ Http1RequestReader::Status Http1RequestReader::parse() {
   return Status::kComplete;
 }
 
+void Http1RequestReader::take_header() {
+  const auto& message = parser_->get();
+  request_.method = std::string(message.method_string());
+  request_.target = std::string(message.target());
+  for (const auto& field : message)
+    request_.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+  version_ = message.version();
+  keep_alive_ = message.keep_alive();
+}
+
 HttpRequest Http1RequestReader::take_request() {
-  auto& message = parser_->get();
-  HttpRequest request;
-  request.method = std::string(message.method_string());
-  request.target = std::string(message.target());
-  std::size_t index = 0;
-  for (const auto& field : message) {
-    if (index++ == header_fields_)
-      break;
-    request.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
-  }
-  request.body = std::move(message.body());
-  return request;
+  request_.body = std::move(parser_->get().body());
+  return std::move(request_);
 }
 
 Http1RequestReader::Status Http1RequestReader::refuse(HttpRefusal reason, int status,

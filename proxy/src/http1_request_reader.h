@@ -45,16 +45,19 @@ class Http1RequestReader {
   // The header asked for "100 Continue" and the body has not all arrived yet.
   bool expects_continue() const;
 
-  // After kComplete: the request (header fields only: trailer fields are not merged in, RFC
-  // 9110 §6.5.1), its HTTP version (10 or 11) and whether the connection stays open.
+  // Once the header is done: the HTTP version (10 or 11) and whether the connection stays open,
+  // both as the header said (a trailer cannot change them).
+  unsigned version() const { return version_; }
+  bool keep_alive() const { return keep_alive_; }
+  // After kComplete: the request, with the header fields as they were when the header ended
+  // (trailer fields are not merged in, RFC 9110 §6.5.1).
   HttpRequest take_request();
-  unsigned version() const { return parser_->get().version(); }
-  bool keep_alive() const { return parser_->get().keep_alive(); }
 
   // After kRefused.
   const Refusal& refusal() const { return *refusal_; }
 
  private:
+  void take_header();
   Status refuse(HttpRefusal reason, int status, std::string_view message);
 
   const HttpLimits& limits_;
@@ -62,7 +65,9 @@ class Http1RequestReader {
   std::unique_ptr<char[]> buffer_;  // max_header_bytes; [begin_, end_) not yet parsed
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
-  std::size_t header_fields_ = 0;  // fields before the body; later ones are trailers
+  HttpRequest request_;  // taken from the header when it ends; the body is added at the end
+  unsigned version_ = 11;
+  bool keep_alive_ = true;
   std::optional<Refusal> refusal_;
 };
 

@@ -7,6 +7,7 @@
 #include <charconv>
 #include <limits>
 #include <new>
+#include <optional>
 
 #include "xks/proxy/xks_error.h"
 
@@ -72,9 +73,13 @@ Http2Connection::Http2Connection(const HttpLimits& limits, RequestHandler on_req
       {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
   };
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+  // Streams are admitted against the budget with their whole body reserved, so the window only
+  // has to let admitted bodies through: nghttp2 reopens it once released bytes reach half of
+  // it, and twice the budget guarantees that an admitted stream is never stalled by bytes
+  // already released but not yet announced.
   nghttp2_session_set_local_window_size(
       session_, NGHTTP2_FLAG_NONE, 0,
-      static_cast<std::int32_t>(std::min(limits_.http2_connection_buffer_bytes, kMaxWindow)));
+      static_cast<std::int32_t>(std::min(2 * limits_.http2_connection_buffer_bytes, kMaxWindow)));
 }
 
 Http2Connection::~Http2Connection() {
@@ -124,6 +129,7 @@ void Http2Connection::answer(std::int32_t stream_id, HttpResponse response) {
     return;
   Stream& stream = found->second;
   stream.at_handler = false;
+  --at_handler_;
   release(stream_id, stream);  // the request's memory is gone with its answer
   if (stream.closed) {
     streams_.erase(found);  // the peer reset the stream meanwhile
@@ -137,8 +143,15 @@ int Http2Connection::Callbacks::on_begin_headers(nghttp2_session* session,
   auto& connection = *static_cast<Http2Connection*>(user_data);
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
     return 0;
-  if (connection.buffered_ >= connection.limits_.http2_connection_buffer_bytes) {
-    connection.on_refusal_(HttpRefusal::kConnectionBufferBytes);
+  // Streams reset while at the handler no longer count as open for nghttp2: without this cap
+  // a peer could keep starting and resetting requests to queue unbounded HSM work.
+  std::optional<HttpRefusal> refusal;
+  if (connection.buffered_ >= connection.limits_.http2_connection_buffer_bytes)
+    refusal = HttpRefusal::kConnectionBufferBytes;
+  else if (connection.at_handler_ >= connection.limits_.http2_max_concurrent_streams)
+    refusal = HttpRefusal::kStreamsInFlight;
+  if (refusal) {
+    connection.on_refusal_(*refusal);
     nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                               NGHTTP2_REFUSED_STREAM);
     return 0;  // no entry: its fields and data are dropped
@@ -203,15 +216,14 @@ int Http2Connection::Callbacks::on_data_chunk(nghttp2_session* session, std::uin
     return 0;
   }
   Stream& stream = found->second;
-  if (stream.request.body.size() + length > connection.limits_.max_body_bytes) {
+  // The reservation is the declared content-length, or max_body_bytes when none was declared.
+  if (stream.request.body.size() + length > stream.reserved) {
     connection.refuse(stream_id, stream, HttpRefusal::kBodyBytes, 413, "request body too large");
     nghttp2_session_consume(session, stream_id, length);
     return 0;
   }
   stream.request.body.append(reinterpret_cast<const char*>(data), length);
-  stream.held += length;
   stream.body_window += length;
-  connection.buffered_ += length;
   return 0;
 }
 
@@ -227,16 +239,8 @@ int Http2Connection::Callbacks::on_frame(nghttp2_session*, const nghttp2_frame* 
   Stream& stream = found->second;
   if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
     stream.headers_done = true;
-    for (const auto& [name, value] : stream.request.headers) {
-      std::size_t declared = 0;
-      if (name != "content-length" || stream.refused)
-        continue;
-      auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), declared);
-      if (error == std::errc() && declared > connection.limits_.max_body_bytes) {
-        connection.refuse(stream_id, stream, HttpRefusal::kBodyBytes, 413,
-                          "request body too large");
-      }
-    }
+    if (!stream.refused && !connection.admit(stream_id, stream, frame->hd.flags))
+      return 0;  // refused for the budget: its entry is gone
   }
   if (stream.refused) {
     if (stream.status.empty())  // refused mid-header-block: answered now the block has ended
@@ -245,9 +249,37 @@ int Http2Connection::Callbacks::on_frame(nghttp2_session*, const nghttp2_frame* 
   }
   if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
     stream.at_handler = true;
+    ++connection.at_handler_;
     connection.on_request_(stream_id, std::move(stream.request));
   }
   return 0;
+}
+
+bool Http2Connection::admit(std::int32_t stream_id, Stream& stream, std::uint8_t flags) {
+  std::optional<std::size_t> declared;
+  for (const auto& [name, value] : stream.request.headers) {
+    std::size_t length = 0;
+    auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), length);
+    if (name == "content-length" && error == std::errc() && end == value.data() + value.size())
+      declared = length;
+  }
+  if (declared && *declared > limits_.max_body_bytes) {
+    refuse(stream_id, stream, HttpRefusal::kBodyBytes, 413, "request body too large");
+    return true;
+  }
+  std::size_t body =
+      (flags & NGHTTP2_FLAG_END_STREAM) != 0 ? 0 : declared.value_or(limits_.max_body_bytes);
+  if (buffered_ + body > limits_.http2_connection_buffer_bytes) {
+    on_refusal_(HttpRefusal::kConnectionBufferBytes);
+    release(stream_id, stream);
+    streams_.erase(stream_id);
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_REFUSED_STREAM);
+    return false;
+  }
+  stream.reserved = body;
+  stream.held += body;
+  buffered_ += body;
+  return true;
 }
 
 int Http2Connection::Callbacks::on_frame_sent(nghttp2_session*, const nghttp2_frame* frame,

@@ -5,16 +5,20 @@
 // Every byte a peer sends is bounded before it is stored (HttpLimits):
 // - a header list over max_header_bytes (RFC 9113 §6.5.2 sizes, after HPACK decoding) is not
 //   kept: the stream is answered 431;
-// - a body over max_body_bytes is not kept: the stream is answered 413 and the rest dropped;
-// - bodies held on the connection never exceed http2_connection_buffer_bytes: that is the
-//   connection's flow-control window, and a WINDOW_UPDATE is sent only for bytes released
-//   (answered or reset streams); a peer that sends beyond the window gets GOAWAY
-//   FLOW_CONTROL_ERROR;
-// - a stream whose headers arrive while the connection holds its budget is refused with
-//   RST_STREAM REFUSED_STREAM (safe to retry, RFC 9113 §8.7);
-// - at most http2_max_concurrent_streams streams, 8 CONTINUATION frames per header block, and
-//   nghttp2's flood limits (queued control-frame answers, RST_STREAM rate) end the connection
-//   with GOAWAY.
+// - a body over max_body_bytes (declared or sent) is not kept: the stream is answered 413;
+// - a connection holds at most http2_connection_buffer_bytes of request header lists and
+//   bodies: header fields count as they arrive, and at the end of the header block the whole
+//   body (its content-length, else max_body_bytes) is reserved; a stream that does not fit is
+//   refused with RST_STREAM REFUSED_STREAM (safe to retry, RFC 9113 §8.7). Admitted bodies are
+//   never stalled; bytes beyond a reservation are refused;
+// - flow control backs this up: stream windows of max_body_bytes + 1, a connection window of
+//   twice the budget reopened only as bytes are released (answered or reset streams); a peer
+//   that ignores it gets GOAWAY FLOW_CONTROL_ERROR;
+// - at most http2_max_concurrent_streams requests at the handler (reset or not), 8 CONTINUATION
+//   frames per header block, and nghttp2's flood limits (queued control-frame answers,
+//   RST_STREAM rate) end the connection with GOAWAY.
+// A refused stream's further DATA is dropped and its window reopened at once. (No RST_STREAM
+// NO_ERROR after the answer, RFC 9113 §8.1: curl reports that as an error.)
 #pragma once
 
 #include <cstddef>
@@ -62,7 +66,8 @@ class Http2Connection {
   struct Stream {
     HttpRequest request;
     std::size_t header_list_bytes = 0;  // RFC 9113 sizes of every field seen, kept or not
-    std::size_t held = 0;               // bytes of this stream counted in buffered_
+    std::size_t held = 0;               // header bytes and reserved body, counted in buffered_
+    std::size_t reserved = 0;           // the body it may send: content-length or the limit
     std::size_t body_window = 0;        // body bytes not yet given back to the window
     bool headers_done = false;          // the request's header block has ended
     bool refused = false;               // answered early; the rest of its request is dropped
@@ -78,6 +83,9 @@ class Http2Connection {
 
   struct Callbacks;  // nghttp2's callbacks, defined with nghttp2's types in the .cpp
 
+  // At the end of a request's header block: reserves its body against the budget, or refuses
+  // the stream (REFUSED_STREAM, entry erased: false) or its body (413).
+  bool admit(std::int32_t stream_id, Stream& stream, std::uint8_t flags);
   void refuse(std::int32_t stream_id, Stream& stream, HttpRefusal reason, int status,
               std::string_view message);
   void submit_response(std::int32_t stream_id, Stream& stream, HttpResponse response);
@@ -90,6 +98,7 @@ class Http2Connection {
   nghttp2_session* session_ = nullptr;
   std::map<std::int32_t, Stream> streams_;
   std::size_t buffered_ = 0;
+  std::size_t at_handler_ = 0;  // requests handed out and not answered, reset or not
 };
 
 }  // namespace xks::proxy

@@ -15,6 +15,8 @@ std::string_view refusal_name(HttpRefusal refusal) {
       return "framing_bytes";
     case HttpRefusal::kConnectionBufferBytes:
       return "connection_buffer_bytes";
+    case HttpRefusal::kStreamsInFlight:
+      return "streams_in_flight";
   }
   return "malformed";
 }

@@ -101,6 +101,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
       const auto& refusal = reader_.refusal();
       context_.runtime.metrics().record_http_refusal(HttpProtocol::kHttp1, refusal.reason);
       linger_ = refusal.reason == HttpRefusal::kBodyBytes;
+      version_ = reader_.header_done() ? reader_.version() : 11;
       XksError error = refusal.status == 413   ? XksError::kPayloadTooLarge
                        : refusal.status == 431 ? XksError::kHeaderFieldsTooLarge
                                                : XksError::kValidation;
@@ -165,9 +166,10 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   // sending for a moment, so that a client that writes its whole body before reading sees
   // the 413 instead of a reset connection.
   void discard_rest() {
-    if (!scratch_)
+    if (!scratch_) {
       scratch_ = std::make_unique<std::array<char, 16 * 1024>>();
-    stream_.expires_after(kLingerTime);
+      stream_.expires_after(kLingerTime);  // once: a trickle cannot stretch it
+    }
     stream_.async_read_some(net::buffer(*scratch_),
                             [self = shared_from_this()](beast::error_code error, std::size_t n) {
                               self->discarded_ += n;

@@ -34,16 +34,24 @@ std::string TlsSocket::peer_subject() const {
 }
 
 void TlsSocket::expires_after(std::chrono::steady_clock::duration timeout) {
+  std::uint64_t generation = ++deadline_generation_;
+  expired_ = false;
   timer_.expires_after(timeout);
-  timer_.async_wait([this, alive = std::weak_ptr<bool>(alive_)](boost::system::error_code error) {
-    if (error != boost::asio::error::operation_aborted && !alive.expired()) {
-      boost::system::error_code ignored;
-      socket_.cancel(ignored);
-    }
-  });
+  timer_.async_wait(
+      [this, alive = std::weak_ptr<bool>(alive_), generation](boost::system::error_code error) {
+        if (error == boost::asio::error::operation_aborted || alive.expired() ||
+            generation != deadline_generation_) {
+          return;
+        }
+        expired_ = true;
+        boost::system::error_code ignored;
+        socket_.cancel(ignored);
+      });
 }
 
 void TlsSocket::expires_never() {
+  ++deadline_generation_;
+  expired_ = false;
   timer_.cancel();
 }
 

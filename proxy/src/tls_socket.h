@@ -16,6 +16,7 @@
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -37,8 +38,10 @@ class TlsSocket {
   // The verified client certificate's subject ("" without mTLS).
   std::string peer_subject() const;
 
-  // Any pending operation ends with operation_aborted once `timeout` passes; expires_never()
-  // disarms. One deadline covers whatever the connection is doing, as with beast::tcp_stream.
+  // Once `timeout` passes, the pending operation and every later one end with timed_out (or
+  // operation_aborted) until the next expires_after()/expires_never(). One deadline covers
+  // whatever the connection is doing, as with beast::tcp_stream; the expiry is remembered, so
+  // an operation that was between steps when it came (posted, not waiting) cannot outlive it.
   void expires_after(std::chrono::steady_clock::duration timeout);
   void expires_never();
   void close();
@@ -95,8 +98,8 @@ class TlsSocket {
     socket_.shutdown(boost::asio::ip::tcp::socket::shutdown_send, ignored);
     return boost::asio::async_compose<Handler, void(boost::system::error_code)>(
         [this, started = false](auto& self, boost::system::error_code wait_error = {}) mutable {
-          if (wait_error)
-            return self.complete(wait_error);
+          if (wait_error || expired_)
+            return self.complete(wait_error ? wait_error : boost::asio::error::timed_out);
           boost::system::error_code error;
           if (started) {
             char scratch[4096];
@@ -135,7 +138,7 @@ class TlsSocket {
          error = boost::system::error_code(),
          bytes = std::size_t{0}](auto& self, boost::system::error_code wait_error = {}) mutable {
           if (!posted) {
-            error = wait_error;
+            error = expired_ ? boost::asio::error::timed_out : wait_error;
             if (!error) {
               ERR_clear_error();
               int outcome = attempt(ssl_);
@@ -167,6 +170,8 @@ class TlsSocket {
 
   boost::asio::ip::tcp::socket socket_;
   boost::asio::steady_timer timer_;
+  std::uint64_t deadline_generation_ = 0;  // a timer handler of an earlier deadline is ignored
+  bool expired_ = false;
   // The timer's handler may run after this object is gone (it was already due): it checks
   // this token first.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -94,6 +94,22 @@ TEST(Http1RequestReaderTest, ChunkedBodiesAreJoinedAndTrailersAreNotMergedIntoTh
   }
 }
 
+TEST(Http1RequestReaderTest, TrailersCannotReplaceOrAddToTheHeaderFields) {
+  HttpLimits limits = small_limits();
+  Http1RequestReader reader(limits);
+  // Beast keeps same-named fields together: a trailer named like a header lands among them.
+  Outcome outcome = feed(reader,
+                         "POST /x HTTP/1.1\r\nAuthorization: real\r\nHost: h\r\n"
+                         "Transfer-Encoding: chunked\r\nX-Last: 1\r\n\r\n2\r\n{}\r\n0\r\n"
+                         "Authorization: injected\r\nConnection: close\r\n\r\n",
+                         1000);
+  ASSERT_EQ(outcome.requests.size(), 1u);
+  std::vector<std::pair<std::string, std::string>> expected = {
+      {"Authorization", "real"}, {"Host", "h"}, {"Transfer-Encoding", "chunked"}, {"X-Last", "1"}};
+  EXPECT_EQ(outcome.requests[0].headers, expected);
+  EXPECT_TRUE(reader.keep_alive());
+}
+
 TEST(Http1RequestReaderTest, AnswersExpect100ContinueOnlyWhileTheBodyIsMissing) {
   HttpLimits limits = small_limits();
   Http1RequestReader reader(limits);

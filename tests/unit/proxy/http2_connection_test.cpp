@@ -87,8 +87,10 @@ class Client {
       }
       return static_cast<ssize_t>(n);
     };
-    std::int32_t id =
-        nghttp2_submit_request(session, nullptr, nva.data(), nva.size(), &provider, nullptr);
+    // A request without a body ends with its HEADERS frame.
+    bool headers_only = end && state->body_to_send.empty();
+    std::int32_t id = nghttp2_submit_request(session, nullptr, nva.data(), nva.size(),
+                                             headers_only ? nullptr : &provider, nullptr);
     bodies.push_back(std::move(state));
     return id;
   }
@@ -196,6 +198,17 @@ TEST_F(Http2ConnectionTest, ABodyOverTheLimitIsAnswered413AndTheRestDropped) {
   EXPECT_EQ(client_.streams[next].status, 200);
 }
 
+TEST_F(Http2ConnectionTest, ADeclaredLengthOverTheLimitIsAnswered413BeforeTheBody) {
+  start({});
+  // Fields after content-length once made the check read freed memory (caught by ASan).
+  std::int32_t id = client_.request("/x", std::string(100, 'd'), /*end=*/false,
+                                    {{"content-length", "100000"}, {"x-after", "1"}});
+  pump();
+  EXPECT_EQ(client_.streams[id].status, 413);
+  EXPECT_EQ(requests_.count(id), 0u);
+  EXPECT_EQ(server_->buffered_bytes(), 0u);
+}
+
 TEST_F(Http2ConnectionTest, UnfinishedBodiesStopAtTheConnectionBudget) {
   HttpLimits limits;
   limits.http2_connection_buffer_bytes = 100000;
@@ -205,8 +218,14 @@ TEST_F(Http2ConnectionTest, UnfinishedBodiesStopAtTheConnectionBudget) {
     ids.push_back(client_.request("/x", std::string(30000, 'u'), /*end=*/false));
   pump();
   EXPECT_TRUE(requests_.empty());
-  EXPECT_LE(server_->buffered_bytes(), 2 * limits.http2_connection_buffer_bytes);
-  EXPECT_GT(server_->buffered_bytes(), 90000u);
+  // Without a content-length each stream reserves max_body_bytes: one fits, the rest are
+  // refused and may be retried.
+  EXPECT_LE(server_->buffered_bytes(), limits.http2_connection_buffer_bytes);
+  EXPECT_GT(server_->buffered_bytes(), limits.max_body_bytes);
+  std::size_t refused = 0;
+  for (std::int32_t id : ids)
+    refused += client_.streams[id].closed_with == NGHTTP2_REFUSED_STREAM;
+  EXPECT_EQ(refused, ids.size() - 1);
   // Resetting the streams gives their bytes back; a new request then goes through.
   for (std::int32_t id : ids)
     nghttp2_submit_rst_stream(client_.session, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
@@ -217,22 +236,65 @@ TEST_F(Http2ConnectionTest, UnfinishedBodiesStopAtTheConnectionBudget) {
   EXPECT_EQ(client_.streams[next].status, 200);
 }
 
+TEST_F(Http2ConnectionTest, ConcurrentLargeBodiesAreAnsweredOrRefusedNeverStalled) {
+  start({});  // budget 256 KiB, bodies up to 64 KiB
+  for (bool declare_length : {true, false}) {
+    std::vector<std::int32_t> ids;
+    for (int i = 0; i < 12; ++i) {
+      std::vector<std::pair<std::string, std::string>> extra;
+      if (declare_length)
+        extra.emplace_back("content-length", "60000");
+      ids.push_back(client_.request("/x", std::string(60000, 'L'), true, extra));
+    }
+    pump();
+    std::size_t answered = 0, refused = 0;
+    for (std::int32_t id : ids) {
+      answered += client_.streams[id].status == 200;
+      refused += client_.streams[id].closed_with == NGHTTP2_REFUSED_STREAM;
+    }
+    EXPECT_EQ(answered + refused, ids.size()) << "declared: " << declare_length;
+    EXPECT_GE(answered, 3u) << "declared: " << declare_length;
+    EXPECT_EQ(server_->buffered_bytes(), 0u);
+  }
+}
+
 TEST_F(Http2ConnectionTest, HeadersBeyondTheBudgetAreRefusedWithRefusedStream) {
   HttpLimits limits;
   limits.http2_connection_buffer_bytes = 65535;
   start(limits);
-  answer_at_once_ = false;
+  answer_at_once_ = false;  // requests stay at the handler, holding their headers
   std::vector<std::int32_t> ids;
   for (int i = 0; i < 40; ++i)
-    ids.push_back(client_.request("/x", "", false, {{"x-h", std::string(3000, 'h')}}));
+    ids.push_back(client_.request("/x", "", true, {{"x-h", std::string(3000, 'h')}}));
   pump();
   std::size_t refused = 0;
   for (std::int32_t id : ids)
     refused += client_.streams[id].closed_with == NGHTTP2_REFUSED_STREAM;
   EXPECT_GT(refused, 10u);
+  EXPECT_GT(requests_.size(), 10u);
+  EXPECT_EQ(requests_.size() + refused, ids.size());
   EXPECT_LE(server_->buffered_bytes(), limits.http2_connection_buffer_bytes);
   EXPECT_EQ(std::count(refusals_.begin(), refusals_.end(), HttpRefusal::kConnectionBufferBytes),
             static_cast<long>(refused));
+}
+
+TEST_F(Http2ConnectionTest, RequestsAtTheHandlerAreCappedEvenWhenTheClientResetsThem) {
+  HttpLimits limits;
+  limits.http2_max_concurrent_streams = 4;
+  start(limits);
+  answer_at_once_ = false;
+  std::vector<std::int32_t> ids;
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 4; ++i) {
+      std::int32_t id = client_.request("/x", "");
+      ids.push_back(id);
+      pump();
+      nghttp2_submit_rst_stream(client_.session, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+      pump();
+    }
+  }
+  EXPECT_EQ(requests_.size(), 4u);  // the rest were refused while those four were pending
+  EXPECT_EQ(std::count(refusals_.begin(), refusals_.end(), HttpRefusal::kStreamsInFlight), 8);
 }
 
 TEST_F(Http2ConnectionTest, AnAnswerAfterTheClientResetTheStreamIsDropped) {

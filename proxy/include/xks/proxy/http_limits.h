@@ -18,9 +18,9 @@ struct HttpLimits {
   std::size_t max_body_bytes = 64 * 1024;
   // HTTP/2: SETTINGS_MAX_CONCURRENT_STREAMS.
   std::uint32_t http2_max_concurrent_streams = 128;
-  // HTTP/2: request bodies one connection may hold at once, also its connection-level flow
-  // control window: a WINDOW_UPDATE is sent only for bytes released. Header lists are admitted
-  // while the connection holds less than this, so one connection holds at most twice it.
+  // HTTP/2: request header lists and bodies one connection may hold at once. A stream is
+  // admitted with its whole body reserved (content-length, else max_body_bytes) or refused
+  // with REFUSED_STREAM; the connection window is twice this, reopened as bytes are released.
   std::size_t http2_connection_buffer_bytes = 256 * 1024;
 };
 
@@ -34,8 +34,9 @@ enum class HttpRefusal : std::uint8_t {
   kBodyBytes,              // over max_body_bytes: 413
   kFramingBytes,           // HTTP/1.1 chunk-size line or trailer block over max_header_bytes
   kConnectionBufferBytes,  // HTTP/2 stream refused: the connection holds its budget
+  kStreamsInFlight,        // HTTP/2 stream refused: max concurrent requests at the handler
 };
-inline constexpr std::size_t kHttpRefusalCount = 5;
+inline constexpr std::size_t kHttpRefusalCount = 6;
 
 std::string_view refusal_name(HttpRefusal refusal);
 
