@@ -473,6 +473,35 @@ class HostileClientTest(unittest.TestCase):
         self.assertEqual(len(line), 1, text)
         self.assertGreaterEqual(float(line[0].split()[-1]), 1)
 
+    def test_a_header_trickled_byte_by_byte_is_cut_off_at_the_header_timeout(self):
+        # The test configuration's header_timeout_ms is 700: bytes that keep coming must not
+        # extend it, whether they come one record at a time or in bursts of tiny records.
+        line = b"POST /example/kms/xks/v1/health HTTP/1.1\r\nX-Slow: " + b"a" * 5000
+        for burst in (1, 200):
+            client = RawTls(self.proxy)
+            started = time.time()
+            closed_after = None
+            client.sock.settimeout(0.05)
+            for i in range(0, len(line), burst):
+                client.write(line[i:i + burst], record_size=1)
+                try:
+                    client.sock.sendall(client.pending)
+                    client.pending = b""
+                    if client.sock.recv(65536) == b"":  # only the close_notify alert comes
+                        closed_after = time.time() - started
+                        break
+                except socket.timeout:
+                    pass
+                except OSError:  # reset: closed with our bytes still arriving
+                    closed_after = time.time() - started
+                    break
+                if time.time() - started > 10:
+                    break
+            client.close()
+            self.assertIsNotNone(closed_after, "a trickling client kept its connection")
+            self.assertLess(closed_after, 5)
+        self.assert_survived()
+
     def test_signed_requests_are_served_while_attacks_run(self):
         import threading
         stop = threading.Event()
