@@ -176,6 +176,15 @@ ServerConfig parse_server(TableReader reader) {
                       1024);
   reader.read_integer("http2_connection_buffer_bytes", server.limits.http2_connection_buffer_bytes,
                       65535, 1 << 30);
+  // A connection must be able to hold one request of the largest size, or such requests
+  // would be refused (REFUSED_STREAM) forever.
+  const HttpLimits& limits = server.limits;
+  if (limits.http2_connection_buffer_bytes < limits.max_body_bytes + limits.max_header_bytes) {
+    reader.fail(reader.table().get("http2_connection_buffer_bytes"),
+                "http2_connection_buffer_bytes",
+                "must be at least max_body_bytes + max_header_bytes (" +
+                    std::to_string(limits.max_body_bytes + limits.max_header_bytes) + ")");
+  }
   reader.read_millis("handshake_timeout_ms", server.handshake_timeout, 100, 600'000);
   reader.read_millis("header_timeout_ms", server.header_timeout, 100, 600'000);
   reader.read_millis("idle_timeout_ms", server.idle_timeout, 100, 3'600'000);

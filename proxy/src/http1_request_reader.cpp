@@ -9,6 +9,10 @@ namespace xks::proxy {
 
 namespace http = boost::beast::http;
 
+namespace {
+constexpr std::size_t kFieldOverhead = 32;
+}  // namespace
+
 Http1RequestReader::Http1RequestReader(const HttpLimits& limits) : limits_(limits) {
   next_request();
 }
@@ -18,6 +22,8 @@ void Http1RequestReader::next_request() {
   parser_->header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
   parser_->body_limit(limits_.max_body_bytes);
   request_ = {};
+  version_ = 11;
+  keep_alive_ = true;
   refusal_.reset();
   if (!has_buffered_bytes()) {
     // Keep nothing while idle: most connections wait between KMS requests.
@@ -59,7 +65,8 @@ Http1RequestReader::Status Http1RequestReader::parse() {
         parser_->put(boost::asio::buffer(buffer_.get() + begin_, end_ - begin_), error);
     begin_ += used;
     if (!had_header && parser_->is_header_done()) {
-      take_header();
+      if (!take_header())
+        return refuse(HttpRefusal::kHeaderBytes, 431, "request header too large");
       // From here on, take as much body as has arrived in each call.
       parser_->eager(true);
     }
@@ -83,18 +90,27 @@ Http1RequestReader::Status Http1RequestReader::parse() {
   return Status::kComplete;
 }
 
-void Http1RequestReader::take_header() {
+bool Http1RequestReader::take_header() {
   const auto& message = parser_->get();
+  // Many tiny fields cost far more memory than their bytes on the wire: count each as HTTP/2
+  // does (RFC 9113 §6.5.2, name + value + 32), so one limit means the same in both protocols.
+  std::size_t charged = message.target().size();
+  for (const auto& field : message)
+    charged += field.name_string().size() + field.value().size() + kFieldOverhead;
+  if (charged > limits_.max_header_bytes)
+    return false;
   request_.method = std::string(message.method_string());
   request_.target = std::string(message.target());
   for (const auto& field : message)
     request_.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
   version_ = message.version();
   keep_alive_ = message.keep_alive();
+  return true;
 }
 
 HttpRequest Http1RequestReader::take_request() {
   request_.body = std::move(parser_->get().body());
+  parser_.emplace();  // nothing of this request (trailers included) is kept while it is served
   return std::move(request_);
 }
 

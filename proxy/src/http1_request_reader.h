@@ -2,7 +2,9 @@
 // TLS session and the fuzz target drive the same code. Nothing a peer sends is stored beyond
 // the limits: unparsed bytes wait in a buffer of max_header_bytes, which the request line and
 // header block, each chunk-size line with its extensions, and the trailer block must each fit
-// in; the body goes into the request, at most max_body_bytes with or without chunked coding.
+// in; the header's fields also count as in HTTP/2 (name + value + 32 each), so thousands of
+// tiny fields are refused too; the body goes into the request, at most max_body_bytes with or
+// without chunked coding.
 #pragma once
 
 #include <boost/asio/buffer.hpp>
@@ -57,7 +59,8 @@ class Http1RequestReader {
   const Refusal& refusal() const { return *refusal_; }
 
  private:
-  void take_header();
+  // Copies the header out of the parser; false when its fields count over max_header_bytes.
+  bool take_header();
   Status refuse(HttpRefusal reason, int status, std::string_view message);
 
   const HttpLimits& limits_;

@@ -18,6 +18,8 @@ namespace {
 // RFC 9113 §6.5.2: a field's size in a header list is its name and value plus 32.
 constexpr std::size_t kFieldOverhead = 32;
 constexpr std::size_t kMaxWindow = std::numeric_limits<std::int32_t>::max();
+// XKS requests are at most about 20 KB (4300 bytes of plaintext and 8192 of AAD in base64).
+constexpr std::size_t kInitialStreamWindow = 32 * 1024;
 
 nghttp2_nv header(std::string_view name, std::string_view value) {
   return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
@@ -62,9 +64,9 @@ Http2Connection::Http2Connection(const HttpLimits& limits, RequestHandler on_req
   if (created != 0)
     throw std::bad_alloc();
 
-  // One byte more than a body may hold, so that an oversized body is seen (and answered 413)
-  // rather than stalled by flow control.
-  auto stream_window = static_cast<std::uint32_t>(std::min(limits_.max_body_bytes + 1, kMaxWindow));
+  // Enough for a typical XKS body at once; admit() opens an admitted stream's window to its
+  // whole reservation, so a stream refused for the budget has sent little that is thrown away.
+  auto stream_window = static_cast<std::uint32_t>(initial_stream_window());
   const nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, limits_.http2_max_concurrent_streams},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<std::uint32_t>(limits_.max_header_bytes)},
@@ -166,12 +168,19 @@ int Http2Connection::Callbacks::on_header(nghttp2_session* session, const nghttp
                                           std::uint8_t, void* user_data) {
   auto& connection = *static_cast<Http2Connection*>(user_data);
   std::int32_t stream_id = frame->hd.stream_id;
+  // nghttp2 checks every decoded field, and one HPACK byte can name a 4 KiB table entry: for a
+  // stream we will not serve, stop that work (nghttp2 then skips the rest of the block; the
+  // RST_STREAM we queued stands, nghttp2 adds none of its own).
   auto found = connection.streams_.find(stream_id);
   if (found == connection.streams_.end())
-    return 0;
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   Stream& stream = found->second;
   std::size_t size = name_length + value_length + kFieldOverhead;
   stream.header_list_bytes += size;  // request headers and trailers together
+  if (stream.header_list_bytes > 2 * connection.limits_.max_header_bytes) {
+    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_ENHANCE_YOUR_CALM);
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  }
   if (stream.refused)
     return 0;
   if (stream.header_list_bytes > connection.limits_.max_header_bytes) {
@@ -184,10 +193,8 @@ int Http2Connection::Callbacks::on_header(nghttp2_session* session, const nghttp
     return 0;
   if (connection.buffered_ + size > connection.limits_.http2_connection_buffer_bytes) {
     connection.on_refusal_(HttpRefusal::kConnectionBufferBytes);
-    connection.release(stream_id, stream);
-    connection.streams_.erase(found);
-    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_REFUSED_STREAM);
-    return 0;
+    connection.drop(stream_id, NGHTTP2_REFUSED_STREAM);
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   }
   stream.held += size;
   connection.buffered_ += size;
@@ -248,6 +255,17 @@ int Http2Connection::Callbacks::on_frame(nghttp2_session*, const nghttp2_frame* 
     return 0;
   }
   if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
+    // Checked again here: requests reset while at the handler free nghttp2's stream slots.
+    if (connection.at_handler_ >= connection.limits_.http2_max_concurrent_streams) {
+      connection.on_refusal_(HttpRefusal::kStreamsInFlight);
+      connection.drop(stream_id, NGHTTP2_REFUSED_STREAM);
+      return 0;
+    }
+    // The body is whole: give back what its reservation did not use.
+    std::size_t unused = stream.reserved - stream.request.body.size();
+    stream.reserved -= unused;
+    stream.held -= unused;
+    connection.buffered_ -= unused;
     stream.at_handler = true;
     ++connection.at_handler_;
     connection.on_request_(stream_id, std::move(stream.request));
@@ -271,14 +289,19 @@ bool Http2Connection::admit(std::int32_t stream_id, Stream& stream, std::uint8_t
       (flags & NGHTTP2_FLAG_END_STREAM) != 0 ? 0 : declared.value_or(limits_.max_body_bytes);
   if (buffered_ + body > limits_.http2_connection_buffer_bytes) {
     on_refusal_(HttpRefusal::kConnectionBufferBytes);
-    release(stream_id, stream);
-    streams_.erase(stream_id);
-    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_REFUSED_STREAM);
+    drop(stream_id, NGHTTP2_REFUSED_STREAM);
     return false;
   }
   stream.reserved = body;
   stream.held += body;
   buffered_ += body;
+  // The stream may now send its whole body (one byte more, to see an oversized one). An
+  // increment, not an absolute size: it stays right when the peer acknowledges our SETTINGS
+  // (and so its initial window) only after this.
+  if (body + 1 > initial_stream_window()) {
+    nghttp2_submit_window_update(session_, NGHTTP2_FLAG_NONE, stream_id,
+                                 static_cast<std::int32_t>(body + 1 - initial_stream_window()));
+  }
   return true;
 }
 
@@ -343,6 +366,19 @@ void Http2Connection::submit_response(std::int32_t stream_id, Stream& stream,
     return static_cast<ssize_t>(count);
   };
   nghttp2_submit_response(session_, stream_id, headers, std::size(headers), &body);
+}
+
+void Http2Connection::drop(std::int32_t stream_id, std::uint32_t error_code) {
+  auto found = streams_.find(stream_id);
+  if (found != streams_.end()) {
+    release(stream_id, found->second);
+    streams_.erase(found);
+  }
+  nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream_id, error_code);
+}
+
+std::size_t Http2Connection::initial_stream_window() const {
+  return std::min(kInitialStreamWindow, limits_.max_body_bytes + 1);
 }
 
 void Http2Connection::release(std::int32_t stream_id, Stream& stream) {

@@ -11,9 +11,12 @@
 //   body (its content-length, else max_body_bytes) is reserved; a stream that does not fit is
 //   refused with RST_STREAM REFUSED_STREAM (safe to retry, RFC 9113 §8.7). Admitted bodies are
 //   never stalled; bytes beyond a reservation are refused;
-// - flow control backs this up: stream windows of max_body_bytes + 1, a connection window of
-//   twice the budget reopened only as bytes are released (answered or reset streams); a peer
-//   that ignores it gets GOAWAY FLOW_CONTROL_ERROR;
+// - flow control backs this up: a stream starts with a 32 KiB window, opened to its reservation
+//   (+1, to see an oversized body) when admitted; the connection window is twice the budget,
+//   reopened only as bytes are released (answered or reset streams); a peer that ignores the
+//   windows gets RST_STREAM or GOAWAY FLOW_CONTROL_ERROR;
+// - a header list past twice max_header_bytes is not decoded further (RST_STREAM
+//   ENHANCE_YOUR_CALM): nghttp2 checks every decoded field, and an HPACK byte can name 4 KiB;
 // - at most http2_max_concurrent_streams requests at the handler (reset or not), 8 CONTINUATION
 //   frames per header block, and nghttp2's flood limits (queued control-frame answers,
 //   RST_STREAM rate) end the connection with GOAWAY.
@@ -89,6 +92,9 @@ class Http2Connection {
   void refuse(std::int32_t stream_id, Stream& stream, HttpRefusal reason, int status,
               std::string_view message);
   void submit_response(std::int32_t stream_id, Stream& stream, HttpResponse response);
+  // Resets a stream we will not serve and forgets it.
+  void drop(std::int32_t stream_id, std::uint32_t error_code);
+  std::size_t initial_stream_window() const;
   // Forgets what the stream holds and gives its body bytes back to the connection window.
   void release(std::int32_t stream_id, Stream& stream);
 

@@ -164,6 +164,9 @@ TEST_F(ConfigTest, NamesFileLineAndKeyOfEachMistake) {
   expect_error(minimal("", "token_serial = \"x\"\n"), "exactly one of token_label");
   expect_error(minimal("", "pin_env = \"X\"\n"), "exactly one of pin_file or pin_env");
   expect_error(minimal("", "sessions = 0\n"), "hsm.sessions: must be between 1 and 1024");
+  expect_error("[server]\nhttp2_connection_buffer_bytes = 70000\n" + minimal(),
+               "xks.toml:2: server.http2_connection_buffer_bytes: must be at least max_body_bytes "
+               "+ max_header_bytes (81920)");
   expect_error("[tls]\ncertificate_chain = \"c\"\n", "tls.private_key: is required");
   expect_error("this is = not toml", "xks.toml:1:");
 }

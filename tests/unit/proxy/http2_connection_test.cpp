@@ -185,6 +185,19 @@ TEST_F(Http2ConnectionTest, AHeaderListOverTheLimitIsAnswered431AndNotKept) {
   EXPECT_EQ(refusals_[0], HttpRefusal::kHeaderBytes);
 }
 
+TEST_F(Http2ConnectionTest, AHeaderListFarOverTheLimitIsResetWithoutDecodingTheRest) {
+  HttpLimits limits;
+  limits.max_header_bytes = 4096;
+  start(limits);
+  // Past twice the limit nghttp2 stops checking fields (an HPACK bomb would cost CPU there).
+  std::int32_t id = client_.request("/x", "{}", true, {{"x-big", std::string(9000, 'a')}});
+  std::int32_t fine = client_.request("/y", "{}");
+  pump();
+  EXPECT_EQ(client_.streams[id].closed_with, static_cast<std::uint32_t>(NGHTTP2_ENHANCE_YOUR_CALM));
+  EXPECT_EQ(client_.streams[fine].status, 200);
+  EXPECT_EQ(server_->buffered_bytes(), 0u);
+}
+
 TEST_F(Http2ConnectionTest, ABodyOverTheLimitIsAnswered413AndTheRestDropped) {
   start({});
   std::int32_t id = client_.request("/x", std::string(300000, 'z'));
@@ -295,6 +308,45 @@ TEST_F(Http2ConnectionTest, RequestsAtTheHandlerAreCappedEvenWhenTheClientResets
   }
   EXPECT_EQ(requests_.size(), 4u);  // the rest were refused while those four were pending
   EXPECT_EQ(std::count(refusals_.begin(), refusals_.end(), HttpRefusal::kStreamsInFlight), 8);
+}
+
+TEST_F(Http2ConnectionTest, TheCapIsCheckedAgainWhenARequestEnds) {
+  HttpLimits limits;
+  limits.http2_max_concurrent_streams = 2;
+  start(limits);
+  answer_at_once_ = false;
+  std::int32_t open = client_.request("/a", "{}", /*end=*/false);  // admitted, body unfinished
+  std::int32_t first = client_.request("/b", "");
+  pump();
+  nghttp2_submit_rst_stream(client_.session, NGHTTP2_FLAG_NONE, first, NGHTTP2_CANCEL);
+  std::int32_t second = client_.request("/c", "");
+  pump();
+  ASSERT_EQ(requests_.size(), 2u);  // first (reset, still at the handler) and second
+  // Ending the open stream now would make three at the handler: it is refused.
+  client_.bodies.front()->end = true;
+  nghttp2_session_resume_data(client_.session, open);
+  pump();
+  EXPECT_EQ(requests_.count(open), 0u);
+  EXPECT_EQ(client_.streams[open].closed_with, static_cast<std::uint32_t>(NGHTTP2_REFUSED_STREAM));
+  EXPECT_EQ(std::count(refusals_.begin(), refusals_.end(), HttpRefusal::kStreamsInFlight), 1);
+  server_->answer(first, {200, "{}"});
+  server_->answer(second, {200, "{}"});
+  pump();
+  EXPECT_EQ(client_.streams[second].status, 200);
+  EXPECT_EQ(server_->buffered_bytes(), 0u);
+}
+
+TEST_F(Http2ConnectionTest, ASmallBodyGivesBackTheRestOfItsReservation) {
+  start({});
+  answer_at_once_ = false;
+  std::int32_t id = client_.request("/x", std::string(200, 's'));  // no content-length
+  pump();
+  ASSERT_EQ(requests_.count(id), 1u);
+  // At the handler it holds its header fields and 200 bytes, not max_body_bytes.
+  EXPECT_LT(server_->buffered_bytes(), 1024u);
+  server_->answer(id, {200, "{}"});
+  pump();
+  EXPECT_EQ(server_->buffered_bytes(), 0u);
 }
 
 TEST_F(Http2ConnectionTest, AnAnswerAfterTheClientResetTheStreamIsDropped) {
