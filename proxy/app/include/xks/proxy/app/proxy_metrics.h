@@ -1,0 +1,72 @@
+// The proxy's metrics, registered once at start-up with every label set the request path
+// needs resolved in advance (see metrics.h). Served at GET /metrics on the admin listener.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "xks/proxy/config/config.h"
+#include "xks/proxy/config/http_limits.h"
+#include "xks/proxy/ops/metrics.h"
+#include "xks/proxy/xks/xks_error.h"
+#include "xks/proxy/xks/xks_operation.h"
+#include "xks/sigv4/failure.h"
+
+namespace xks::hsm {
+class HsmExecutor;
+class HsmHealth;
+class SessionPool;
+}  // namespace xks::hsm
+
+namespace xks::proxy {
+
+struct XksOutcome;
+
+inline constexpr std::size_t kXksErrorCount = 15;
+inline constexpr std::size_t kSigV4FailureCount = 18;
+
+class ProxyMetrics {
+ public:
+  ProxyMetrics(const Config& config, std::string hsm_id, std::string version);
+
+  // Mirrors the HSM side's state at every scrape.
+  void watch(hsm::SessionPool& pool, hsm::HsmExecutor& executor, hsm::HsmHealth& health);
+  // notAfter of the serving certificate, as seconds since the epoch.
+  void set_certificate_expiry(double seconds_since_epoch);
+
+  void record(const XksOutcome& outcome, double seconds);
+  void record_handshake(bool ok);
+  void record_health_transition(std::string_view to);
+  void record_audit_drop() { audit_dropped_->inc(); }
+  void record_http_refusal(HttpProtocol protocol, HttpRefusal reason) {
+    http_refusals_[static_cast<std::size_t>(protocol)][static_cast<std::size_t>(reason)]->inc();
+  }
+
+  // Connections by protocol, counted by the sessions themselves.
+  std::atomic<long> http1_connections{0};
+  std::atomic<long> http2_connections{0};
+
+  std::string scrape() const { return registry_.serialize(); }
+
+ private:
+  metrics::Registry registry_;
+  std::string hsm_id_;
+  // [keystore][operation][0 = success, 1 + XksError]
+  std::vector<std::array<std::array<metrics::Counter*, kXksErrorCount + 1>, kXksOperationCount>>
+      requests_;
+  std::array<metrics::Counter*, kXksErrorCount + 1> unrouted_{};
+  std::array<metrics::Histogram*, kXksOperationCount> request_seconds_{};
+  std::array<metrics::Histogram*, kXksOperationCount> hsm_seconds_{};
+  std::array<metrics::Counter*, kSigV4FailureCount> sigv4_failures_{};
+  metrics::Family<metrics::Counter>* hsm_errors_ = nullptr;  // by CKR name: resolved on errors
+  metrics::Family<metrics::Counter>* health_transitions_ = nullptr;
+  metrics::Counter* handshakes_ok_ = nullptr;
+  metrics::Counter* handshakes_failed_ = nullptr;
+  metrics::Gauge* certificate_expiry_ = nullptr;
+  metrics::Counter* audit_dropped_ = nullptr;
+  std::array<std::array<metrics::Counter*, kHttpRefusalCount>, 2> http_refusals_{};
+};
+
+}  // namespace xks::proxy

@@ -1,0 +1,265 @@
+// The embedded demo's state directory and start-up.
+#include "demo_command.h"
+
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <stdexcept>
+#include <vector>
+
+#include "base64.h"
+#include "serve_command.h"
+#include "xks/hsm/key_admin.h"
+#include "xks/hsm/pkcs11_module.h"
+#include "xks/proxy/cli/credentials.h"
+
+namespace xks::proxy {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kSoftHsmModule = "/usr/lib/softhsm/libsofthsm2.so";
+constexpr const char* kTokenLabel = "xks-demo";
+constexpr const char* kHealthKey = "xks-health";
+constexpr const char* kPrefix = "/example";
+constexpr const char* kRegion = "us-east-1";
+constexpr const char* kKmsClientName = "cks.kms.us-east-1.amazonaws.com";
+
+struct SetupError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+std::string random_string(std::string_view alphabet, std::size_t length) {
+  std::vector<unsigned char> bytes(length);
+  if (RAND_bytes(bytes.data(), static_cast<int>(length)) != 1)
+    throw SetupError("RAND_bytes failed");
+  std::string out;
+  for (unsigned char byte : bytes)
+    out.push_back(alphabet[byte % alphabet.size()]);
+  return out;
+}
+
+// Writes a file readable by its owner only.
+void write_private(const fs::path& path, std::string_view content) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0 ||
+      ::write(fd, content.data(), content.size()) != static_cast<ssize_t>(content.size())) {
+    if (fd >= 0)
+      ::close(fd);
+    throw SetupError("cannot write " + path.string());
+  }
+  ::fchmod(fd, 0600);
+  ::close(fd);
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream file(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
+}
+
+// The secret in `path`, created with `make` the first time.
+std::string persistent(const fs::path& path, const std::function<std::string()>& make) {
+  if (fs::exists(path))
+    return read_file(path);
+  std::string value = make();
+  write_private(path, value);
+  return value;
+}
+
+// Runs a program (no shell), its output appended to `log`.
+void run(const std::vector<std::string>& argv, const fs::path& log) {
+  pid_t child = ::fork();
+  if (child == 0) {
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    std::vector<char*> args;
+    for (const auto& arg : argv)
+      args.push_back(const_cast<char*>(arg.c_str()));
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  if (child < 0 || ::waitpid(child, &status, 0) < 0 || !WIFEXITED(status) ||
+      WEXITSTATUS(status) != 0) {
+    throw SetupError(argv[0] + " failed; see " + log.string());
+  }
+}
+
+void setup_token(const fs::path& dir, const fs::path& log) {
+  fs::path softhsm = dir / "softhsm";
+  fs::create_directories(softhsm / "tokens");
+  fs::path conf = softhsm / "softhsm2.conf";
+  std::ofstream(conf) << "directories.tokendir = " << fs::absolute(softhsm / "tokens").string()
+                      << "\nobjectstore.backend = file\nlog.level = ERROR\n";
+  ::setenv("SOFTHSM2_CONF", fs::absolute(conf).c_str(), 1);
+  constexpr std::string_view kDigits = "0123456789";
+  std::string pin =
+      persistent(dir / "secrets" / "hsm-pin", [&] { return random_string(kDigits, 12); });
+  std::string so_pin =
+      persistent(dir / "secrets" / "hsm-so-pin", [&] { return random_string(kDigits, 12); });
+  if (!fs::exists(softhsm / "initialized")) {
+    run({"softhsm2-util", "--init-token", "--free", "--label", kTokenLabel, "--so-pin", so_pin,
+         "--pin", pin},
+        log);
+    std::ofstream(softhsm / "initialized") << kTokenLabel << "\n";
+  }
+
+  auto module = hsm::Pkcs11Module::load(kSoftHsmModule);
+  if (!module)
+    throw SetupError(module.error().message);
+  auto token = (*module)->find_token({hsm::TokenSelector::By::kLabel, kTokenLabel});
+  if (!token)
+    throw SetupError(token.error().message);
+  const std::pair<const char*, hsm::KeyUsageRequest> kKeys[] = {
+      {"foo", {true, true}},
+      {"encrypt_only_key", {true, false}},
+      {"decrypt_only_key", {false, true}},
+      {"impotent_key", {false, false}},
+      {kHealthKey, {true, true}},
+  };
+  for (const auto& [label, usage] : kKeys) {
+    auto created = hsm::create_aes_key(**module, token->slot_id, pin, label, usage);
+    if (!created && created.error().kind != hsm::HsmErrorKind::kDuplicateKey) {
+      throw SetupError(std::string("creating key ") + label + ": " + created.error().message);
+    }
+  }
+}
+
+void setup_tls(const fs::path& dir, const fs::path& log) {
+  fs::path tls = dir / "tls";
+  fs::create_directories(tls);
+  if (fs::exists(tls / "server.pem") && fs::exists(tls / "client.pem"))
+    return;
+  auto issue = [&](const std::string& name, const std::string& cn, const std::string& extensions) {
+    fs::path extfile = tls / (name + ".ext");
+    std::ofstream(extfile) << extensions;
+    run({"openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", (tls / (name + "-key.pem")).string(), "-out", (tls / (name + ".csr")).string(),
+         "-subj", "/CN=" + cn},
+        log);
+    run({"openssl", "x509", "-req", "-in", (tls / (name + ".csr")).string(), "-CA",
+         (tls / "ca.pem").string(), "-CAkey", (tls / "ca-key.pem").string(), "-CAcreateserial",
+         "-days", "825", "-sha256", "-extfile", extfile.string(), "-out",
+         (tls / (name + ".pem")).string()},
+        log);
+    fs::remove(tls / (name + ".csr"));
+    fs::remove(extfile);
+  };
+  run({"openssl",
+       "req",
+       "-x509",
+       "-newkey",
+       "ec",
+       "-pkeyopt",
+       "ec_paramgen_curve:P-256",
+       "-nodes",
+       "-keyout",
+       (tls / "ca-key.pem").string(),
+       "-out",
+       (tls / "ca.pem").string(),
+       "-days",
+       "3650",
+       "-sha256",
+       "-subj",
+       "/CN=xks-proxy demo CA",
+       "-addext",
+       "basicConstraints=critical,CA:TRUE",
+       "-addext",
+       "keyUsage=critical,keyCertSign,cRLSign"},
+      log);
+  issue("server", "localhost",
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
+        "basicConstraints=CA:FALSE\n");
+  issue("client", kKmsClientName,
+        std::string("subjectAltName=DNS:") + kKmsClientName +
+            "\nextendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n");
+  for (const char* key : {"ca-key.pem", "server-key.pem", "client-key.pem"}) {
+    fs::permissions(tls / key, fs::perms::owner_read | fs::perms::owner_write);
+  }
+}
+
+sigv4::Credential setup_credential(const fs::path& dir) {
+  fs::path id_file = dir / "secrets" / "sigv4-access-key-id";
+  fs::path secret_file = dir / "secrets" / "sigv4-secret";
+  if (fs::exists(id_file) && fs::exists(secret_file)) {
+    return {read_file(id_file), read_file(secret_file)};
+  }
+  sigv4::Credential credential = generate_credential();
+  write_private(id_file, credential.access_key_id);
+  write_private(secret_file, credential.secret_access_key);
+  return credential;
+}
+
+void write_config(const fs::path& dir, const DemoOptions& options,
+                  const sigv4::Credential& credential) {
+  fs::path abs = fs::absolute(dir);
+  std::ofstream config(dir / "xks-proxy.toml");
+  config << "# Written by `xks-proxy demo`; rewritten on every start.\n"
+         << "[server]\nlisten = \"127.0.0.1:" << options.port << "\"\n"
+         << "admin_listen = \"127.0.0.1:" << options.admin_port << "\"\n\n"
+         << "[audit]\npath = \"" << (abs / "audit.log").string() << "\"\n\n"
+         << "[tls]\ncertificate_chain = \"" << (abs / "tls/server.pem").string() << "\"\n"
+         << "private_key = \"" << (abs / "tls/server-key.pem").string() << "\"\n";
+  if (options.mtls) {
+    config << "client_ca = \"" << (abs / "tls/ca.pem").string() << "\"\n"
+           << "client_names = [\"" << kKmsClientName << "\"]\n";
+  }
+  config << "\n[hsm]\nmodule = \"" << kSoftHsmModule << "\"\nvendor_profile = \"softhsm\"\n"
+         << "token_label = \"" << kTokenLabel << "\"\n"
+         << "pin_file = \"" << (abs / "secrets/hsm-pin").string() << "\"\n"
+         << "health_key = \"" << kHealthKey << "\"\nsessions = 8\n\n"
+         << "[[keystore]]\nprefix = \"" << kPrefix << "\"\nregions = [\"" << kRegion << "\"]\n\n"
+         << "[[keystore.credential]]\naccess_key_id = \"" << credential.access_key_id << "\"\n"
+         << "secret_file = \"" << (abs / "secrets/sigv4-secret").string() << "\"\n";
+  write_private(dir / "kms-console.json",
+                kms_console_json(std::string(kPrefix) + "/kms/xks/v1", credential));
+}
+
+}  // namespace
+
+int demo_command(const DemoOptions& options) {
+  fs::path dir = options.state_dir;
+  sigv4::Credential credential;
+  try {
+    fs::create_directories(dir / "secrets");
+    fs::permissions(dir, fs::perms::owner_all);
+    fs::permissions(dir / "secrets", fs::perms::owner_all);
+    fs::path log = dir / "setup.log";
+    setup_token(dir, log);
+    setup_tls(dir, log);
+    credential = setup_credential(dir);
+    write_config(dir, options, credential);
+  } catch (const std::exception& error) {
+    std::cerr << "xks-proxy demo: " << error.what() << "\n";
+    return 1;
+  }
+  fs::path abs = fs::absolute(dir);
+  std::cout
+      << "xks-proxy demo state in " << abs.string() << "\n"
+      << "  configuration:  " << (abs / "xks-proxy.toml").string() << "\n"
+      << "  KMS console:    " << (abs / "kms-console.json").string() << "\n"
+      << "  CA certificate: " << (abs / "tls/ca.pem").string() << "\n"
+      << "Try it (the secret is in " << (abs / "secrets/sigv4-secret").string() << "):\n"
+      << "  curl --cacert " << (abs / "tls/ca.pem").string() << " --aws-sigv4 aws:amz:" << kRegion
+      << ":kms-xks-proxy \\\n    --user \"" << credential.access_key_id << ":$(cat "
+      << (abs / "secrets/sigv4-secret").string()
+      << ")\" \\\n    -H 'Content-Type: application/json' "
+      << "-d '{\"requestMetadata\":{\"kmsRequestId\":\"1\",\"kmsOperation\":\"KmsHealthCheck\"}}' "
+      << "\\\n    https://localhost:" << options.port << kPrefix << "/kms/xks/v1/health\n"
+      << std::flush;
+  if (options.setup_only)
+    return 0;
+  return serve_command((dir / "xks-proxy.toml").string());
+}
+
+}  // namespace xks::proxy

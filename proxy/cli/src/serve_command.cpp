@@ -1,0 +1,92 @@
+// Starting the proxy from a configuration file.
+#include "serve_command.h"
+
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <iostream>
+
+#include "operational_log.h"
+#include "tls.h"
+#include "xks/proxy/app/runtime.h"
+#include "xks/proxy/config/config.h"
+#include "xks/proxy/transport/server.h"
+
+namespace xks::proxy {
+
+namespace {
+
+struct Started {
+  std::unique_ptr<Runtime> runtime;
+  std::shared_ptr<boost::asio::ssl::context> tls;
+};
+
+tl::expected<Started, std::string> start(const std::string& config_path) {
+  auto config = load_config(config_path);
+  if (!config)
+    return tl::unexpected(config.error());
+  configure_operational_log(config->log);
+  auto tls = make_server_tls_context(config->tls);
+  if (!tls)
+    return tl::unexpected(tls.error());
+  auto runtime = Runtime::start(*config);
+  if (!runtime)
+    return tl::unexpected(runtime.error());
+  return Started{std::move(*runtime), std::move(*tls)};
+}
+
+// What is being served, for operators: never a secret, a PIN or a key.
+void log_start_up_summary(Runtime& runtime, const Server& server) {
+  const Config& config = runtime.config();
+  std::string stores;
+  for (const KeyStoreConfig& store : config.keystores) {
+    if (!stores.empty())
+      stores += ", ";
+    stores += (store.prefix.empty() ? std::string("/") : store.prefix) + " (" +
+              std::to_string(store.credentials.size()) + " credential(s))";
+  }
+  spdlog::info("xks-proxy {} on port {} (admin {}); key stores: {}", XKS_PROXY_VERSION,
+               server.port(), server.admin_port(), stores);
+  spdlog::info("HSM: token '{}' serial {} ({}), profile {}, {} sessions; mTLS {}; audit log {}",
+               runtime.token().label, runtime.token().serial, runtime.health().model(),
+               config.hsm.profile.name, config.hsm.sessions,
+               config.tls.client_ca.empty() ? "off" : "on",
+               config.audit.path.empty() ? std::string("off") : config.audit.path);
+}
+
+}  // namespace
+
+int check_command(const std::string& config_path) {
+  auto started = start(config_path);
+  if (!started) {
+    std::cerr << "xks-proxy check: " << started.error() << "\n";
+    return 1;
+  }
+  const Config& config = started->runtime->config();
+  std::cout << "configuration OK: " << config.keystores.size() << " key store(s); HSM token '"
+            << started->runtime->token().label << "' (" << started->runtime->health().model()
+            << ") passed the " << config.hsm.profile.name << " self-test with key '"
+            << config.hsm.health_key << "'\n";
+  return 0;
+}
+
+int serve_command(const std::string& config_path) {
+  auto started = start(config_path);
+  if (!started) {
+    spdlog::error("cannot start: {}", started.error());
+    return 1;
+  }
+  // OpenSSL writes to the sockets itself (see TlsSocket); a peer that has gone must cost an
+  // EPIPE on that connection, not the process.
+  std::signal(SIGPIPE, SIG_IGN);
+  Server server(*started->runtime, started->tls);
+  if (auto listening = server.listen(); !listening) {
+    spdlog::error("cannot start: {}", listening.error());
+    return 1;
+  }
+  log_start_up_summary(*started->runtime, server);
+  server.run();
+  return 0;
+}
+
+}  // namespace xks::proxy

@@ -1,0 +1,425 @@
+// Strict TOML configuration loading.
+#include "xks/proxy/config/config.h"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <stdexcept>
+
+namespace xks::proxy {
+
+namespace {
+
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Reads one table, remembering which keys were read, so that leftovers are reported.
+class TableReader {
+ public:
+  TableReader(const toml::table& table, std::string path, const std::string& file)
+      : table_(table), path_(std::move(path)), file_(file) {}
+
+  [[noreturn]] void fail(const toml::node* node, std::string_view key,
+                         std::string_view problem) const {
+    const toml::source_region& where = node != nullptr ? node->source() : table_.source();
+    throw ConfigError(file_ + ":" + std::to_string(where.begin.line) + ": " + qualified(key) +
+                      ": " + std::string(problem));
+  }
+
+  std::string qualified(std::string_view key) const {
+    return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+  }
+
+  const toml::node* node(std::string_view key) {
+    known_.insert(std::string(key));
+    return table_.get(key);
+  }
+
+  std::optional<std::string> string(std::string_view key) {
+    const toml::node* value = node(key);
+    if (value == nullptr)
+      return std::nullopt;
+    if (!value->is_string())
+      fail(value, key, "must be a string");
+    return value->as_string()->get();
+  }
+
+  std::string required_string(std::string_view key) {
+    auto value = string(key);
+    if (!value || value->empty())
+      fail(nullptr, key, "is required");
+    return *value;
+  }
+
+  // A string that must be one of `options`; `fallback` when absent.
+  std::string one_of(std::string_view key, std::initializer_list<std::string_view> options,
+                     std::string_view fallback) {
+    std::string value = string(key).value_or(std::string(fallback));
+    if (std::find(options.begin(), options.end(), value) != options.end())
+      return value;
+    std::string expected;
+    for (auto it = options.begin(); it != options.end(); ++it) {
+      if (it != options.begin())
+        expected += std::next(it) == options.end() ? " or " : ", ";
+      expected += *it;
+    }
+    fail(table_.get(key), key, "must be " + expected);
+  }
+
+  std::optional<std::int64_t> integer(std::string_view key, std::int64_t min, std::int64_t max) {
+    const toml::node* value = node(key);
+    if (value == nullptr)
+      return std::nullopt;
+    if (!value->is_integer())
+      fail(value, key, "must be an integer");
+    std::int64_t number = value->as_integer()->get();
+    if (number < min || number > max) {
+      fail(value, key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+    }
+    return number;
+  }
+
+  template <typename Target>
+  void read_integer(std::string_view key, Target& target, std::int64_t min, std::int64_t max) {
+    if (auto value = integer(key, min, max))
+      target = static_cast<Target>(*value);
+  }
+
+  void read_millis(std::string_view key, std::chrono::milliseconds& target, std::int64_t min,
+                   std::int64_t max) {
+    if (auto value = integer(key, min, max))
+      target = std::chrono::milliseconds(*value);
+  }
+
+  std::optional<std::vector<std::string>> strings(std::string_view key) {
+    const toml::node* value = node(key);
+    if (value == nullptr)
+      return std::nullopt;
+    if (!value->is_array())
+      fail(value, key, "must be an array of strings");
+    std::vector<std::string> out;
+    for (const toml::node& item : *value->as_array()) {
+      if (!item.is_string())
+        fail(&item, key, "must be an array of strings");
+      out.push_back(item.as_string()->get());
+    }
+    return out;
+  }
+
+  // Reports the first key nobody asked for.
+  void finish() const {
+    for (const auto& [key, value] : table_) {
+      if (!known_.contains(std::string(key.str())))
+        fail(&value, key.str(), "unknown key");
+    }
+  }
+
+  const toml::table& table() const { return table_; }
+  const std::string& file() const { return file_; }
+
+ private:
+  const toml::table& table_;
+  std::string path_;
+  const std::string& file_;
+  std::set<std::string> known_;
+};
+
+ListenAddress parse_address(TableReader& reader, std::string_view key, ListenAddress fallback) {
+  auto text = reader.string(key);
+  if (!text)
+    return fallback;
+  std::size_t colon = text->rfind(':');
+  auto bad = [&] { reader.fail(reader.table().get(key), key, "must be host:port"); };
+  if (colon == std::string::npos || colon == 0)
+    bad();
+  std::string host = text->substr(0, colon);
+  if (host.front() == '[') {
+    if (host.back() != ']')
+      bad();
+    host = host.substr(1, host.size() - 2);
+  }
+  std::string port_text = text->substr(colon + 1);
+  if (port_text.empty() || port_text.size() > 5 ||
+      !std::all_of(port_text.begin(), port_text.end(), ::isdigit)) {
+    bad();
+  }
+  int port = std::stoi(port_text);
+  if (port > 65535)
+    bad();
+  return {host, static_cast<std::uint16_t>(port)};
+}
+
+std::string read_secret_file(TableReader& reader, std::string_view key, const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file)
+    reader.fail(reader.table().get(key), key, "cannot read " + path);
+  std::string secret{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
+  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r'))
+    secret.pop_back();
+  return secret;
+}
+
+ServerConfig parse_server(TableReader reader) {
+  ServerConfig server;
+  server.listen = parse_address(reader, "listen", server.listen);
+  server.admin_listen = parse_address(reader, "admin_listen", server.admin_listen);
+  reader.read_integer("io_threads", server.io_threads, 0, 256);
+  reader.read_millis("request_deadline_ms", server.request_deadline, 10, 60'000);
+  reader.read_integer("max_header_bytes", server.limits.max_header_bytes, 1024, 1 << 20);
+  reader.read_integer("max_body_bytes", server.limits.max_body_bytes, 1024, 16 << 20);
+  reader.read_integer("http2_max_concurrent_streams", server.limits.http2_max_concurrent_streams, 1,
+                      1024);
+  reader.read_integer("http2_connection_buffer_bytes", server.limits.http2_connection_buffer_bytes,
+                      65535, 1 << 30);
+  // A connection must be able to hold one request of the largest size, or such requests
+  // would be refused (REFUSED_STREAM) forever.
+  const HttpLimits& limits = server.limits;
+  if (limits.http2_connection_buffer_bytes < limits.max_body_bytes + limits.max_header_bytes) {
+    reader.fail(reader.table().get("http2_connection_buffer_bytes"),
+                "http2_connection_buffer_bytes",
+                "must be at least max_body_bytes + max_header_bytes (" +
+                    std::to_string(limits.max_body_bytes + limits.max_header_bytes) + ")");
+  }
+  reader.read_millis("handshake_timeout_ms", server.handshake_timeout, 100, 600'000);
+  reader.read_millis("header_timeout_ms", server.header_timeout, 100, 600'000);
+  reader.read_millis("idle_timeout_ms", server.idle_timeout, 100, 3'600'000);
+  reader.read_integer("max_connections", server.max_connections, 1, 1'000'000);
+  reader.read_integer("fleet_size", server.fleet_size, 1, 1000);
+  reader.finish();
+  return server;
+}
+
+TlsConfig parse_tls(TableReader reader) {
+  TlsConfig tls;
+  tls.certificate_chain = reader.required_string("certificate_chain");
+  tls.private_key = reader.required_string("private_key");
+  tls.client_ca = reader.string("client_ca").value_or("");
+  tls.client_names = reader.strings("client_names").value_or(std::vector<std::string>{});
+  if (!tls.client_names.empty() && tls.client_ca.empty()) {
+    reader.fail(reader.table().get("client_names"), "client_names", "needs client_ca");
+  }
+  reader.finish();
+  return tls;
+}
+
+HsmConfig parse_hsm(TableReader reader) {
+  HsmConfig hsm;
+  hsm.module = reader.required_string("module");
+  std::string profile = reader.string("vendor_profile").value_or("softhsm");
+  if (profile == "generic") {
+    auto iv = reader.string("iv_source");
+    auto source = iv ? hsm::iv_source(*iv) : std::nullopt;
+    if (!source) {
+      reader.fail(reader.table().get("iv_source"), "iv_source",
+                  "the generic profile needs proxy, hsm-buffer or hsm-append");
+    }
+    hsm.profile = {"generic", *source};
+    reader.read_integer("bad_tag_rv", hsm.profile.bad_tag_rv, 0, 0xffffffffLL);
+  } else if (auto known = hsm::vendor_profile(profile)) {
+    hsm.profile = *known;
+  } else {
+    reader.fail(reader.table().get("vendor_profile"), "vendor_profile",
+                "must be softhsm, cloudhsm, nshield, luna or generic");
+  }
+  auto label = reader.string("token_label");
+  auto serial = reader.string("token_serial");
+  auto slot = reader.integer("slot_id", 0, 0xffffffffLL);
+  if ((label ? 1 : 0) + (serial ? 1 : 0) + (slot ? 1 : 0) != 1) {
+    reader.fail(nullptr, "token_label",
+                "name the token by exactly one of token_label, "
+                "token_serial or slot_id");
+  }
+  hsm.token = label    ? hsm::TokenSelector{hsm::TokenSelector::By::kLabel, *label}
+              : serial ? hsm::TokenSelector{hsm::TokenSelector::By::kSerial, *serial}
+                       : hsm::TokenSelector{hsm::TokenSelector::By::kSlotId, std::to_string(*slot)};
+  auto pin_file = reader.string("pin_file");
+  auto pin_env = reader.string("pin_env");
+  if ((pin_file ? 1 : 0) + (pin_env ? 1 : 0) != 1) {
+    reader.fail(nullptr, "pin_file", "give the PIN by exactly one of pin_file or pin_env");
+  }
+  hsm.pin = pin_file ? hsm::PinSource{hsm::PinSource::From::kFile, *pin_file}
+                     : hsm::PinSource{hsm::PinSource::From::kEnvironment, *pin_env};
+  reader.read_integer("sessions", hsm.sessions, 1, 1024);
+  reader.read_integer("workers", hsm.workers, 0, 1024);
+  hsm.health_key = reader.required_string("health_key");
+  reader.finish();
+  return hsm;
+}
+
+CredentialConfig parse_credential(TableReader reader) {
+  CredentialConfig out;
+  out.credential.access_key_id = reader.required_string("access_key_id");
+  if (!is_valid_access_key_id(out.credential.access_key_id)) {
+    reader.fail(reader.table().get("access_key_id"), "access_key_id",
+                "must be 20 to 30 characters of A-Z and 2-7");
+  }
+  auto file = reader.string("secret_file");
+  auto env = reader.string("secret_env");
+  if ((file ? 1 : 0) + (env ? 1 : 0) != 1) {
+    reader.fail(nullptr, "secret_file",
+                "give the secret by exactly one of secret_file or secret_env");
+  }
+  if (file) {
+    out.credential.secret_access_key = read_secret_file(reader, "secret_file", *file);
+  } else {
+    const char* value = std::getenv(env->c_str());
+    if (value == nullptr)
+      reader.fail(reader.table().get("secret_env"), "secret_env", *env + " is not set");
+    out.credential.secret_access_key = value;
+  }
+  if (!is_valid_secret(out.credential.secret_access_key)) {
+    reader.fail(reader.table().get(file ? "secret_file" : "secret_env"),
+                file ? "secret_file" : "secret_env",
+                "the secret must be 43 to 64 characters of A-Z, a-z, 0-9, +, / and =");
+  }
+  if (const toml::node* created = reader.node("created")) {
+    if (!created->is_date_time())
+      reader.fail(created, "created", "must be an RFC 3339 date-time");
+    const toml::date_time& at = created->as_date_time()->get();
+    auto day =
+        std::chrono::sys_days{std::chrono::year{at.date.year} / std::chrono::month{at.date.month} /
+                              std::chrono::day{at.date.day}};
+    auto seconds = day + std::chrono::hours{at.time.hour} + std::chrono::minutes{at.time.minute} +
+                   std::chrono::seconds{at.time.second};
+    if (at.offset)
+      seconds -= std::chrono::minutes{at.offset->minutes};
+    out.created = seconds;
+  }
+  reader.finish();
+  return out;
+}
+
+LogConfig parse_log(TableReader reader) {
+  LogConfig log;
+  log.json = reader.one_of("format", {"text", "json"}, "text") == "json";
+  log.level = reader.one_of("level", {"trace", "debug", "info", "warn", "error"}, "info");
+  reader.finish();
+  return log;
+}
+
+AuditConfig parse_audit(TableReader reader) {
+  AuditConfig audit;
+  audit.path = reader.required_string("path");
+  audit.on_full = reader.one_of("on_full", {"drop", "reject"}, "drop") == "reject"
+                      ? AuditConfig::OnFull::kReject
+                      : AuditConfig::OnFull::kDrop;
+  reader.read_integer("queue_size", audit.queue_size, 1, 10'000'000);
+  reader.finish();
+  return audit;
+}
+
+KeyStoreConfig parse_keystore(TableReader reader) {
+  KeyStoreConfig store;
+  store.prefix = reader.string("prefix").value_or("");
+  if (!is_valid_uri_prefix(store.prefix)) {
+    reader.fail(reader.table().get("prefix"), "prefix",
+                "must be empty or /name[/name...] of A-Z a-z 0-9 _ -, at most 117 characters "
+                "(prefix + /kms/xks/v1 <= 128)");
+  }
+  store.regions = reader.strings("regions").value_or(std::vector<std::string>{});
+  if (store.regions.empty())
+    reader.fail(nullptr, "regions", "list at least one AWS region");
+  store.allowed_keys = reader.strings("allowed_keys");
+  const toml::node* credentials = reader.node("credential");
+  if (credentials == nullptr || !credentials->is_array_of_tables() ||
+      credentials->as_array()->empty()) {
+    reader.fail(credentials, "credential", "add at least one [[keystore.credential]]");
+  }
+  std::set<std::string> ids;
+  for (const toml::node& item : *credentials->as_array()) {
+    auto credential = parse_credential(
+        TableReader(*item.as_table(), reader.qualified("credential"), reader.file()));
+    if (!ids.insert(credential.credential.access_key_id).second) {
+      reader.fail(&item, "credential", "access key id listed twice");
+    }
+    store.credentials.push_back(std::move(credential));
+  }
+  reader.finish();
+  return store;
+}
+
+}  // namespace
+
+bool is_valid_access_key_id(std::string_view id) {
+  return id.size() >= 20 && id.size() <= 30 && std::all_of(id.begin(), id.end(), [](char c) {
+           return (c >= 'A' && c <= 'Z') || (c >= '2' && c <= '7');
+         });
+}
+
+bool is_valid_secret(std::string_view secret) {
+  return secret.size() >= 43 && secret.size() <= 64 &&
+         std::all_of(secret.begin(), secret.end(), [](char c) {
+           return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/' || c == '=';
+         });
+}
+
+bool is_valid_uri_prefix(std::string_view prefix) {
+  if (prefix.empty())
+    return true;
+  constexpr std::size_t kMaxUriPath = 128;
+  if (prefix.size() + std::string_view("/kms/xks/v1").size() > kMaxUriPath)
+    return false;
+  if (prefix.front() != '/' || prefix.back() == '/' ||
+      prefix.find("//") != std::string_view::npos) {
+    return false;
+  }
+  return std::all_of(prefix.begin(), prefix.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '/' || c == '_' || c == '-';
+  });
+}
+
+tl::expected<Config, std::string> load_config(const std::string& path) {
+  try {
+    toml::table root = toml::parse_file(path);
+    TableReader reader(root, "", path);
+    Config config;
+    auto section = [&](std::string_view name, bool required) -> const toml::table* {
+      const toml::node* node = reader.node(name);
+      if (node == nullptr) {
+        if (required)
+          reader.fail(nullptr, name, "section is required");
+        return nullptr;
+      }
+      if (!node->is_table())
+        reader.fail(node, name, "must be a table");
+      return node->as_table();
+    };
+    if (const toml::table* server = section("server", false)) {
+      config.server = parse_server(TableReader(*server, "server", path));
+    }
+    config.tls = parse_tls(TableReader(*section("tls", true), "tls", path));
+    if (const toml::table* log = section("log", false)) {
+      config.log = parse_log(TableReader(*log, "log", path));
+    }
+    if (const toml::table* audit = section("audit", false)) {
+      config.audit = parse_audit(TableReader(*audit, "audit", path));
+    }
+    config.hsm = parse_hsm(TableReader(*section("hsm", true), "hsm", path));
+    const toml::node* stores = reader.node("keystore");
+    if (stores == nullptr || !stores->is_array_of_tables() || stores->as_array()->empty()) {
+      reader.fail(stores, "keystore", "add at least one [[keystore]]");
+    }
+    std::set<std::string> prefixes;
+    for (const toml::node& item : *stores->as_array()) {
+      auto store = parse_keystore(TableReader(*item.as_table(), "keystore", path));
+      if (!prefixes.insert(store.prefix).second) {
+        reader.fail(&item, "keystore", "prefix '" + store.prefix + "' is used twice");
+      }
+      config.keystores.push_back(std::move(store));
+    }
+    reader.finish();
+    return config;
+  } catch (const toml::parse_error& error) {
+    return tl::unexpected(path + ":" + std::to_string(error.source().begin.line) + ": " +
+                          std::string(error.description()));
+  } catch (const ConfigError& error) {
+    return tl::unexpected(std::string(error.what()));
+  }
+}
+
+}  // namespace xks::proxy

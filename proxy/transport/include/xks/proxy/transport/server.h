@@ -1,0 +1,45 @@
+// The network side: the HTTPS listener for the XKS APIs (TLS, HTTP/1.1) and the plain-HTTP
+// admin listener (/livez, /readyz). One io_context per I/O thread; a connection stays on the
+// thread that accepted it; XKS work runs on the HSM executor and its answer is posted back.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <tl/expected.hpp>
+
+#include "xks/proxy/app/runtime.h"
+
+namespace boost::asio::ssl {
+class context;
+}
+
+namespace xks::proxy {
+
+class Server {
+ public:
+  Server(Runtime& runtime, std::shared_ptr<boost::asio::ssl::context> tls);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds both listeners (port 0 picks a free port; see port() and admin_port()).
+  tl::expected<void, std::string> listen();
+  std::uint16_t port() const;
+  std::uint16_t admin_port() const;
+
+  // Serves until SIGTERM or SIGINT (or stop()), then stops accepting, lets requests in flight
+  // finish (at most 5 s) and returns.
+  void run();
+  void stop();
+
+  struct State;  // opaque: listeners, I/O contexts and threads
+
+ private:
+  void wait_for_signal();
+
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace xks::proxy

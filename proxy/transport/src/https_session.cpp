@@ -1,0 +1,209 @@
+// HTTP/1.1 over TLS: every read and write bounded by a timeout, every byte by the limits
+// (Http1RequestReader), Expect: 100-continue answered, keep-alive and pipelining.
+#include "https_session.h"
+
+#include <array>
+#include <boost/asio/post.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include "http1_request_reader.h"
+#include "http2_session.h"
+#include "request_dispatch.h"
+#include "tls_socket.h"
+#include "xks/proxy/xks/xks_error.h"
+
+namespace xks::proxy {
+
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+constexpr auto kLingerTime = std::chrono::seconds(2);
+constexpr std::size_t kMaxLingerBytes = 16 * 1024 * 1024;
+
+class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
+ public:
+  HttpsSession(tcp::socket socket, SessionContext& context)
+      : context_(context),
+        tls_(std::make_unique<TlsSocket>(std::move(socket), context.tls.native_handle())),
+        stream_(*tls_),
+        reader_(context.config.limits) {
+    ++context_.open_connections;
+  }
+  ~HttpsSession() {
+    if (counted_as_http1_)
+      --context_.runtime.metrics().http1_connections;
+    --context_.open_connections;
+  }
+
+  void start() {
+    stream_.expires_after(context_.config.handshake_timeout);
+    stream_.async_handshake([self = shared_from_this()](beast::error_code error, std::size_t) {
+      self->context_.runtime.metrics().record_handshake(!error);
+      if (error) {
+        self->stream_.expires_after(std::chrono::seconds(1));
+        return self->stream_.async_drain([self](beast::error_code) { self->stream_.close(); });
+      }
+      if (self->stream_.alpn() == "h2")
+        return start_http2_session(std::move(self->tls_), self->context_);
+      self->counted_as_http1_ = true;
+      ++self->context_.runtime.metrics().http1_connections;
+      self->read_request();
+    });
+  }
+
+ private:
+  // Read phases, each with its own deadline set once on entry (never per read, so a peer
+  // trickling bytes cannot stretch it): idle between requests, then the header, then the body.
+  enum class Phase { kIdle, kHeader, kBody };
+
+  void read_request() {
+    if (context_.draining)
+      return close();
+    reader_.next_request();
+    continue_sent_ = false;
+    if (reader_.has_buffered_bytes()) {
+      // A pipelined request: its first bytes are here already.
+      enter(Phase::kHeader);
+      return on_progress(reader_.parse());
+    }
+    enter(Phase::kIdle);
+    read();
+  }
+
+  void enter(Phase phase) {
+    phase_ = phase;
+    stream_.expires_after(phase == Phase::kIdle ? context_.config.idle_timeout
+                                                : context_.config.header_timeout);
+  }
+
+  void read() {
+    stream_.async_read_some(reader_.prepare(),
+                            [self = shared_from_this()](beast::error_code error, std::size_t n) {
+                              if (error)
+                                return self->close();  // end of stream, timeout, reset
+                              if (self->phase_ == Phase::kIdle)
+                                self->enter(Phase::kHeader);
+                              self->on_progress(self->reader_.commit(n));
+                            });
+  }
+
+  void on_progress(Http1RequestReader::Status status) {
+    using Status = Http1RequestReader::Status;
+    if (status == Status::kComplete)
+      return dispatch();
+    if (status == Status::kRefused) {
+      const auto& refusal = reader_.refusal();
+      context_.runtime.metrics().record_http_refusal(HttpProtocol::kHttp1, refusal.reason);
+      linger_ = refusal.reason == HttpRefusal::kBodyBytes;
+      version_ = reader_.header_done() ? reader_.version() : 11;
+      XksError error = refusal.status == 413   ? XksError::kPayloadTooLarge
+                       : refusal.status == 431 ? XksError::kHeaderFieldsTooLarge
+                                               : XksError::kValidation;
+      return respond({refusal.status, error_body(error, refusal.message)}, false);
+    }
+    if (reader_.header_done() && phase_ == Phase::kHeader)
+      enter(Phase::kBody);
+    if (reader_.expects_continue() && !continue_sent_) {
+      continue_sent_ = true;
+      auto interim = std::make_shared<http::response<http::empty_body>>(http::status::continue_,
+                                                                        reader_.version());
+      http::async_write(stream_, *interim,
+                        [self = shared_from_this(), interim](beast::error_code error, std::size_t) {
+                          if (error)
+                            return self->close();
+                          self->read();
+                        });
+      return;
+    }
+    read();
+  }
+
+  void dispatch() {
+    HttpRequest request = reader_.take_request();
+    request.client_subject = stream_.peer_subject();
+    keep_alive_ = reader_.keep_alive();
+    version_ = reader_.version();
+    stream_.expires_never();
+
+    in_flight_ = true;
+    dispatch_request(context_, std::move(request), stream_.get_executor(),
+                     [self = shared_from_this()](HttpResponse response) {
+                       self->respond(std::move(response), self->keep_alive_);
+                     });
+  }
+
+  void respond(HttpResponse answer, bool keep_alive) {
+    auto response = std::make_shared<http::response<http::string_body>>(
+        static_cast<http::status>(answer.status), version_ ? version_ : 11);
+    response->set(http::field::content_type, "application/json");
+    response->body() = std::move(answer.body);
+    response->keep_alive(keep_alive && !context_.draining);
+    response->prepare_payload();
+    bool close_after = !response->keep_alive();
+    stream_.expires_after(context_.config.idle_timeout);
+    http::async_write(
+        stream_, *response,
+        [self = shared_from_this(), response, close_after](beast::error_code error, std::size_t) {
+          if (std::exchange(self->in_flight_, false))
+            request_finished(self->context_);
+          if (error)
+            return self->close();
+          if (self->linger_)
+            return self->discard_rest();
+          if (close_after)
+            return self->close();
+          self->read_request();
+        });
+  }
+
+  // After refusing an oversized body, keep reading (and dropping) what the client is still
+  // sending for a moment, so that a client that writes its whole body before reading sees
+  // the 413 instead of a reset connection.
+  void discard_rest() {
+    if (!scratch_) {
+      scratch_ = std::make_unique<std::array<char, 16 * 1024>>();
+      stream_.expires_after(kLingerTime);  // once: a trickle cannot stretch it
+    }
+    stream_.async_read_some(net::buffer(*scratch_),
+                            [self = shared_from_this()](beast::error_code error, std::size_t n) {
+                              self->discarded_ += n;
+                              if (error || self->discarded_ > kMaxLingerBytes)
+                                return self->close();
+                              self->discard_rest();
+                            });
+  }
+
+  void close() {
+    stream_.expires_after(std::chrono::seconds(1));
+    stream_.async_shutdown(
+        [self = shared_from_this()](beast::error_code, std::size_t) { self->stream_.close(); });
+  }
+
+  SessionContext& context_;
+  std::unique_ptr<TlsSocket> tls_;  // handed to HTTP/2 when ALPN chose h2
+  TlsSocket& stream_;
+  Http1RequestReader reader_;
+  Phase phase_ = Phase::kIdle;
+  bool continue_sent_ = false;
+  bool keep_alive_ = true;
+  bool in_flight_ = false;  // counted in requests_in_flight until its answer is written
+  bool counted_as_http1_ = false;
+  bool linger_ = false;  // drop the rest of an oversized body before closing
+  std::size_t discarded_ = 0;
+  std::unique_ptr<std::array<char, 16 * 1024>> scratch_;  // only while lingering
+  unsigned version_ = 11;
+};
+
+}  // namespace
+
+void start_https_session(tcp::socket socket, SessionContext& context) {
+  std::make_shared<HttpsSession>(std::move(socket), context)->start();
+}
+
+}  // namespace xks::proxy

@@ -1,0 +1,214 @@
+// Listeners, I/O threads, signals and graceful shutdown.
+#include "xks/proxy/transport/server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "admin_session.h"
+#include "https_session.h"
+#include "session_context.h"
+
+namespace xks::proxy {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+struct Server::State {
+  State(Runtime& runtime_, std::shared_ptr<net::ssl::context> tls_)
+      : runtime(runtime_), tls(std::move(tls_)), sessions{runtime, *tls, runtime.config().server} {
+    unsigned count = runtime.config().server.io_threads;
+    if (count == 0)
+      count = std::max(1u, std::thread::hardware_concurrency());
+    for (unsigned i = 0; i < count; ++i) {
+      contexts.push_back(std::make_unique<net::io_context>(1));
+      guards.push_back(net::make_work_guard(*contexts.back()));
+    }
+  }
+
+  net::io_context& main_context() { return *contexts.front(); }
+  net::io_context& next_context() { return *contexts[next++ % contexts.size()]; }
+
+  Runtime& runtime;
+  std::shared_ptr<net::ssl::context> tls;
+  SessionContext sessions;  // before the contexts: sessions die with their io_context
+  std::vector<std::unique_ptr<net::io_context>> contexts;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
+  std::optional<tcp::acceptor> acceptor;
+  std::optional<tcp::acceptor> admin_acceptor;
+  std::optional<net::signal_set> signals;
+  std::size_t next = 0;
+  std::vector<std::thread> threads;
+
+  std::mutex mutex;
+  std::condition_variable stop_requested;
+  bool stopping = false;
+};
+
+namespace {
+
+tl::expected<tcp::acceptor, std::string> bind(net::io_context& context,
+                                              const ListenAddress& address) {
+  boost::system::error_code error;
+  auto ip = net::ip::make_address(address.host, error);
+  if (error)
+    return tl::unexpected("bad listen address " + address.host);
+  tcp::endpoint endpoint(ip, address.port);
+  tcp::acceptor acceptor(context);
+  acceptor.open(endpoint.protocol(), error);
+  if (!error)
+    acceptor.set_option(net::socket_base::reuse_address(true), error);
+  if (!error)
+    acceptor.bind(endpoint, error);
+  if (!error)
+    acceptor.listen(net::socket_base::max_listen_connections, error);
+  if (error) {
+    return tl::unexpected("cannot listen on " + address.host + ":" + std::to_string(address.port) +
+                          ": " + error.message());
+  }
+  return acceptor;
+}
+
+// Accepts forever, handing each connection to the next I/O thread.
+void accept_https(Server::State& state) {
+  state.acceptor->async_accept(
+      state.next_context(), [&state](boost::system::error_code error, tcp::socket socket) {
+        if (error == net::error::operation_aborted)
+          return;
+        if (!error) {
+          if (state.sessions.open_connections >= state.sessions.config.max_connections) {
+            socket.close(error);  // over the limit: refuse rather than degrade everyone
+          } else {
+            tcp::socket& raw = socket;
+            net::post(raw.get_executor(), [&state, s = std::move(socket)]() mutable {
+              start_https_session(std::move(s), state.sessions);
+            });
+          }
+        }
+        accept_https(state);
+      });
+}
+
+void accept_admin(Server::State& state) {
+  state.admin_acceptor->async_accept(state.main_context(),
+                                     [&state](boost::system::error_code error, tcp::socket socket) {
+                                       if (error == net::error::operation_aborted)
+                                         return;
+                                       if (!error)
+                                         start_admin_session(std::move(socket), state.sessions);
+                                       accept_admin(state);
+                                     });
+}
+
+}  // namespace
+
+Server::Server(Runtime& runtime, std::shared_ptr<net::ssl::context> tls)
+    : state_(std::make_unique<State>(runtime, std::move(tls))) {}
+
+Server::~Server() {
+  stop();
+  for (auto& thread : state_->threads) {
+    if (thread.joinable())
+      thread.join();
+  }
+}
+
+tl::expected<void, std::string> Server::listen() {
+  const ServerConfig& config = state_->runtime.config().server;
+  auto acceptor = bind(state_->main_context(), config.listen);
+  if (!acceptor)
+    return tl::unexpected(acceptor.error());
+  state_->acceptor.emplace(std::move(*acceptor));
+  auto admin = bind(state_->main_context(), config.admin_listen);
+  if (!admin)
+    return tl::unexpected(admin.error());
+  state_->admin_acceptor.emplace(std::move(*admin));
+  return {};
+}
+
+std::uint16_t Server::port() const {
+  return state_->acceptor->local_endpoint().port();
+}
+std::uint16_t Server::admin_port() const {
+  return state_->admin_acceptor->local_endpoint().port();
+}
+
+void Server::run() {
+  State& state = *state_;
+  accept_https(state);
+  accept_admin(state);
+  state.signals.emplace(state.main_context(), SIGTERM, SIGINT, SIGHUP);
+  wait_for_signal();
+  for (auto& context : state.contexts) {
+    state.threads.emplace_back([&context] { context->run(); });
+  }
+  spdlog::info("serving XKS on {}:{} and admin on {}:{} with {} I/O threads",
+               state.runtime.config().server.listen.host, port(),
+               state.runtime.config().server.admin_listen.host, admin_port(),
+               state.contexts.size());
+
+  std::unique_lock lock(state.mutex);
+  state.stop_requested.wait(lock, [&state] { return state.stopping; });
+  lock.unlock();
+
+  // Stop accepting, answer what is in flight (bounded), then stop the I/O threads.
+  state.sessions.draining = true;
+  std::promise<void> closed;
+  net::post(state.main_context(), [&state, &closed] {
+    boost::system::error_code ignored;
+    state.acceptor->close(ignored);
+    state.admin_acceptor->close(ignored);
+    state.signals->cancel(ignored);
+    closed.set_value();
+  });
+  closed.get_future().wait();
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (state.sessions.requests_in_flight > 0 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::size_t abandoned = state.sessions.requests_in_flight;
+  for (auto& context : state.contexts)
+    context->stop();
+  for (auto& thread : state.threads)
+    thread.join();
+  state.threads.clear();
+  if (abandoned > 0) {
+    // An HSM call is still running and will post its answer to these contexts: keep them.
+    spdlog::warn("{} requests still at the HSM after 5 s; exiting without them", abandoned);
+    for (auto& context : state.contexts)
+      (void)context.release();
+  }
+  spdlog::info("stopped");
+}
+
+void Server::wait_for_signal() {
+  state_->signals->async_wait([this](boost::system::error_code error, int signal) {
+    if (error)
+      return;
+    if (signal == SIGHUP) {
+      // logrotate moved the audit log: continue the chain in a new file.
+      if (AuditLog* audit = state_->runtime.audit())
+        audit->reopen();
+      spdlog::info("SIGHUP: audit log reopened");
+      return wait_for_signal();
+    }
+    spdlog::info("signal {}: draining", signal);
+    stop();
+  });
+}
+
+void Server::stop() {
+  std::lock_guard lock(state_->mutex);
+  state_->stopping = true;
+  state_->stop_requested.notify_all();
+}
+
+}  // namespace xks::proxy

@@ -1,0 +1,18 @@
+// The server's TLS context: TLS 1.2 and 1.3 only with the spec's AEAD suites, ALPN, and
+// optional mTLS where a client certificate outside the allowed names ends the handshake with
+// the handshake_failure alert (what AWS's conformance client expects).
+#pragma once
+
+#include <boost/asio/ssl/context.hpp>
+#include <memory>
+#include <string>
+#include <tl/expected.hpp>
+
+#include "xks/proxy/config/config.h"
+
+namespace xks::proxy {
+
+tl::expected<std::shared_ptr<boost::asio::ssl::context>, std::string> make_server_tls_context(
+    const TlsConfig& config);
+
+}  // namespace xks::proxy

@@ -1,0 +1,212 @@
+// Strict configuration loading: a complete file, defaults, and errors that name file, line and
+// key for every kind of mistake.
+#include "xks/proxy/config/config.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace xks::proxy {
+namespace {
+
+class ConfigTest : public testing::Test {
+ protected:
+  ConfigTest() {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("xks-config-" + std::to_string(::getpid()) + "-" +
+            testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+    std::ofstream(dir_ / "secret") << kSecret << "\n";
+  }
+  ~ConfigTest() override { std::filesystem::remove_all(dir_); }
+
+  tl::expected<Config, std::string> load(const std::string& text) {
+    std::ofstream(dir_ / "xks.toml") << text;
+    return load_config((dir_ / "xks.toml").string());
+  }
+
+  std::string secret_path() const { return (dir_ / "secret").string(); }
+
+  std::string minimal(const std::string& keystore_extra = "", const std::string& hsm_extra = "") {
+    return "[tls]\ncertificate_chain = \"/etc/xks/cert.pem\"\nprivate_key = \"/etc/xks/key.pem\"\n"
+           "[hsm]\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\ntoken_label = \"xks\"\n"
+           "pin_file = \"/etc/xks/pin\"\nhealth_key = \"xks-health\"\n" +
+           hsm_extra + "[[keystore]]\nprefix = \"/example\"\nregions = [\"us-east-1\"]\n" +
+           keystore_extra +
+           "[[keystore.credential]]\naccess_key_id = \"AKIAXKSEXAMPLE234567\"\n"
+           "secret_file = \"" +
+           secret_path() + "\"\n";
+  }
+
+  void expect_error(const std::string& text, const std::string& expected) {
+    auto config = load(text);
+    ASSERT_FALSE(config.has_value()) << "accepted:\n" << text;
+    EXPECT_NE(config.error().find(expected), std::string::npos)
+        << "error: " << config.error() << "\nexpected to contain: " << expected;
+    EXPECT_NE(config.error().find("xks.toml:"), std::string::npos) << config.error();
+  }
+
+  static constexpr const char* kSecret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY1234";
+  std::filesystem::path dir_;
+};
+
+TEST_F(ConfigTest, AMinimalFileGetsTheDefaults) {
+  auto config = load(minimal());
+  ASSERT_TRUE(config.has_value()) << config.error();
+  EXPECT_EQ(config->server.listen.host, "0.0.0.0");
+  EXPECT_EQ(config->server.listen.port, 8443);
+  EXPECT_EQ(config->server.admin_listen.host, "127.0.0.1");
+  EXPECT_EQ(config->server.request_deadline, std::chrono::milliseconds(200));
+  EXPECT_EQ(config->server.limits.max_header_bytes, 16384u);
+  EXPECT_EQ(config->server.limits.max_body_bytes, 65536u);
+  EXPECT_EQ(config->server.limits.http2_max_concurrent_streams, 128u);
+  EXPECT_EQ(config->server.limits.http2_connection_buffer_bytes, 262144u);
+  EXPECT_EQ(config->hsm.profile.name, "softhsm");
+  EXPECT_EQ(config->hsm.token.by, hsm::TokenSelector::By::kLabel);
+  EXPECT_EQ(config->hsm.pin.from, hsm::PinSource::From::kFile);
+  ASSERT_EQ(config->keystores.size(), 1u);
+  EXPECT_EQ(config->keystores[0].prefix, "/example");
+  EXPECT_EQ(config->keystores[0].credentials[0].credential.secret_access_key, kSecret);
+  EXPECT_FALSE(config->keystores[0].allowed_keys.has_value());
+}
+
+TEST_F(ConfigTest, ReadsEverySetting) {
+  ::setenv("XKS_TEST_SECRET", "newSecretnewSecretnewSecretnewSecretnewSecret+/=", 1);
+  auto config = load(
+      "[server]\nlisten = \"[::1]:9443\"\nadmin_listen = \"127.0.0.1:19090\"\nio_threads = 2\n"
+      "request_deadline_ms = 150\nmax_body_bytes = 32768\nhandshake_timeout_ms = 3000\n"
+      "max_header_bytes = 8192\nhttp2_max_concurrent_streams = 16\n"
+      "http2_connection_buffer_bytes = 1048576\n"
+      "header_timeout_ms = 2000\nidle_timeout_ms = 30000\nmax_connections = 500\nfleet_size = 3\n"
+      "[tls]\ncertificate_chain = \"c.pem\"\nprivate_key = \"k.pem\"\nclient_ca = \"ca.pem\"\n"
+      "client_names = [\"cks.kms.us-east-1.amazonaws.com\"]\n"
+      "[hsm]\nmodule = \"m.so\"\nvendor_profile = \"generic\"\niv_source = \"hsm-append\"\n"
+      "bad_tag_rv = 5\ntoken_serial = \"abc\"\npin_env = \"PIN\"\nsessions = 16\nworkers = 4\n"
+      "health_key = \"h\"\n"
+      "[[keystore]]\nprefix = \"/a/b_c-d\"\nregions = [\"us-east-1\", \"eu-west-3\"]\n"
+      "allowed_keys = [\"foo\", \"bar\"]\n"
+      "[[keystore.credential]]\naccess_key_id = \"AKIAXKSEXAMPLE234567\"\nsecret_file = \"" +
+      secret_path() +
+      "\"\ncreated = 2026-11-01T10:00:00Z\n"
+      "[[keystore.credential]]\naccess_key_id = \"AKIAXKSNEXT234567ABC\"\n"
+      "secret_env = \"XKS_TEST_SECRET\"\n"
+      "[[keystore]]\nprefix = \"\"\nregions = [\"us-west-2\"]\n"
+      "[[keystore.credential]]\naccess_key_id = \"AKIAXKSROOT234567ABC\"\nsecret_file = \"" +
+      secret_path() + "\"\n");
+  ASSERT_TRUE(config.has_value()) << config.error();
+  EXPECT_EQ(config->server.listen.host, "::1");
+  EXPECT_EQ(config->server.listen.port, 9443);
+  EXPECT_EQ(config->server.io_threads, 2u);
+  EXPECT_EQ(config->server.request_deadline, std::chrono::milliseconds(150));
+  EXPECT_EQ(config->server.fleet_size, 3);
+  EXPECT_EQ(config->server.limits.max_header_bytes, 8192u);
+  EXPECT_EQ(config->server.limits.max_body_bytes, 32768u);
+  EXPECT_EQ(config->server.limits.http2_max_concurrent_streams, 16u);
+  EXPECT_EQ(config->server.limits.http2_connection_buffer_bytes, 1048576u);
+  EXPECT_EQ(config->tls.client_names.size(), 1u);
+  EXPECT_EQ(config->hsm.profile.iv_source, hsm::IvSource::kHsmAppendsToOutput);
+  EXPECT_EQ(config->hsm.profile.bad_tag_rv, 5u);
+  EXPECT_EQ(config->hsm.token.by, hsm::TokenSelector::By::kSerial);
+  EXPECT_EQ(config->hsm.pin.name, "PIN");
+  EXPECT_EQ(config->hsm.workers, 4u);
+  ASSERT_EQ(config->keystores.size(), 2u);
+  const KeyStoreConfig& first = config->keystores[0];
+  EXPECT_EQ(first.regions.size(), 2u);
+  EXPECT_EQ(first.allowed_keys->size(), 2u);
+  ASSERT_EQ(first.credentials.size(), 2u);
+  EXPECT_EQ(first.credentials[0].created,
+            std::chrono::sys_days{std::chrono::year{2026} / 11 / 1} + std::chrono::hours{10});
+  EXPECT_EQ(first.credentials[1].credential.secret_access_key,
+            "newSecretnewSecretnewSecretnewSecretnewSecret+/=");
+  EXPECT_EQ(config->keystores[1].prefix, "");
+}
+
+TEST_F(ConfigTest, ReadsTheLogSection) {
+  auto json = load("[log]\nformat = \"json\"\nlevel = \"warn\"\n" + minimal());
+  ASSERT_TRUE(json.has_value()) << json.error();
+  EXPECT_TRUE(json->log.json);
+  EXPECT_EQ(json->log.level, "warn");
+  expect_error("[log]\nformat = \"xml\"\n" + minimal(), "log.format: must be text or json");
+  expect_error("[log]\nlevel = \"loud\"\n" + minimal(), "log.level: must be trace");
+}
+
+TEST_F(ConfigTest, ReadsTheAuditSection) {
+  auto off = load(minimal());
+  ASSERT_TRUE(off.has_value()) << off.error();
+  EXPECT_TRUE(off->audit.path.empty());
+  auto on = load(
+      "[audit]\npath = \"/var/log/xks/audit.log\"\non_full = \"reject\"\n"
+      "queue_size = 128\n" +
+      minimal());
+  ASSERT_TRUE(on.has_value()) << on.error();
+  EXPECT_EQ(on->audit.path, "/var/log/xks/audit.log");
+  EXPECT_EQ(on->audit.on_full, AuditConfig::OnFull::kReject);
+  EXPECT_EQ(on->audit.queue_size, 128u);
+  expect_error("[audit]\npath = \"a\"\non_full = \"block\"\n" + minimal(),
+               "audit.on_full: must be drop or reject");
+  expect_error("[audit]\non_full = \"drop\"\n" + minimal(), "audit.path: is required");
+}
+
+TEST_F(ConfigTest, NamesFileLineAndKeyOfEachMistake) {
+  expect_error(minimal() + "colour = \"blue\"\n", "keystore.credential.colour: unknown key");
+  expect_error("[server]\nlisten = \"0.0.0.0:8443\"\nspeed = 3\n" + minimal(),
+               "xks.toml:3: server.speed: unknown key");
+  expect_error("[server]\nrequest_deadline_ms = \"fast\"\n" + minimal(),
+               "xks.toml:2: server.request_deadline_ms: must be an integer");
+  expect_error("[server]\nrequest_deadline_ms = 0\n" + minimal(),
+               "server.request_deadline_ms: must be between 10 and 60000");
+  expect_error("[server]\nlisten = \"8443\"\n" + minimal(), "server.listen: must be host:port");
+  expect_error("[server]\nlisten = \"h:99999\"\n" + minimal(), "server.listen: must be host:port");
+  expect_error(minimal("", "vendor_profile = \"acme\"\n"), "hsm.vendor_profile: must be");
+  expect_error(minimal("", "vendor_profile = \"generic\"\n"), "hsm.iv_source");
+  expect_error(minimal("", "token_serial = \"x\"\n"), "exactly one of token_label");
+  expect_error(minimal("", "pin_env = \"X\"\n"), "exactly one of pin_file or pin_env");
+  expect_error(minimal("", "sessions = 0\n"), "hsm.sessions: must be between 1 and 1024");
+  expect_error("[server]\nhttp2_connection_buffer_bytes = 70000\n" + minimal(),
+               "xks.toml:2: server.http2_connection_buffer_bytes: must be at least max_body_bytes "
+               "+ max_header_bytes (81920)");
+  expect_error("[tls]\ncertificate_chain = \"c\"\n", "tls.private_key: is required");
+  expect_error("this is = not toml", "xks.toml:1:");
+}
+
+TEST_F(ConfigTest, AppliesTheSpecsFormatRules) {
+  auto with_prefix = [&](const std::string& prefix) {
+    std::string text = minimal();
+    text.replace(text.find("prefix = \"/example\""), 19, "prefix = \"" + prefix + "\"");
+    return text;
+  };
+  for (const char* bad : {"example", "/example/", "/a//b", "/a b", "/a.b", "/a%20"}) {
+    expect_error(with_prefix(bad), "keystore.prefix: must be");
+  }
+  expect_error(with_prefix("/" + std::string(117, 'p')), "keystore.prefix");
+  EXPECT_TRUE(load(with_prefix("/" + std::string(116, 'p'))).has_value());
+
+  std::string short_id = minimal();
+  short_id.replace(short_id.find("AKIAXKSEXAMPLE234567"), 20, "AKIA0123");
+  expect_error(short_id, "access_key_id: must be 20 to 30 characters of A-Z and 2-7");
+  std::string lower_id = minimal();
+  lower_id.replace(lower_id.find("AKIAXKSEXAMPLE234567"), 20, "akiaxksexample234567");
+  expect_error(lower_id, "access_key_id: must be");
+  std::ofstream(dir_ / "secret") << "short\n";
+  expect_error(minimal(), "the secret must be 43 to 64 characters");
+}
+
+TEST_F(ConfigTest, RejectsDuplicatesAndMissingParts) {
+  std::string twice = minimal();
+  std::string keystore = twice.substr(twice.find("[[keystore]]"));
+  expect_error(twice + keystore, "prefix '/example' is used twice");
+  std::string same_id = minimal();
+  same_id += same_id.substr(same_id.find("[[keystore.credential]]"));
+  expect_error(same_id, "access key id listed twice");
+  std::string no_regions = minimal();
+  no_regions.replace(no_regions.find("regions = [\"us-east-1\"]"), 23, "regions = []");
+  expect_error(no_regions, "keystore.regions: list at least one AWS region");
+  std::string no_keystore = minimal();
+  expect_error(no_keystore.substr(0, no_keystore.find("[[keystore]]")),
+               "keystore: add at least one [[keystore]]");
+}
+
+}  // namespace
+}  // namespace xks::proxy

@@ -1,0 +1,321 @@
+// The four XKS APIs end to end below the transport: requests signed with SigV4, answered from
+// the real SoftHSM, every error of the spec's table the proxy can produce.
+#include "xks/proxy/xks/xks_service.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <boost/json.hpp>
+#include <fstream>
+#include <optional>
+#include <thread>
+
+#include "base64.h"
+#include "hsm_fixture.h"
+#include "xks/proxy/app/proxy_metrics.h"
+#include "xks/sigv4/canonical.h"
+#include "xks/sigv4/signer.h"
+#include "xks_json.h"
+
+namespace xks::proxy {
+namespace {
+
+using namespace std::chrono_literals;
+namespace json = boost::json;
+
+const sigv4::Credential kTenantA{"AKIATENANTAAAAAAAAAA",
+                                 "tenantAsecrettenantAsecrettenantAsecret1234"};
+const sigv4::Credential kTenantANext{"AKIATENANTANEXTNEXT2",
+                                     "tenantAnextSecret/tenantAnextSecret+tenantA99"};
+const sigv4::Credential kRestricted{"AKIARESTRICTEDRESTR3",
+                                    "restrictedSecretrestrictedSecretrestrict"};
+
+const std::string kMetadata =
+    R"("requestMetadata":{"awsPrincipalArn":"arn:aws:iam::123456789012:user/Alice",)"
+    R"("kmsKeyArn":"arn:aws:kms:us-east-1:123456789012:key/1","kmsOperation":"Encrypt",)"
+    R"("kmsRequestId":"4112f4d6-db54-4af4-ae30-c55a22a8dfae"})";
+
+class XksServiceTest : public test::HsmFixture {
+ protected:
+  void SetUp() override {
+    HsmFixture::SetUp();
+    for (const char* label : {"foo", "xks-health"})
+      ASSERT_NO_FATAL_FAILURE(create_key(label));
+    ASSERT_NO_FATAL_FAILURE(create_key("encrypt_only_key", {true, false}));
+    ASSERT_NO_FATAL_FAILURE(create_key("decrypt_only_key", {false, true}));
+    ASSERT_NO_FATAL_FAILURE(create_key("impotent_key", {false, false}));
+    ASSERT_NO_FATAL_FAILURE(open_pool({.sessions = 2}));
+    keys_ = std::make_unique<hsm::KeyService>(*pool_, *hsm::vendor_profile("softhsm"));
+    auto token = module_->token_info(slot_);
+    ASSERT_TRUE(token.has_value());
+    health_ = std::make_unique<hsm::HsmHealth>(*keys_, "xks-health", *token, hsm::HealthOptions{});
+    std::vector<KeyStore> stores;
+    stores.push_back(
+        {"/tenant-a",
+         std::make_shared<sigv4::Verifier>(std::vector<sigv4::Credential>{kTenantA, kTenantANext},
+                                           std::vector<std::string>{"us-east-1"}),
+         std::nullopt});
+    stores.push_back({"/restricted",
+                      std::make_shared<sigv4::Verifier>(std::vector<sigv4::Credential>{kRestricted},
+                                                        std::vector<std::string>{"us-east-1"}),
+                      std::unordered_set<std::string>{"foo"}});
+    config_.keystores = {
+        {"/tenant-a", {"us-east-1"}, {{kTenantA, std::nullopt}}, std::nullopt},
+        {"/restricted", {"us-east-1"}, {{kRestricted, std::nullopt}}, std::nullopt}};
+    metrics_ = std::make_unique<ProxyMetrics>(config_, "test-hsm", "test");
+    audit_path_ = (token_.dir() / "audit.log").string();
+    audit_ = std::make_unique<AuditLog>(AuditConfig{audit_path_}, [] {});
+    service_ = std::make_unique<XksService>(std::move(stores), *keys_, *health_,
+                                            ProxyIdentity{3, "xks-proxy project", "xks-proxy test"},
+                                            metrics_.get(), audit_.get());
+  }
+
+  void TearDown() override {
+    service_.reset();
+    audit_.reset();
+    metrics_.reset();
+    health_.reset();
+    keys_.reset();
+    HsmFixture::TearDown();
+  }
+
+  HttpResponse call(const std::string& path, const std::string& body,
+                    const sigv4::Credential& credential = kTenantA,
+                    const std::string& method = "POST", std::chrono::milliseconds budget = 2000ms) {
+    HttpRequest request{method, path, {{"Host", "xks.example.com"}}, body, "CN=test-client"};
+    std::string date = sigv4::format_amz_date(std::chrono::system_clock::now());
+    request.headers.emplace_back("X-Amz-Date", date);
+    std::vector<sigv4::Header> views;
+    for (const auto& [name, value] : request.headers)
+      views.push_back({name, value});
+    sigv4::Signer signer(credential, "us-east-1", "kms-xks-proxy");
+    request.headers.emplace_back("Authorization",
+                                 signer.authorization({method, path, "", views, body}, date));
+    request.headers.emplace_back("Content-Type", "application/json");
+    return service_->handle(request, hsm::SessionPool::Clock::now(),
+                            hsm::SessionPool::Clock::now() + budget);
+  }
+
+  static std::string error_name_of(const HttpResponse& response) {
+    json::value body = json::parse(response.body);
+    return std::string(body.at("errorName").as_string());
+  }
+
+  std::unique_ptr<hsm::KeyService> keys_;
+  std::unique_ptr<hsm::HsmHealth> health_;
+  Config config_;
+  std::unique_ptr<ProxyMetrics> metrics_;
+  std::string audit_path_;
+  std::unique_ptr<AuditLog> audit_;
+  std::unique_ptr<XksService> service_;
+};
+
+std::string encrypt_body(const std::string& plaintext_b64, const std::string& extra = "") {
+  return "{" + kMetadata + R"(,"plaintext":")" + plaintext_b64 +
+         R"(","encryptionAlgorithm":"AES_GCM")" + extra + "}";
+}
+
+TEST_F(XksServiceTest, GetHealthStatusReportsTheHsm) {
+  auto response =
+      call("/tenant-a/kms/xks/v1/health",
+           R"({"requestMetadata":{"kmsRequestId":"r","kmsOperation":"KmsHealthCheck"}})");
+  ASSERT_EQ(response.status, 200) << response.body;
+  json::object body = json::parse(response.body).as_object();
+  EXPECT_EQ(body.at("xksProxyFleetSize").as_int64(), 3);
+  EXPECT_EQ(body.at("xksProxyModel").as_string(), "xks-proxy test");
+  EXPECT_EQ(body.at("ekmVendor").as_string(), "SoftHSM project");
+  const json::array& fleet = body.at("ekmFleetDetails").as_array();
+  ASSERT_EQ(fleet.size(), 1u);
+  EXPECT_EQ(fleet[0].at("healthStatus").as_string(), "ACTIVE");
+  EXPECT_NE(std::string(fleet[0].at("model").as_string()).find("SoftHSM"), std::string::npos);
+}
+
+TEST_F(XksServiceTest, GetKeyMetadataListsUsages) {
+  const std::string body =
+      R"({"requestMetadata":{"awsPrincipalArn":"a","kmsOperation":"CreateKey","kmsRequestId":"r"}})";
+  auto foo = call("/tenant-a/kms/xks/v1/keys/foo/metadata", body);
+  ASSERT_EQ(foo.status, 200) << foo.body;
+  EXPECT_EQ(foo.body,
+            R"({"keySpec":"AES_256","keyUsage":["ENCRYPT","DECRYPT"],"keyStatus":"ENABLED"})");
+  auto decrypt_only = call("/tenant-a/kms/xks/v1/keys/decrypt_only_key/metadata", body);
+  EXPECT_EQ(decrypt_only.body,
+            R"({"keySpec":"AES_256","keyUsage":["DECRYPT"],"keyStatus":"ENABLED"})");
+  auto missing = call("/tenant-a/kms/xks/v1/keys/no_such_key/metadata", body);
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(error_name_of(missing), "KeyNotFoundException");
+}
+
+TEST_F(XksServiceTest, EncryptThenDecryptWithAadAndCdiv) {
+  std::string aad = base64_encode(std::vector<std::uint8_t>{'p', '=', 'n'});
+  auto encrypted = call("/tenant-a/kms/xks/v1/keys/foo/encrypt",
+                        encrypt_body("SGVsbG8gV29ybGQh",
+                                     R"(,"additionalAuthenticatedData":")" + aad +
+                                         R"(","ciphertextDataIntegrityValueAlgorithm":"SHA_256")"),
+                        kTenantANext);
+  ASSERT_EQ(encrypted.status, 200) << encrypted.body;
+  json::object sealed = json::parse(encrypted.body).as_object();
+  auto field = [&](const char* name) { return std::string(sealed.at(name).as_string()); };
+  auto ciphertext = *base64_decode(field("ciphertext"));
+  auto iv = *base64_decode(field("initializationVector"));
+  auto tag = *base64_decode(field("authenticationTag"));
+  EXPECT_EQ(ciphertext.size(), 12u);
+  EXPECT_EQ(iv.size(), 12u);
+  EXPECT_EQ(tag.size(), 16u);
+  EXPECT_EQ(field("ciphertextDataIntegrityValue"),
+            cdiv(*base64_decode(aad), {}, iv, ciphertext, tag));
+
+  std::string decrypt = "{" + kMetadata + R"(,"ciphertext":")" + field("ciphertext") +
+                        R"(","encryptionAlgorithm":"AES_GCM","initializationVector":")" +
+                        field("initializationVector") + R"(","authenticationTag":")" +
+                        field("authenticationTag") + R"(","additionalAuthenticatedData":")";
+  auto decrypted = call("/tenant-a/kms/xks/v1/keys/foo/decrypt", decrypt + aad + "\"}");
+  ASSERT_EQ(decrypted.status, 200) << decrypted.body;
+  EXPECT_EQ(decrypted.body, R"({"plaintext":"SGVsbG8gV29ybGQh"})");
+
+  auto wrong_aad = call("/tenant-a/kms/xks/v1/keys/foo/decrypt", decrypt + "cD1t\"}");
+  EXPECT_EQ(wrong_aad.status, 400);
+  EXPECT_EQ(error_name_of(wrong_aad), "InvalidCiphertextException");
+  auto with_metadata = call("/tenant-a/kms/xks/v1/keys/foo/decrypt",
+                            decrypt + aad + R"(","ciphertextMetadata":"AQ=="})");
+  EXPECT_EQ(error_name_of(with_metadata), "InvalidCiphertextException");
+}
+
+TEST_F(XksServiceTest, KeyUsageErrors) {
+  auto cdiv_on_encrypt_only =
+      call("/tenant-a/kms/xks/v1/keys/encrypt_only_key/encrypt",
+           encrypt_body("AAAA", R"(,"ciphertextDataIntegrityValueAlgorithm":"SHA_256")"));
+  EXPECT_EQ(cdiv_on_encrypt_only.status, 400);
+  EXPECT_EQ(error_name_of(cdiv_on_encrypt_only), "InvalidKeyUsageException");
+  EXPECT_EQ(call("/tenant-a/kms/xks/v1/keys/encrypt_only_key/encrypt", encrypt_body("AAAA")).status,
+            200);
+  EXPECT_EQ(error_name_of(
+                call("/tenant-a/kms/xks/v1/keys/decrypt_only_key/encrypt", encrypt_body("AAAA"))),
+            "InvalidKeyUsageException");
+  EXPECT_EQ(
+      error_name_of(call("/tenant-a/kms/xks/v1/keys/impotent_key/encrypt", encrypt_body("AAAA"))),
+      "InvalidKeyUsageException");
+}
+
+TEST_F(XksServiceTest, RoutingAndAuthenticationErrors) {
+  auto unknown_path = call("/tenant-b/kms/xks/v1/health", "{}");
+  EXPECT_EQ(unknown_path.status, 404);
+  EXPECT_EQ(error_name_of(unknown_path), "InvalidUriPathException");
+
+  HttpRequest unsigned_request{"POST", "/tenant-a/kms/xks/v1/health", {{"Host", "h"}}, "{}", ""};
+  auto unsigned_response = service_->handle(unsigned_request, hsm::SessionPool::Clock::now(),
+                                            hsm::SessionPool::Clock::now() + 1s);
+  EXPECT_EQ(unsigned_response.status, 401);
+  EXPECT_EQ(error_name_of(unsigned_response), "AuthenticationFailedException");
+
+  // Another key store's credential is unknown here.
+  auto cross_tenant =
+      call("/tenant-a/kms/xks/v1/health",
+           R"({"requestMetadata":{"kmsRequestId":"r","kmsOperation":"x"}})", kRestricted);
+  EXPECT_EQ(error_name_of(cross_tenant), "AuthenticationFailedException");
+
+  auto get = call("/tenant-a/kms/xks/v1/keys/foo/metadata", "", kTenantA, "GET");
+  EXPECT_EQ(get.status, 405);
+
+  auto not_json = call("/tenant-a/kms/xks/v1/keys/foo/encrypt", "plaintext=1");
+  EXPECT_EQ(not_json.status, 400);
+  EXPECT_EQ(error_name_of(not_json), "ValidationException");
+}
+
+TEST_F(XksServiceTest, AKeyOutsideTheAllowListIsNotFound) {
+  const std::string body =
+      R"({"requestMetadata":{"awsPrincipalArn":"a","kmsOperation":"DescribeKey","kmsRequestId":"r"}})";
+  EXPECT_EQ(call("/restricted/kms/xks/v1/keys/foo/metadata", body, kRestricted).status, 200);
+  auto hidden = call("/restricted/kms/xks/v1/keys/decrypt_only_key/metadata", body, kRestricted);
+  EXPECT_EQ(hidden.status, 404);
+  EXPECT_EQ(error_name_of(hidden), "KeyNotFoundException");
+}
+
+TEST_F(XksServiceTest, NoSessionBeforeTheDeadlineIsDependencyTimeout) {
+  auto first = pool_->acquire(hsm::SessionPool::Clock::now() + 1s);
+  auto second = pool_->acquire(hsm::SessionPool::Clock::now() + 1s);
+  ASSERT_TRUE(first && second);
+  auto response =
+      call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA"), kTenantA, "POST", 30ms);
+  EXPECT_EQ(response.status, 503);
+  EXPECT_EQ(error_name_of(response), "DependencyTimeoutException");
+}
+
+TEST_F(XksServiceTest, MetricsCountEachOutcome) {
+  EXPECT_EQ(call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA")).status, 200);
+  EXPECT_EQ(call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA")).status, 200);
+  call("/tenant-a/kms/xks/v1/keys/decrypt_only_key/encrypt", encrypt_body("AAAA"));
+  call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA"), kRestricted);
+  call("/nowhere", "{}");
+  std::string text = metrics_->scrape();
+  auto has = [&](const std::string& line) {
+    EXPECT_NE(text.find(line + "\n"), std::string::npos) << line << "\n" << text;
+  };
+  has(R"(xks_requests_total{keystore="/tenant-a",operation="Encrypt",result="ok",error=""} 2)");
+  has(R"(xks_requests_total{keystore="/tenant-a",operation="Encrypt",result="error",error="InvalidKeyUsageException"} 1)");
+  has(R"(xks_requests_total{keystore="/tenant-a",operation="Encrypt",result="error",error="AuthenticationFailedException"} 1)");
+  has(R"(xks_requests_total{keystore="",operation="",result="error",error="InvalidUriPathException"} 1)");
+  has(R"(xks_sigv4_failures_total{reason="unknown_access_key_id"} 1)");
+  has(R"(xks_request_duration_seconds_count{operation="Encrypt"} 4)");
+  has(R"(xks_hsm_operation_duration_seconds_count{hsm="test-hsm",operation="Encrypt"} 3)");
+}
+
+TEST_F(XksServiceTest, WithOnFullRejectNothingIsServedUnaudited) {
+  // The audit writer blocks opening a FIFO nobody reads: its one-place queue stays full.
+  std::string fifo = (token_.dir() / "audit.fifo").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::optional<AuditLog> strict;
+  strict.emplace(AuditConfig{fifo, AuditConfig::OnFull::kReject, 1}, [] {});
+  std::vector<KeyStore> stores = {
+      {"/tenant-a",
+       std::make_shared<sigv4::Verifier>(std::vector<sigv4::Credential>{kTenantA},
+                                         std::vector<std::string>{"us-east-1"}),
+       std::nullopt}};
+  service_ = std::make_unique<XksService>(std::move(stores), *keys_, *health_, ProxyIdentity{},
+                                          nullptr, &*strict);
+  EXPECT_EQ(call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA")).status, 200);
+  auto refused = call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA"));
+  EXPECT_EQ(refused.status, 429);
+  EXPECT_EQ(error_name_of(refused), "ThrottlingException");
+  std::thread reader([&] {
+    std::ifstream in(fifo);
+    std::string line;
+    while (std::getline(in, line)) {
+    }
+  });
+  service_.reset();
+  strict.reset();
+  reader.join();
+}
+
+TEST_F(XksServiceTest, EveryRequestIsAuditedInAVerifiableChainWithoutSecrets) {
+  const std::string plaintext = "c2VjcmV0LXBsYWludGV4dC0xMjM0NQ==";  // "secret-plaintext-12345"
+  ASSERT_EQ(call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body(plaintext)).status, 200);
+  call("/tenant-a/kms/xks/v1/keys/decrypt_only_key/encrypt", encrypt_body(plaintext));
+  call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body(plaintext), kRestricted);
+  audit_.reset();  // writes what is queued
+  std::ifstream file(audit_path_);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(file, line);)
+    lines.push_back(line);
+  ASSERT_EQ(lines.size(), 3u);
+  json::object first = json::parse(lines[0]).as_object();
+  EXPECT_EQ(first.at("kmsRequestId").as_string(), "4112f4d6-db54-4af4-ae30-c55a22a8dfae");
+  EXPECT_EQ(first.at("operation").as_string(), "Encrypt");
+  EXPECT_EQ(first.at("externalKeyId").as_string(), "foo");
+  EXPECT_EQ(first.at("outcome").as_string(), "ok");
+  EXPECT_EQ(first.at("status").as_int64(), 200);
+  EXPECT_EQ(first.at("clientSubject").as_string(), "CN=test-client");
+  EXPECT_EQ(json::parse(lines[1]).at("errorName").as_string(), "InvalidKeyUsageException");
+  EXPECT_EQ(json::parse(lines[2]).at("errorName").as_string(), "AuthenticationFailedException");
+  AuditVerification verified = verify_audit_file(audit_path_);
+  EXPECT_EQ(verified.first_bad_line, 0u) << verified.reason;
+  EXPECT_EQ(verified.lines, 3u);
+  std::string all = lines[0] + lines[1] + lines[2];
+  for (const std::string& secret : {plaintext, std::string("secret-plaintext-12345"),
+                                    kTenantA.secret_access_key, token_.user_pin()}) {
+    EXPECT_EQ(all.find(secret), std::string::npos) << secret;
+  }
+}
+
+}  // namespace
+}  // namespace xks::proxy
