@@ -20,7 +20,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::vector<std::int32_t> pending;
   Http2Connection connection(
       limits, [&pending](std::int32_t id, HttpRequest) { pending.push_back(id); },
-      [](HttpRefusal) {});
+      [](HttpRefusal) {},
+      [](HttpRefusal) {
+        return HttpResponse{400, "{}"};
+      });
   std::uint32_t seed = data[0];
   std::size_t at = 1;
   std::string output;

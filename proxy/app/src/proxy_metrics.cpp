@@ -73,18 +73,6 @@ ProxyMetrics::ProxyMetrics(const Config& config, std::string hsm_id, std::string
   health_transitions_ =
       &registry_.counter("xks_hsm_health_transitions_total",
                          "Changes of an HSM's health state, by new state.", {"hsm", "state"});
-  auto& handshakes =
-      registry_.counter("xks_tls_handshakes_total", "TLS handshakes by result.", {"result"});
-  handshakes_ok_ = &handshakes.labels({"ok"});
-  handshakes_failed_ = &handshakes.labels({"failed"});
-  auto& connections = registry_.gauge("xks_open_connections",
-                                      "Open TLS connections by HTTP protocol.", {"protocol"});
-  metrics::Gauge& http1 = connections.labels({"http1"});
-  metrics::Gauge& http2 = connections.labels({"http2"});
-  registry_.on_scrape([this, &http1, &http2] {
-    http1.set(static_cast<double>(http1_connections.load()));
-    http2.set(static_cast<double>(http2_connections.load()));
-  });
   certificate_expiry_ = &registry_
                              .gauge("xks_tls_certificate_expiry_timestamp_seconds",
                                     "notAfter of the serving certificate (Unix time).")
@@ -109,16 +97,6 @@ ProxyMetrics::ProxyMetrics(const Config& config, std::string hsm_id, std::string
                         .counter("xks_audit_records_dropped_total",
                                  "Requests served without an audit record (queue full).")
                         .labels({});
-  auto& refusals = registry_.counter(
-      "xks_http_refusals_total",
-      "Requests and connections the transport refused at a limit or for a protocol error, by "
-      "protocol and reason.",
-      {"protocol", "reason"});
-  for (std::size_t reason = 0; reason < kHttpRefusalCount; ++reason) {
-    std::string name(refusal_name(static_cast<HttpRefusal>(reason)));
-    http_refusals_[0][reason] = &refusals.labels({"http1", name});
-    http_refusals_[1][reason] = &refusals.labels({"http2", name});
-  }
   registry_.gauge("xks_build_info", "Build of this xks-proxy.", {"version"})
       .labels({std::move(version)})
       .set(1);
@@ -170,10 +148,6 @@ void ProxyMetrics::record(const XksOutcome& outcome, double seconds) {
     sigv4_failures_[static_cast<std::size_t>(*outcome.auth_failure)]->inc();
   if (outcome.hsm_rv != CKR_OK)
     hsm_errors_->labels({hsm_id_, hsm::ckr_name(outcome.hsm_rv)}).inc();
-}
-
-void ProxyMetrics::record_handshake(bool ok) {
-  (ok ? handshakes_ok_ : handshakes_failed_)->inc();
 }
 
 void ProxyMetrics::record_health_transition(std::string_view to) {

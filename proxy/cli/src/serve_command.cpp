@@ -8,6 +8,7 @@
 
 #include "operational_log.h"
 #include "tls.h"
+#include "xks/proxy/app/application.h"
 #include "xks/proxy/app/runtime.h"
 #include "xks/proxy/config/config.h"
 #include "xks/proxy/transport/server.h"
@@ -79,7 +80,9 @@ int serve_command(const std::string& config_path) {
   // OpenSSL writes to the sockets itself (see TlsSocket); a peer that has gone must cost an
   // EPIPE on that connection, not the process.
   std::signal(SIGPIPE, SIG_IGN);
-  Server server(*started->runtime, started->tls);
+  Runtime& runtime = *started->runtime;
+  Server server(runtime.config().server, started->tls, xks_application(runtime),
+                runtime.metrics().registry());
   if (auto listening = server.listen(); !listening) {
     spdlog::error("cannot start: {}", listening.error());
     return 1;

@@ -18,7 +18,7 @@ constexpr std::size_t kMaxRequestBytes = 8 * 1024;
 
 class AdminSession : public std::enable_shared_from_this<AdminSession> {
  public:
-  AdminSession(tcp::socket socket, SessionContext& context)
+  AdminSession(tcp::socket socket, ListenerState& context)
       : context_(context), stream_(std::move(socket)), buffer_(kMaxRequestBytes) {}
 
   void read() {
@@ -48,12 +48,11 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
       response->body() = R"({"status":"method not allowed"})";
     } else if (target == "/metrics") {
       response->set(http::field::content_type, "text/plain; version=0.0.4");
-      response->body() = context_.runtime.metrics().scrape();
+      response->body() = context_.application.scrape();
     } else if (target == "/livez") {
       response->body() = R"({"status":"live"})";
     } else if (target == "/readyz") {
-      bool ready = !context_.draining &&
-                   context_.runtime.health().last().state != hsm::HealthState::kUnavailable;
+      bool ready = !context_.draining && context_.application.ready();
       response->result(ready ? http::status::ok : http::status::service_unavailable);
       response->body() = ready ? R"({"status":"ready"})" : R"({"status":"not ready"})";
     } else {
@@ -71,7 +70,7 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
                       });
   }
 
-  SessionContext& context_;
+  ListenerState& context_;
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -79,7 +78,7 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
 
 }  // namespace
 
-void start_admin_session(tcp::socket socket, SessionContext& context) {
+void start_admin_session(tcp::socket socket, ListenerState& context) {
   std::make_shared<AdminSession>(std::move(socket), context)->read();
 }
 

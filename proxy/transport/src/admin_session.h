@@ -5,10 +5,10 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
-#include "session_context.h"
+#include "listener_state.h"
 
 namespace xks::proxy {
 
-void start_admin_session(boost::asio::ip::tcp::socket socket, SessionContext& context);
+void start_admin_session(boost::asio::ip::tcp::socket socket, ListenerState& context);
 
 }  // namespace xks::proxy

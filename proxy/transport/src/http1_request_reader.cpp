@@ -66,7 +66,7 @@ Http1RequestReader::Status Http1RequestReader::parse() {
     begin_ += used;
     if (!had_header && parser_->is_header_done()) {
       if (!take_header())
-        return refuse(HttpRefusal::kHeaderBytes, 431, "request header too large");
+        return refuse(HttpRefusal::kHeaderBytes);
       // From here on, take as much body as has arrived in each call.
       parser_->eager(true);
     }
@@ -74,18 +74,17 @@ Http1RequestReader::Status Http1RequestReader::parse() {
       // Whatever is pending must fit in the buffer: a longer header block, chunk-size line
       // or trailer block is refused here, before more of it is read.
       if (end_ - begin_ >= limits_.max_header_bytes) {
-        return parser_->is_header_done()
-                   ? refuse(HttpRefusal::kFramingBytes, 400, "chunk line or trailers too large")
-                   : refuse(HttpRefusal::kHeaderBytes, 431, "request header too large");
+        return parser_->is_header_done() ? refuse(HttpRefusal::kFramingBytes)
+                                         : refuse(HttpRefusal::kHeaderBytes);
       }
       return Status::kNeedMore;
     }
     if (error == http::error::body_limit)
-      return refuse(HttpRefusal::kBodyBytes, 413, "request body too large");
+      return refuse(HttpRefusal::kBodyBytes);
     if (error == http::error::header_limit)
-      return refuse(HttpRefusal::kHeaderBytes, 431, "request header too large");
+      return refuse(HttpRefusal::kHeaderBytes);
     if (error)
-      return refuse(HttpRefusal::kMalformed, 400, "malformed HTTP request");
+      return refuse(HttpRefusal::kMalformed);
   }
   return Status::kComplete;
 }
@@ -114,9 +113,8 @@ HttpRequest Http1RequestReader::take_request() {
   return std::move(request_);
 }
 
-Http1RequestReader::Status Http1RequestReader::refuse(HttpRefusal reason, int status,
-                                                      std::string_view message) {
-  refusal_ = Refusal{reason, status, message};
+Http1RequestReader::Status Http1RequestReader::refuse(HttpRefusal reason) {
+  refusal_ = reason;
   return Status::kRefused;
 }
 

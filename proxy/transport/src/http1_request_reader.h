@@ -23,13 +23,6 @@ class Http1RequestReader {
  public:
   enum class Status { kNeedMore, kComplete, kRefused };
 
-  // How a refused request is answered; the connection closes after the answer.
-  struct Refusal {
-    HttpRefusal reason;
-    int status;  // 400, 413 or 431
-    std::string_view message;
-  };
-
   explicit Http1RequestReader(const HttpLimits& limits);
 
   // Starts the next request on the connection. Bytes the peer already sent after the previous
@@ -55,13 +48,13 @@ class Http1RequestReader {
   // (trailer fields are not merged in, RFC 9110 §6.5.1).
   HttpRequest take_request();
 
-  // After kRefused.
-  const Refusal& refusal() const { return *refusal_; }
+  // After kRefused: why. The connection closes after the answer.
+  HttpRefusal refusal() const { return *refusal_; }
 
  private:
   // Copies the header out of the parser; false when its fields count over max_header_bytes.
   bool take_header();
-  Status refuse(HttpRefusal reason, int status, std::string_view message);
+  Status refuse(HttpRefusal reason);
 
   const HttpLimits& limits_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
@@ -71,7 +64,7 @@ class Http1RequestReader {
   HttpRequest request_;  // taken from the header when it ends; the body is added at the end
   unsigned version_ = 11;
   bool keep_alive_ = true;
-  std::optional<Refusal> refusal_;
+  std::optional<HttpRefusal> refusal_;
 };
 
 }  // namespace xks::proxy

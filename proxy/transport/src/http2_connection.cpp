@@ -9,8 +9,6 @@
 #include <new>
 #include <optional>
 
-#include "xks/proxy/xks/xks_error.h"
-
 namespace xks::proxy {
 
 namespace {
@@ -44,8 +42,11 @@ struct Http2Connection::Callbacks {
 };
 
 Http2Connection::Http2Connection(const HttpLimits& limits, RequestHandler on_request,
-                                 RefusalHandler on_refusal)
-    : limits_(limits), on_request_(std::move(on_request)), on_refusal_(std::move(on_refusal)) {
+                                 RefusalHandler on_refusal, RefusalRenderer render)
+    : limits_(limits),
+      on_request_(std::move(on_request)),
+      on_refusal_(std::move(on_refusal)),
+      render_(std::move(render)) {
   nghttp2_session_callbacks* callbacks = nullptr;
   nghttp2_option* option = nullptr;
   if (nghttp2_session_callbacks_new(&callbacks) != 0 || nghttp2_option_new(&option) != 0)
@@ -184,8 +185,7 @@ int Http2Connection::Callbacks::on_header(nghttp2_session* session, const nghttp
   if (stream.refused)
     return 0;
   if (stream.header_list_bytes > connection.limits_.max_header_bytes) {
-    connection.refuse(stream_id, stream, HttpRefusal::kHeaderBytes, 431,
-                      "request header too large");
+    connection.refuse(stream_id, stream, HttpRefusal::kHeaderBytes);
     return 0;
   }
   // Trailers are not part of the request (RFC 9110 §6.5.1): counted, not kept.
@@ -225,7 +225,7 @@ int Http2Connection::Callbacks::on_data_chunk(nghttp2_session* session, std::uin
   Stream& stream = found->second;
   // The reservation is the declared content-length, or max_body_bytes when none was declared.
   if (stream.request.body.size() + length > stream.reserved) {
-    connection.refuse(stream_id, stream, HttpRefusal::kBodyBytes, 413, "request body too large");
+    connection.refuse(stream_id, stream, HttpRefusal::kBodyBytes);
     nghttp2_session_consume(session, stream_id, length);
     return 0;
   }
@@ -282,7 +282,7 @@ bool Http2Connection::admit(std::int32_t stream_id, Stream& stream, std::uint8_t
       declared = length;
   }
   if (declared && *declared > limits_.max_body_bytes) {
-    refuse(stream_id, stream, HttpRefusal::kBodyBytes, 413, "request body too large");
+    refuse(stream_id, stream, HttpRefusal::kBodyBytes);
     return true;
   }
   std::size_t body =
@@ -334,13 +334,11 @@ int Http2Connection::Callbacks::on_stream_close(nghttp2_session*, std::int32_t s
   return 0;
 }
 
-void Http2Connection::refuse(std::int32_t stream_id, Stream& stream, HttpRefusal reason, int status,
-                             std::string_view message) {
+void Http2Connection::refuse(std::int32_t stream_id, Stream& stream, HttpRefusal reason) {
   on_refusal_(reason);
   release(stream_id, stream);
   stream.refused = true;
-  XksError error = status == 413 ? XksError::kPayloadTooLarge : XksError::kHeaderFieldsTooLarge;
-  stream.refusal = {status, error_body(error, message)};
+  stream.refusal = render_(reason);
   if (stream.headers_done)
     submit_response(stream_id, stream, std::move(stream.refusal));
 }

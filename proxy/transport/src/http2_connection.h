@@ -42,10 +42,13 @@ class Http2Connection {
  public:
   using RequestHandler = std::function<void(std::int32_t stream_id, HttpRequest request)>;
   using RefusalHandler = std::function<void(HttpRefusal reason)>;
+  using RefusalRenderer = std::function<HttpResponse(HttpRefusal reason)>;
 
-  // Queues the server's SETTINGS and connection window. The handlers run from inside
-  // receive(); the request handler must not call back into this object.
-  Http2Connection(const HttpLimits& limits, RequestHandler on_request, RefusalHandler on_refusal);
+  // Queues the server's SETTINGS and connection window. `on_refusal` hears of every refusal;
+  // `render` gives the answer to those answered with a response (431, 413). The handlers run
+  // from inside receive(); the request handler must not call back into this object.
+  Http2Connection(const HttpLimits& limits, RequestHandler on_request, RefusalHandler on_refusal,
+                  RefusalRenderer render);
   ~Http2Connection();
   Http2Connection(const Http2Connection&) = delete;
   Http2Connection& operator=(const Http2Connection&) = delete;
@@ -89,8 +92,7 @@ class Http2Connection {
   // At the end of a request's header block: reserves its body against the budget, or refuses
   // the stream (REFUSED_STREAM, entry erased: false) or its body (413).
   bool admit(std::int32_t stream_id, Stream& stream, std::uint8_t flags);
-  void refuse(std::int32_t stream_id, Stream& stream, HttpRefusal reason, int status,
-              std::string_view message);
+  void refuse(std::int32_t stream_id, Stream& stream, HttpRefusal reason);
   void submit_response(std::int32_t stream_id, Stream& stream, HttpResponse response);
   // Resets a stream we will not serve and forgets it.
   void drop(std::int32_t stream_id, std::uint32_t error_code);
@@ -101,6 +103,7 @@ class Http2Connection {
   const HttpLimits& limits_;
   RequestHandler on_request_;
   RefusalHandler on_refusal_;
+  RefusalRenderer render_;
   nghttp2_session* session_ = nullptr;
   std::map<std::int32_t, Stream> streams_;
   std::size_t buffered_ = 0;

@@ -26,16 +26,16 @@ constexpr std::size_t kMaxWriteBatch = 64 * 1024;
 
 class Http2Session : public std::enable_shared_from_this<Http2Session> {
  public:
-  Http2Session(std::unique_ptr<TlsSocket> stream, SessionContext& context)
+  Http2Session(std::unique_ptr<TlsSocket> stream, ListenerState& context)
       : context_(context), tls_(std::move(stream)), stream_(*tls_) {
     ++context_.open_connections;
-    ++context_.runtime.metrics().http2_connections;
+    ++context_.metrics.http2_connections;
   }
 
   ~Http2Session() {
     for (; in_flight_ > 0; --in_flight_)
       request_finished(context_);
-    --context_.runtime.metrics().http2_connections;
+    --context_.metrics.http2_connections;
     --context_.open_connections;
   }
 
@@ -47,8 +47,9 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
           dispatch(stream_id, std::move(request));
         },
         [this](HttpRefusal reason) {
-          context_.runtime.metrics().record_http_refusal(HttpProtocol::kHttp2, reason);
-        });
+          context_.metrics.record_refusal(HttpProtocol::kHttp2, reason);
+        },
+        context_.application.render_refusal);
     flush();
     read();
   }
@@ -132,7 +133,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
         [self = shared_from_this()](error_code, std::size_t) { self->stream_.close(); });
   }
 
-  SessionContext& context_;
+  ListenerState& context_;
   std::unique_ptr<TlsSocket> tls_;
   TlsSocket& stream_;
   std::optional<Http2Connection> connection_;
@@ -148,7 +149,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
 
 }  // namespace
 
-void start_http2_session(std::unique_ptr<TlsSocket> stream, SessionContext& context) {
+void start_http2_session(std::unique_ptr<TlsSocket> stream, ListenerState& context) {
   std::make_shared<Http2Session>(std::move(stream), context)->start();
 }
 

@@ -4,12 +4,12 @@
 
 #include <memory>
 
-#include "session_context.h"
+#include "listener_state.h"
 #include "tls_socket.h"
 
 namespace xks::proxy {
 
 // Takes over a connection whose TLS handshake negotiated h2.
-void start_http2_session(std::unique_ptr<TlsSocket> stream, SessionContext& context);
+void start_http2_session(std::unique_ptr<TlsSocket> stream, ListenerState& context);
 
 }  // namespace xks::proxy

@@ -12,7 +12,6 @@
 #include "http2_session.h"
 #include "request_dispatch.h"
 #include "tls_socket.h"
-#include "xks/proxy/xks/xks_error.h"
 
 namespace xks::proxy {
 
@@ -28,7 +27,7 @@ constexpr std::size_t kMaxLingerBytes = 16 * 1024 * 1024;
 
 class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
  public:
-  HttpsSession(tcp::socket socket, SessionContext& context)
+  HttpsSession(tcp::socket socket, ListenerState& context)
       : context_(context),
         tls_(std::make_unique<TlsSocket>(std::move(socket), context.tls.native_handle())),
         stream_(*tls_),
@@ -37,14 +36,14 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   }
   ~HttpsSession() {
     if (counted_as_http1_)
-      --context_.runtime.metrics().http1_connections;
+      --context_.metrics.http1_connections;
     --context_.open_connections;
   }
 
   void start() {
     stream_.expires_after(context_.config.handshake_timeout);
     stream_.async_handshake([self = shared_from_this()](beast::error_code error, std::size_t) {
-      self->context_.runtime.metrics().record_handshake(!error);
+      self->context_.metrics.record_handshake(!error);
       if (error) {
         self->stream_.expires_after(std::chrono::seconds(1));
         return self->stream_.async_drain([self](beast::error_code) { self->stream_.close(); });
@@ -52,7 +51,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
       if (self->stream_.alpn() == "h2")
         return start_http2_session(std::move(self->tls_), self->context_);
       self->counted_as_http1_ = true;
-      ++self->context_.runtime.metrics().http1_connections;
+      ++self->context_.metrics.http1_connections;
       self->read_request();
     });
   }
@@ -98,14 +97,11 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
     if (status == Status::kComplete)
       return dispatch();
     if (status == Status::kRefused) {
-      const auto& refusal = reader_.refusal();
-      context_.runtime.metrics().record_http_refusal(HttpProtocol::kHttp1, refusal.reason);
-      linger_ = refusal.reason == HttpRefusal::kBodyBytes;
+      HttpRefusal reason = reader_.refusal();
+      context_.metrics.record_refusal(HttpProtocol::kHttp1, reason);
+      linger_ = reason == HttpRefusal::kBodyBytes;
       version_ = reader_.header_done() ? reader_.version() : 11;
-      XksError error = refusal.status == 413   ? XksError::kPayloadTooLarge
-                       : refusal.status == 431 ? XksError::kHeaderFieldsTooLarge
-                                               : XksError::kValidation;
-      return respond({refusal.status, error_body(error, refusal.message)}, false);
+      return respond(context_.application.render_refusal(reason), false);
     }
     if (reader_.header_done() && phase_ == Phase::kHeader)
       enter(Phase::kBody);
@@ -185,7 +181,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
         [self = shared_from_this()](beast::error_code, std::size_t) { self->stream_.close(); });
   }
 
-  SessionContext& context_;
+  ListenerState& context_;
   std::unique_ptr<TlsSocket> tls_;  // handed to HTTP/2 when ALPN chose h2
   TlsSocket& stream_;
   Http1RequestReader reader_;
@@ -202,7 +198,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
 
 }  // namespace
 
-void start_https_session(tcp::socket socket, SessionContext& context) {
+void start_https_session(tcp::socket socket, ListenerState& context) {
   std::make_shared<HttpsSession>(std::move(socket), context)->start();
 }
 

@@ -3,11 +3,11 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
-#include "session_context.h"
+#include "listener_state.h"
 
 namespace xks::proxy {
 
 // Takes ownership of an accepted socket and serves it until the client or a timeout ends it.
-void start_https_session(boost::asio::ip::tcp::socket socket, SessionContext& context);
+void start_https_session(boost::asio::ip::tcp::socket socket, ListenerState& context);
 
 }  // namespace xks::proxy

@@ -1,21 +1,21 @@
-// Hands an XKS request from an I/O thread to the HSM executor and its answer back: the one
-// path shared by HTTP/1.1 and HTTP/2.
+// Hands a complete request to the application and its answer back to the connection's own
+// thread: the one path shared by HTTP/1.1 and HTTP/2.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
 #include <functional>
 
-#include "session_context.h"
+#include "listener_state.h"
 #include "xks/proxy/transport/http_message.h"
 
 namespace xks::proxy {
 
-// Runs the XKS handler with the request deadline starting now, then calls `answer` on `io`
-// (at once with 503 when the HSM queue is full). The request counts as in flight until the
-// caller, having written the answer, calls request_finished().
-void dispatch_request(SessionContext& context, HttpRequest request, boost::asio::any_io_executor io,
+// Gives `request` to the application; its answer reaches `answer` on `io`. The request counts
+// as in flight (the drain waits for it) until the caller, having written the answer, calls
+// request_finished().
+void dispatch_request(ListenerState& state, HttpRequest request, boost::asio::any_io_executor io,
                       std::function<void(HttpResponse)> answer);
 
-void request_finished(SessionContext& context);
+void request_finished(ListenerState& state);
 
 }  // namespace xks::proxy

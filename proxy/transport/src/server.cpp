@@ -15,7 +15,7 @@
 
 #include "admin_session.h"
 #include "https_session.h"
-#include "session_context.h"
+#include "listener_state.h"
 
 namespace xks::proxy {
 
@@ -23,9 +23,14 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 struct Server::State {
-  State(Runtime& runtime_, std::shared_ptr<net::ssl::context> tls_)
-      : runtime(runtime_), tls(std::move(tls_)), sessions{runtime, *tls, runtime.config().server} {
-    unsigned count = runtime.config().server.io_threads;
+  State(const ServerConfig& config_, std::shared_ptr<net::ssl::context> tls_,
+        Application application_, metrics::Registry& registry)
+      : config(config_),
+        tls(std::move(tls_)),
+        application(std::move(application_)),
+        metrics(registry),
+        sessions{application, *tls, config, metrics} {
+    unsigned count = config.io_threads;
     if (count == 0)
       count = std::max(1u, std::thread::hardware_concurrency());
     for (unsigned i = 0; i < count; ++i) {
@@ -37,9 +42,11 @@ struct Server::State {
   net::io_context& main_context() { return *contexts.front(); }
   net::io_context& next_context() { return *contexts[next++ % contexts.size()]; }
 
-  Runtime& runtime;
+  const ServerConfig& config;
   std::shared_ptr<net::ssl::context> tls;
-  SessionContext sessions;  // before the contexts: sessions die with their io_context
+  Application application;
+  TransportMetrics metrics;
+  ListenerState sessions;  // before the contexts: sessions die with their io_context
   std::vector<std::unique_ptr<net::io_context>> contexts;
   std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
   std::optional<tcp::acceptor> acceptor;
@@ -110,8 +117,9 @@ void accept_admin(Server::State& state) {
 
 }  // namespace
 
-Server::Server(Runtime& runtime, std::shared_ptr<net::ssl::context> tls)
-    : state_(std::make_unique<State>(runtime, std::move(tls))) {}
+Server::Server(const ServerConfig& config, std::shared_ptr<net::ssl::context> tls,
+               Application application, metrics::Registry& registry)
+    : state_(std::make_unique<State>(config, std::move(tls), std::move(application), registry)) {}
 
 Server::~Server() {
   stop();
@@ -122,7 +130,7 @@ Server::~Server() {
 }
 
 tl::expected<void, std::string> Server::listen() {
-  const ServerConfig& config = state_->runtime.config().server;
+  const ServerConfig& config = state_->config;
   auto acceptor = bind(state_->main_context(), config.listen);
   if (!acceptor)
     return tl::unexpected(acceptor.error());
@@ -151,8 +159,7 @@ void Server::run() {
     state.threads.emplace_back([&context] { context->run(); });
   }
   spdlog::info("serving XKS on {}:{} and admin on {}:{} with {} I/O threads",
-               state.runtime.config().server.listen.host, port(),
-               state.runtime.config().server.admin_listen.host, admin_port(),
+               state.config.listen.host, port(), state.config.admin_listen.host, admin_port(),
                state.contexts.size());
 
   std::unique_lock lock(state.mutex);
@@ -181,8 +188,9 @@ void Server::run() {
     thread.join();
   state.threads.clear();
   if (abandoned > 0) {
-    // An HSM call is still running and will post its answer to these contexts: keep them.
-    spdlog::warn("{} requests still at the HSM after 5 s; exiting without them", abandoned);
+    // A request is still with the application (a hung HSM call) and will post its answer to
+    // these contexts: keep them.
+    spdlog::warn("{} requests still unanswered after 5 s; exiting without them", abandoned);
     for (auto& context : state.contexts)
       (void)context.release();
   }
@@ -195,8 +203,7 @@ void Server::wait_for_signal() {
       return;
     if (signal == SIGHUP) {
       // logrotate moved the audit log: continue the chain in a new file.
-      if (AuditLog* audit = state_->runtime.audit())
-        audit->reopen();
+      state_->application.reopen_logs();
       spdlog::info("SIGHUP: audit log reopened");
       return wait_for_signal();
     }

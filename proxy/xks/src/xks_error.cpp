@@ -93,4 +93,25 @@ std::string error_body(XksError error, std::string_view message) {
   return body;
 }
 
+HttpResponse refusal_answer(HttpRefusal reason) {
+  auto answer = [](XksError error, std::string_view message) {
+    return HttpResponse{http_status(error), error_body(error, message)};
+  };
+  switch (reason) {
+    case HttpRefusal::kMalformed:
+      return answer(XksError::kValidation, "malformed HTTP request");
+    case HttpRefusal::kHeaderBytes:
+      return answer(XksError::kHeaderFieldsTooLarge, "request header too large");
+    case HttpRefusal::kBodyBytes:
+      return answer(XksError::kPayloadTooLarge, "request body too large");
+    case HttpRefusal::kFramingBytes:
+      return answer(XksError::kValidation, "chunk line or trailers too large");
+    case HttpRefusal::kConnectionBufferBytes:
+    case HttpRefusal::kStreamsInFlight:
+      // HTTP/2 refuses these streams with RST_STREAM; were one answered, it would be this.
+      return answer(XksError::kThrottling, "too many requests on this connection");
+  }
+  return answer(XksError::kValidation, "malformed HTTP request");
+}
+
 }  // namespace xks::proxy

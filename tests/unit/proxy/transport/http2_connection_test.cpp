@@ -111,7 +111,11 @@ class Http2ConnectionTest : public ::testing::Test {
           if (answer_at_once_)
             pending_.push_back(id);
         },
-        [this](HttpRefusal reason) { refusals_.push_back(reason); });
+        [this](HttpRefusal reason) { refusals_.push_back(reason); },
+        [](HttpRefusal reason) {
+          // What the XKS layer renders is its own business; the status is what matters here.
+          return HttpResponse{reason == HttpRefusal::kBodyBytes ? 413 : 431, "refused"};
+        });
   }
 
   // Moves bytes both ways until neither side has anything to say.

@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "xks/proxy/config/config.h"
-#include "xks/proxy/config/http_limits.h"
 #include "xks/proxy/ops/metrics.h"
 #include "xks/proxy/xks/xks_error.h"
 #include "xks/proxy/xks/xks_operation.h"
@@ -37,18 +36,12 @@ class ProxyMetrics {
   void set_certificate_expiry(double seconds_since_epoch);
 
   void record(const XksOutcome& outcome, double seconds);
-  void record_handshake(bool ok);
   void record_health_transition(std::string_view to);
   void record_audit_drop() { audit_dropped_->inc(); }
-  void record_http_refusal(HttpProtocol protocol, HttpRefusal reason) {
-    http_refusals_[static_cast<std::size_t>(protocol)][static_cast<std::size_t>(reason)]->inc();
-  }
-
-  // Connections by protocol, counted by the sessions themselves.
-  std::atomic<long> http1_connections{0};
-  std::atomic<long> http2_connections{0};
 
   std::string scrape() const { return registry_.serialize(); }
+  // Where the other layers (the transport) register their own metrics.
+  metrics::Registry& registry() { return registry_; }
 
  private:
   metrics::Registry registry_;
@@ -62,11 +55,8 @@ class ProxyMetrics {
   std::array<metrics::Counter*, kSigV4FailureCount> sigv4_failures_{};
   metrics::Family<metrics::Counter>* hsm_errors_ = nullptr;  // by CKR name: resolved on errors
   metrics::Family<metrics::Counter>* health_transitions_ = nullptr;
-  metrics::Counter* handshakes_ok_ = nullptr;
-  metrics::Counter* handshakes_failed_ = nullptr;
   metrics::Gauge* certificate_expiry_ = nullptr;
   metrics::Counter* audit_dropped_ = nullptr;
-  std::array<std::array<metrics::Counter*, kHttpRefusalCount>, 2> http_refusals_{};
 };
 
 }  // namespace xks::proxy

@@ -1,6 +1,6 @@
-// The network side: the HTTPS listener for the XKS APIs (TLS, HTTP/1.1) and the plain-HTTP
-// admin listener (/livez, /readyz). One io_context per I/O thread; a connection stays on the
-// thread that accepted it; XKS work runs on the HSM executor and its answer is posted back.
+// The network side: the HTTPS listener (TLS; HTTP/1.1 and HTTP/2 by ALPN) and the plain-HTTP
+// admin listener (/metrics, /livez, /readyz). One io_context per I/O thread; a connection stays
+// on the thread that accepted it; requests go to the Application, whose answers are posted back.
 #pragma once
 
 #include <atomic>
@@ -9,7 +9,9 @@
 #include <string>
 #include <tl/expected.hpp>
 
-#include "xks/proxy/app/runtime.h"
+#include "xks/proxy/config/config.h"
+#include "xks/proxy/ops/metrics.h"
+#include "xks/proxy/transport/application.h"
 
 namespace boost::asio::ssl {
 class context;
@@ -19,7 +21,10 @@ namespace xks::proxy {
 
 class Server {
  public:
-  Server(Runtime& runtime, std::shared_ptr<boost::asio::ssl::context> tls);
+  // Serves `application` with `config`'s listeners and limits; registers the transport's
+  // metrics in `registry`.
+  Server(const ServerConfig& config, std::shared_ptr<boost::asio::ssl::context> tls,
+         Application application, metrics::Registry& registry);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

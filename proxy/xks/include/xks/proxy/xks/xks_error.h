@@ -5,6 +5,9 @@
 #include <string>
 #include <string_view>
 
+#include "xks/proxy/config/http_limits.h"
+#include "xks/proxy/transport/http_message.h"
+
 namespace xks::proxy {
 
 enum class XksError : std::uint8_t {
@@ -31,5 +34,8 @@ int http_status(XksError error);
 // {"errorName":"...","errorMessage":"..."}: compact, the message cut to 511 printable ASCII
 // characters (spec: fewer than 512, printable ASCII only).
 std::string error_body(XksError error, std::string_view message);
+
+// The answer to a request the transport refused before it reached the XKS handlers.
+HttpResponse refusal_answer(HttpRefusal reason);
 
 }  // namespace xks::proxy

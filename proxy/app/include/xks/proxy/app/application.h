@@ -1,0 +1,12 @@
+// The XKS proxy as the transport serves it: requests go to the XKS service on the HSM
+// executor, with the request deadline starting when the request is handed over.
+#pragma once
+
+#include "xks/proxy/app/runtime.h"
+#include "xks/proxy/transport/application.h"
+
+namespace xks::proxy {
+
+Application xks_application(Runtime& runtime);
+
+}  // namespace xks::proxy

@@ -1,0 +1,25 @@
+// What every connection of the XKS listener shares: what it serves, the TLS context, limits
+// and timeouts, the transport's metrics, and the counters the drain waits on.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/ssl/context.hpp>
+#include <cstddef>
+
+#include "transport_metrics.h"
+#include "xks/proxy/config/config.h"
+#include "xks/proxy/transport/application.h"
+
+namespace xks::proxy {
+
+struct ListenerState {
+  const Application& application;
+  boost::asio::ssl::context& tls;
+  const ServerConfig& config;
+  TransportMetrics& metrics;
+  std::atomic<std::size_t> open_connections{0};
+  std::atomic<std::size_t> requests_in_flight{0};
+  std::atomic<bool> draining{false};
+};
+
+}  // namespace xks::proxy
