@@ -4,7 +4,7 @@
 #include "xks/hsm/hsm_executor.h"
 #include "xks/hsm/hsm_health.h"
 #include "xks/hsm/session_pool.h"
-#include "xks/proxy/xks/xks_service.h"
+#include "xks/proxy/xks/outcome.h"
 
 namespace xks::proxy {
 

@@ -120,7 +120,10 @@ tl::expected<std::unique_ptr<Runtime>, std::string> Runtime::start(const Config&
       std::move(stores), *runtime->keys_, *runtime->health_,
       ProxyIdentity{runtime->config_.server.fleet_size, "xks-proxy project",
                     std::string("xks-proxy ") + XKS_PROXY_VERSION},
-      runtime->metrics_.get(), runtime->audit_.get());
+      [metrics = runtime->metrics_.get()](const XksOutcome& outcome, double seconds) {
+        metrics->record(outcome, seconds);
+      },
+      runtime->audit_.get());
   // Queue bound: a few deadlines' worth of work per session; beyond that, shed at once.
   std::size_t workers = threads_or_cores(hsm_config.workers);
   runtime->executor_ = std::make_unique<hsm::HsmExecutor>(workers, 64 * hsm_config.sessions);

@@ -2,7 +2,6 @@
 #include "xks/proxy/xks/xks_service.h"
 
 #include "router.h"
-#include "xks/proxy/app/proxy_metrics.h"
 #include "xks/proxy/ops/audit_log.h"
 #include "xks/proxy/xks/xks_error.h"
 #include "xks_json.h"
@@ -67,13 +66,13 @@ class HsmTimer {
 }  // namespace
 
 XksService::XksService(std::vector<KeyStore> key_stores, hsm::KeyService& keys,
-                       hsm::HsmHealth& health, ProxyIdentity identity, ProxyMetrics* metrics,
+                       hsm::HsmHealth& health, ProxyIdentity identity, OutcomeObserver observe,
                        AuditLog* audit)
     : key_stores_(std::move(key_stores)),
       keys_(keys),
       health_(health),
       identity_(std::move(identity)),
-      metrics_(metrics),
+      observe_(std::move(observe)),
       audit_(audit) {
   for (const KeyStore& store : key_stores_)
     prefixes_.push_back(store.prefix);
@@ -92,8 +91,8 @@ HttpResponse XksService::handle(const HttpRequest& request, Clock::time_point re
   }
   outcome.status = response.status;
   double seconds = std::chrono::duration<double>(Clock::now() - received).count();
-  if (metrics_ != nullptr)
-    metrics_->record(outcome, seconds);
+  if (observe_)
+    observe_(outcome, seconds);
   if (audited) {
     audit_->submit(audit_record(outcome, request, seconds));
   } else if (audit_ != nullptr) {

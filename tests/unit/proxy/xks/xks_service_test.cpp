@@ -65,9 +65,11 @@ class XksServiceTest : public test::HsmFixture {
     metrics_ = std::make_unique<ProxyMetrics>(config_, "test-hsm", "test");
     audit_path_ = (token_.dir() / "audit.log").string();
     audit_ = std::make_unique<AuditLog>(AuditConfig{audit_path_}, [] {});
-    service_ = std::make_unique<XksService>(std::move(stores), *keys_, *health_,
-                                            ProxyIdentity{3, "xks-proxy project", "xks-proxy test"},
-                                            metrics_.get(), audit_.get());
+    service_ = std::make_unique<XksService>(
+        std::move(stores), *keys_, *health_,
+        ProxyIdentity{3, "xks-proxy project", "xks-proxy test"},
+        [this](const XksOutcome& outcome, double seconds) { metrics_->record(outcome, seconds); },
+        audit_.get());
   }
 
   void TearDown() override {

@@ -15,7 +15,6 @@
 #include "xks/hsm/pkcs11_module.h"
 #include "xks/hsm/vendor_profile.h"
 #include "xks/proxy/config/http_limits.h"
-#include "xks/proxy/ops/audit_log.h"
 #include "xks/sigv4/credential.h"
 
 namespace xks::proxy {
@@ -65,6 +64,12 @@ struct KeyStoreConfig {
   std::vector<std::string> regions;
   std::vector<CredentialConfig> credentials;
   std::optional<std::vector<std::string>> allowed_keys;  // absent: every key on the token
+};
+
+struct AuditConfig {
+  std::string path;  // "" off, "-" standard output, else a file appended to
+  enum class OnFull { kDrop, kReject } on_full = OnFull::kDrop;
+  std::size_t queue_size = 65536;
 };
 
 struct LogConfig {

@@ -16,15 +16,10 @@
 #include <string>
 #include <thread>
 
+#include "xks/proxy/config/config.h"
 #include "xks/proxy/xks/request_metadata.h"
 
 namespace xks::proxy {
-
-struct AuditConfig {
-  std::string path;  // "" off, "-" standard output, else a file appended to
-  enum class OnFull { kDrop, kReject } on_full = OnFull::kDrop;
-  std::size_t queue_size = 65536;
-};
 
 struct AuditRecord {
   std::chrono::system_clock::time_point time;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,6 +15,7 @@
 #include "xks/hsm/key_service.h"
 #include "xks/proxy/ops/audit_log.h"
 #include "xks/proxy/transport/http_message.h"
+#include "xks/proxy/xks/outcome.h"
 #include "xks/proxy/xks/request_metadata.h"
 #include "xks/proxy/xks/xks_error.h"
 #include "xks/proxy/xks/xks_operation.h"
@@ -27,20 +29,8 @@ struct KeyStore {
   std::optional<std::unordered_set<std::string>> allowed_key_ids;  // nullopt: every key
 };
 
-// What happened to one request, for metrics and the audit log.
-struct XksOutcome {
-  std::optional<std::size_t> keystore;    // set once routed
-  std::optional<XksOperation> operation;  // set once routed
-  std::optional<XksError> error;          // unset: success
-  std::optional<sigv4::Failure> auth_failure;
-  CK_RV hsm_rv = CKR_OK;     // the PKCS#11 code behind an HSM error
-  double hsm_seconds = -1;   // time spent at the HSM layer; < 0: none
-  int status = 0;            // HTTP status of the answer
-  std::string key_id;        // external key id, once routed
-  RequestMetadata metadata;  // once the body parsed
-};
-
-class ProxyMetrics;
+// Told what happened to each request, with its latency in seconds (the metrics).
+using OutcomeObserver = std::function<void(const XksOutcome& outcome, double seconds)>;
 
 struct ProxyIdentity {
   int fleet_size = 1;
@@ -54,9 +44,9 @@ class XksService {
 
   using Clock = hsm::SessionPool::Clock;
 
-  // `metrics` and `audit` may be null (nothing recorded).
+  // `observe` may be empty and `audit` null (nothing recorded).
   XksService(std::vector<KeyStore> key_stores, hsm::KeyService& keys, hsm::HsmHealth& health,
-             ProxyIdentity identity, ProxyMetrics* metrics = nullptr, AuditLog* audit = nullptr);
+             ProxyIdentity identity, OutcomeObserver observe = {}, AuditLog* audit = nullptr);
 
   // `received` is when the request was read in full: latency is measured from there.
   HttpResponse handle(const HttpRequest& request, Clock::time_point received,
@@ -71,7 +61,7 @@ class XksService {
   hsm::KeyService& keys_;
   hsm::HsmHealth& health_;
   ProxyIdentity identity_;
-  ProxyMetrics* metrics_;
+  OutcomeObserver observe_;
   AuditLog* audit_;
 };
 
