@@ -1,11 +1,11 @@
 // Writing and verifying the hash-chained audit log.
 #include "xks/proxy/ops/audit_log.h"
 
+#include <openssl/evp.h>
+
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
-
-#include "xks/sigv4/canonical.h"
 
 namespace xks::proxy {
 
@@ -17,7 +17,24 @@ constexpr auto kFlushInterval = std::chrono::milliseconds(50);
 constexpr std::size_t kWakeAt = 512;
 const std::string kGenesis(64, '0');
 
-std::string utc_microseconds(std::chrono::system_clock::time_point time) {
+// Hex SHA-256, the line hash (OpenSSL's digest: the log depends on no other module).
+std::string sha256_hex(std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(2 * length);
+  for (unsigned int i = 0; i < length; ++i) {
+    hex.push_back(kHex[digest[i] >> 4]);
+    hex.push_back(kHex[digest[i] & 0xf]);
+  }
+  return hex;
+}
+
+}  // namespace
+
+std::string utc_timestamp(std::chrono::system_clock::time_point time) {
   auto micros = std::chrono::floor<std::chrono::microseconds>(time);
   auto seconds = std::chrono::floor<std::chrono::seconds>(micros);
   std::time_t t = std::chrono::system_clock::to_time_t(seconds);
@@ -29,6 +46,8 @@ std::string utc_microseconds(std::chrono::system_clock::time_point time) {
                 static_cast<long>((micros - seconds).count()));
   return buffer;
 }
+
+namespace {
 
 // The chain value at the end of an existing log, so that appending continues it.
 std::string last_chain(const std::string& path) {
@@ -54,10 +73,7 @@ std::string last_chain(const std::string& path) {
 
 }  // namespace
 
-namespace {
-
-// Appends "name":"value" with the value escaped for JSON.
-void append_field(std::string& out, std::string_view name, std::string_view value) {
+void append_json_field(std::string& out, std::string_view name, std::string_view value) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
   out.append(name);
@@ -77,7 +93,7 @@ void append_field(std::string& out, std::string_view name, std::string_view valu
   out.append("\",");
 }
 
-void append_number(std::string& out, std::string_view name, long value) {
+void append_json_number(std::string& out, std::string_view name, long value) {
   out.push_back('"');
   out.append(name);
   out.append("\":");
@@ -85,34 +101,14 @@ void append_number(std::string& out, std::string_view name, long value) {
   out.push_back(',');
 }
 
-}  // namespace
-
-std::string audit_line(const AuditRecord& record, const std::string& previous_chain,
+std::string audit_line(std::string_view fields, const std::string& previous_chain,
                        std::string& chain) {
-  // Written by hand rather than through a JSON library: this runs for every request.
-  const RequestMetadata& m = record.metadata;
   std::string line = "{";
-  line.reserve(512 + m.aws_principal_arn.size() + m.kms_key_arn.size());
-  append_field(line, "time", utc_microseconds(record.time));
-  append_field(line, "kmsRequestId", m.kms_request_id);
-  append_field(line, "keystore", record.keystore);
-  append_field(line, "externalKeyId", record.key_id);
-  append_field(line, "operation", record.operation);
-  append_field(line, "kmsOperation", m.kms_operation);
-  append_field(line, "awsPrincipalArn", m.aws_principal_arn);
-  append_field(line, "kmsKeyArn", m.kms_key_arn);
-  append_field(line, "kmsViaService", m.kms_via_service);
-  append_field(line, "awsSourceVpc", m.aws_source_vpc);
-  append_field(line, "awsSourceVpce", m.aws_source_vpce);
-  append_field(line, "outcome", record.outcome);
-  append_field(line, "errorName", record.error_name);
-  append_number(line, "status", record.status);
-  append_number(line, "latencyUs", record.latency_us);
-  append_field(line, "hsm", record.hsm_id);
-  append_field(line, "clientSubject", record.client_subject);
-  append_field(line, "prev", previous_chain);
+  line.reserve(fields.size() + 2 * 64 + 32);
+  line.append(fields);
+  append_json_field(line, "prev", previous_chain);
   line.back() = '}';
-  chain = sigv4::sha256_hex(line);
+  chain = sha256_hex(line);
   line.pop_back();  // the closing brace: the chain goes last
   line.append(kChainField).append(chain).append("\"}");
   return line;
@@ -144,11 +140,11 @@ bool AuditLog::reserve() {
   return true;
 }
 
-void AuditLog::submit(AuditRecord record) {
+void AuditLog::submit(std::string fields) {
   bool wake = false;
   {
     std::lock_guard lock(mutex_);
-    queue_.push_back(std::move(record));
+    queue_.push_back(std::move(fields));
     wake = queue_.size() == kWakeAt;
   }
   // The writer batches: it wakes every kFlushInterval, or early when the queue fills up.
@@ -189,13 +185,13 @@ void AuditLog::run() {
         return;
       continue;
     }
-    std::deque<AuditRecord> batch;
+    std::deque<std::string> batch;
     batch.swap(queue_);
     lock.unlock();
     std::string text;
-    for (const AuditRecord& record : batch) {
+    for (const std::string& fields : batch) {
       std::string chain;
-      text += audit_line(record, previous_chain_, chain);
+      text += audit_line(fields, previous_chain_, chain);
       text.push_back('\n');
       previous_chain_ = std::move(chain);
     }
@@ -231,7 +227,7 @@ AuditVerification verify_audit_file(const std::string& path) {
     }
     std::string chain = line.substr(at + kChainField.size(), 64);
     std::string body = line.substr(0, at) + "}";
-    if (sigv4::sha256_hex(body) != chain)
+    if (sha256_hex(body) != chain)
       return bad("content does not match its hash (edited)");
     boost::system::error_code error;
     boost::json::value parsed = boost::json::parse(body, error);

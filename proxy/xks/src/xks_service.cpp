@@ -94,7 +94,7 @@ HttpResponse XksService::handle(const HttpRequest& request, Clock::time_point re
   if (observe_)
     observe_(outcome, seconds);
   if (audited) {
-    audit_->submit(audit_record(outcome, request, seconds));
+    audit_->submit(audit_fields(audit_record(outcome, request, seconds)));
   } else if (audit_ != nullptr) {
     audit_->dropped();
   }

@@ -24,14 +24,13 @@ class AuditLogTest : public testing::Test {
   }
   ~AuditLogTest() override { std::filesystem::remove_all(dir_); }
 
-  static AuditRecord record(int i) {
-    AuditRecord r;
-    r.time = std::chrono::system_clock::now();
-    r.metadata.kms_request_id = "request-" + std::to_string(i) + " \"quoted\"\n";
-    r.operation = "Encrypt";
-    r.outcome = "ok";
-    r.status = 200;
-    return r;
+  static std::string record(int i) {
+    std::string fields;
+    append_json_field(fields, "time", utc_timestamp(std::chrono::system_clock::now()));
+    append_json_field(fields, "kmsRequestId", "request-" + std::to_string(i) + " \"quoted\"\n");
+    append_json_field(fields, "operation", "Encrypt");
+    append_json_number(fields, "status", 200);
+    return fields;
   }
 
   void write(int count) {

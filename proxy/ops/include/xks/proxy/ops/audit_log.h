@@ -1,8 +1,9 @@
-// The audit log: one JSON line per XKS request, each line carrying the SHA-256 of its content,
-// which includes the previous line's hash ("prev"), so a deleted, reordered or edited line is
-// found by `xks-proxy audit verify`. Lines are written by a background thread from a bounded
-// queue: a full queue drops (and counts) the record, or — with on_full = reject — the proxy
-// refuses requests it could not audit. Plaintext, keys and secrets are never part of a record.
+// The audit log: one JSON line per record, each line carrying the SHA-256 of its content, which
+// includes the previous line's hash ("prev"), so a deleted, reordered or edited line is found
+// by `xks-proxy audit verify`. Lines are written by a background thread from a bounded queue:
+// a full queue drops (and counts) the record, or — with on_full = reject — the proxy refuses
+// requests it could not audit. What a record says is the caller's (for XKS requests, see
+// xks/audit_record.h); the log adds the chain. Plaintext, keys and secrets are never logged.
 #pragma once
 
 #include <atomic>
@@ -14,26 +15,12 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "xks/proxy/config/config.h"
-#include "xks/proxy/xks/request_metadata.h"
 
 namespace xks::proxy {
-
-struct AuditRecord {
-  std::chrono::system_clock::time_point time;
-  RequestMetadata metadata;
-  std::string keystore;
-  std::string key_id;
-  std::string operation;
-  std::string outcome;  // ok | error
-  std::string error_name;
-  int status = 0;
-  long latency_us = 0;
-  std::string hsm_id;
-  std::string client_subject;
-};
 
 class AuditLog {
  public:
@@ -45,8 +32,9 @@ class AuditLog {
 
   // Holds a place in the queue for a request about to be served; false when full.
   bool reserve();
-  // Queues a record into a reserved place.
-  void submit(AuditRecord record);
+  // Queues a record into a reserved place: JSON object members, each followed by a comma
+  // (built with append_json_field), to which the log appends "prev" and "chain".
+  void submit(std::string fields);
   // Records that found no place (counted through on_drop).
   void dropped();
   // Reopens the file (after logrotate moved it); the chain continues into the new file.
@@ -62,7 +50,7 @@ class AuditLog {
   std::function<void()> on_drop_;
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<AuditRecord> queue_;
+  std::deque<std::string> queue_;
   std::atomic<std::size_t> reserved_{0};  // places held, queued or not: no lock to reserve
   bool reopen_ = false;
   bool stopping_ = false;
@@ -71,9 +59,15 @@ class AuditLog {
   std::thread writer_;
 };
 
-// The line for `record` whose predecessor's hash is `previous_chain`; sets `chain` to its hash.
-std::string audit_line(const AuditRecord& record, const std::string& previous_chain,
+// The line for `fields` whose predecessor's hash is `previous_chain`; sets `chain` to its hash.
+std::string audit_line(std::string_view fields, const std::string& previous_chain,
                        std::string& chain);
+
+// Appends `"name":"value",` with the value escaped for JSON; and `"name":value,`.
+void append_json_field(std::string& out, std::string_view name, std::string_view value);
+void append_json_number(std::string& out, std::string_view name, long value);
+// `time` as an RFC 3339 UTC timestamp with microseconds, e.g. 2026-11-29T10:00:00.000001Z.
+std::string utc_timestamp(std::chrono::system_clock::time_point time);
 
 struct AuditVerification {
   std::size_t lines = 0;

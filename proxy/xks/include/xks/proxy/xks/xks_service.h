@@ -15,6 +15,7 @@
 #include "xks/hsm/key_service.h"
 #include "xks/proxy/ops/audit_log.h"
 #include "xks/proxy/transport/http_message.h"
+#include "xks/proxy/xks/audit_record.h"
 #include "xks/proxy/xks/outcome.h"
 #include "xks/proxy/xks/request_metadata.h"
 #include "xks/proxy/xks/xks_error.h"

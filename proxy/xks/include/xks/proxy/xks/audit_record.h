@@ -1,0 +1,30 @@
+// What the audit log records of one XKS request (DESIGN "Audit log"): the request's metadata
+// (kmsRequestId first), key store, key, operation, outcome, errorName, latency, HSM and mTLS
+// subject. Never plaintext, AAD, keys or secrets.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "xks/proxy/xks/request_metadata.h"
+
+namespace xks::proxy {
+
+struct AuditRecord {
+  std::chrono::system_clock::time_point time;
+  RequestMetadata metadata;
+  std::string keystore;
+  std::string key_id;
+  std::string operation;
+  std::string outcome;  // ok | error
+  std::string error_name;
+  int status = 0;
+  long latency_us = 0;
+  std::string hsm_id;
+  std::string client_subject;
+};
+
+// The record's fields for AuditLog::submit, in a fixed order.
+std::string audit_fields(const AuditRecord& record);
+
+}  // namespace xks::proxy
