@@ -6,8 +6,8 @@
 #include <string_view>
 #include <vector>
 
-#include "base64.h"
 #include "router.h"
+#include "xks/proxy/xks/base64.h"
 #include "xks_json.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "base64.h"
+#include "xks/proxy/xks/base64.h"
 
 namespace xks::proxy {
 

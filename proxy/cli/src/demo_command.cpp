@@ -14,11 +14,11 @@
 #include <stdexcept>
 #include <vector>
 
-#include "base64.h"
 #include "serve_command.h"
 #include "xks/hsm/key_admin.h"
 #include "xks/hsm/pkcs11_module.h"
 #include "xks/proxy/cli/credentials.h"
+#include "xks/proxy/xks/base64.h"
 
 namespace xks::proxy {
 

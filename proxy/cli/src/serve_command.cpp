@@ -6,12 +6,12 @@
 #include <csignal>
 #include <iostream>
 
-#include "operational_log.h"
-#include "tls.h"
 #include "xks/proxy/app/application.h"
 #include "xks/proxy/app/runtime.h"
 #include "xks/proxy/config/config.h"
+#include "xks/proxy/ops/operational_log.h"
 #include "xks/proxy/transport/server.h"
+#include "xks/proxy/transport/tls.h"
 
 namespace xks::proxy {
 

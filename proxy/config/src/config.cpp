@@ -373,9 +373,13 @@ bool is_valid_uri_prefix(std::string_view prefix) {
   });
 }
 
-tl::expected<Config, std::string> load_config(const std::string& path) {
+namespace {
+
+// `parse` yields the TOML table; `path` names the source in every error.
+template <typename Parse>
+tl::expected<Config, std::string> read_config(const std::string& path, Parse parse) {
   try {
-    toml::table root = toml::parse_file(path);
+    toml::table root = parse();
     TableReader reader(root, "", path);
     Config config;
     auto section = [&](std::string_view name, bool required) -> const toml::table* {
@@ -420,6 +424,16 @@ tl::expected<Config, std::string> load_config(const std::string& path) {
   } catch (const ConfigError& error) {
     return tl::unexpected(std::string(error.what()));
   }
+}
+
+}  // namespace
+
+tl::expected<Config, std::string> load_config(const std::string& path) {
+  return read_config(path, [&] { return toml::parse_file(path); });
+}
+
+tl::expected<Config, std::string> parse_config(std::string_view text, const std::string& source) {
+  return read_config(source, [&] { return toml::parse(text, source); });
 }
 
 }  // namespace xks::proxy

@@ -1,5 +1,5 @@
 // Operational log set-up.
-#include "operational_log.h"
+#include "xks/proxy/ops/operational_log.h"
 
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/spdlog.h>

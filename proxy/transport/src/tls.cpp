@@ -1,5 +1,5 @@
 // TLS server context.
-#include "tls.h"
+#include "xks/proxy/transport/tls.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>

@@ -1,5 +1,5 @@
 // Strict base64 through OpenSSL's block codec, with the checks it leaves out.
-#include "base64.h"
+#include "xks/proxy/xks/base64.h"
 
 #include <openssl/evp.h>
 

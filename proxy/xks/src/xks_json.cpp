@@ -5,7 +5,7 @@
 
 #include <boost/json.hpp>
 
-#include "base64.h"
+#include "xks/proxy/xks/base64.h"
 
 namespace xks::proxy {
 

@@ -6,8 +6,8 @@
 #include <boost/json.hpp>
 #include <set>
 
-#include "base64.h"
 #include "xks/proxy/config/config.h"
+#include "xks/proxy/xks/base64.h"
 
 namespace xks::proxy {
 namespace {

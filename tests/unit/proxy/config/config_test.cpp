@@ -72,6 +72,15 @@ TEST_F(ConfigTest, AMinimalFileGetsTheDefaults) {
   EXPECT_FALSE(config->keystores[0].allowed_keys.has_value());
 }
 
+TEST_F(ConfigTest, ParsesTextInMemoryLikeAFile) {
+  auto config = parse_config(minimal(), "inline.toml");
+  ASSERT_TRUE(config.has_value()) << config.error();
+  EXPECT_EQ(config->keystores[0].prefix, "/example");
+  auto bad = parse_config("[server]\nlisten = 1\n" + minimal(), "inline.toml");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_NE(bad.error().find("inline.toml:2: server.listen"), std::string::npos) << bad.error();
+}
+
 TEST_F(ConfigTest, ReadsEverySetting) {
   ::setenv("XKS_TEST_SECRET", "newSecretnewSecretnewSecretnewSecretnewSecret+/=", 1);
   auto config = load(

@@ -1,5 +1,5 @@
 // Strict base64: RFC 4648's test vectors and every lenient form a sloppy decoder would accept.
-#include "base64.h"
+#include "xks/proxy/xks/base64.h"
 
 #include <gtest/gtest.h>
 

@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-#include "base64.h"
+#include "xks/proxy/xks/base64.h"
 
 namespace xks::proxy {
 namespace {

@@ -10,9 +10,9 @@
 #include <optional>
 #include <thread>
 
-#include "base64.h"
 #include "hsm_fixture.h"
 #include "xks/proxy/app/proxy_metrics.h"
+#include "xks/proxy/xks/base64.h"
 #include "xks/sigv4/canonical.h"
 #include "xks/sigv4/signer.h"
 #include "xks_json.h"

@@ -87,6 +87,8 @@ struct Config {
 };
 
 tl::expected<Config, std::string> load_config(const std::string& path);
+// The same from text in memory; `source` names it in errors (the fuzz target's entry).
+tl::expected<Config, std::string> parse_config(std::string_view text, const std::string& source);
 
 // Spec format rules, shared with the credential generator.
 bool is_valid_access_key_id(std::string_view id);  // 20-30 of [A-Z2-7]
