@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "serve_command.h"
+#include "xks/hsm/backend.h"
 #include "xks/hsm/key_admin.h"
 #include "xks/hsm/pkcs11_module.h"
 #include "xks/proxy/cli/credentials.h"
@@ -114,10 +115,9 @@ void setup_token(const fs::path& dir, const fs::path& log) {
     std::ofstream(softhsm / "initialized") << kTokenLabel << "\n";
   }
 
-  auto module = hsm::Pkcs11Module::load(kSoftHsmModule);
-  if (!module)
-    throw SetupError(module.error().message);
-  auto token = (*module)->find_token({hsm::TokenSelector::By::kLabel, kTokenLabel});
+  auto token = hsm::open_token(
+      std::string(kSoftHsmModule), {hsm::TokenSelector::By::kLabel, std::string(kTokenLabel)},
+      {hsm::PinSource::From::kFile, (dir / "secrets" / "hsm-pin").string()});
   if (!token)
     throw SetupError(token.error().message);
   const std::pair<const char*, hsm::KeyUsageRequest> kKeys[] = {
@@ -128,7 +128,8 @@ void setup_token(const fs::path& dir, const fs::path& log) {
       {kHealthKey, {true, true}},
   };
   for (const auto& [label, usage] : kKeys) {
-    auto created = hsm::create_aes_key(**module, token->slot_id, pin, label, usage);
+    auto created =
+        hsm::create_aes_key(*token->module, token->token.slot_id, token->pin, label, usage);
     if (!created && created.error().kind != hsm::HsmErrorKind::kDuplicateKey) {
       throw SetupError(std::string("creating key ") + label + ": " + created.error().message);
     }

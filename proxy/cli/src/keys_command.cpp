@@ -5,7 +5,9 @@
 #include <iomanip>
 #include <iostream>
 #include <memory>
+#include <optional>
 
+#include "xks/hsm/backend.h"
 #include "xks/hsm/key_admin.h"
 #include "xks/hsm/pin.h"
 #include "xks/hsm/pkcs11_module.h"
@@ -35,17 +37,11 @@ void add_token_options(CLI::App& command, TokenOptions& options) {
   pin_file->excludes(pin_env);
 }
 
-struct OpenToken {
-  std::shared_ptr<hsm::Pkcs11Module> module;
-  CK_SLOT_ID slot = 0;
-  std::string pin;
-};
-
-// Prints the reason and returns null on failure.
-std::unique_ptr<OpenToken> open_token(const TokenOptions& options) {
+// Prints the reason and returns nullopt on failure.
+std::optional<hsm::OpenToken> open_token(const TokenOptions& options) {
   auto fail = [](const std::string& reason) {
     std::cerr << "xks-proxy keys: " << reason << "\n";
-    return nullptr;
+    return std::nullopt;
   };
   hsm::TokenSelector selector;
   if (!options.token_label.empty()) {
@@ -60,18 +56,13 @@ std::unique_ptr<OpenToken> open_token(const TokenOptions& options) {
   if (options.pin_file.empty() && options.pin_env.empty()) {
     return fail("give the PIN with --pin-file or --pin-env");
   }
-  auto pin = options.pin_file.empty()
-                 ? hsm::read_pin({hsm::PinSource::From::kEnvironment, options.pin_env})
-                 : hsm::read_pin({hsm::PinSource::From::kFile, options.pin_file});
-  if (!pin)
-    return fail(pin.error().message);
-  auto module = hsm::Pkcs11Module::load(options.module);
-  if (!module)
-    return fail(module.error().message);
-  auto token = (*module)->find_token(selector);
-  if (!token)
-    return fail(token.error().message);
-  return std::make_unique<OpenToken>(OpenToken{*module, token->slot_id, std::move(*pin)});
+  hsm::PinSource pin = options.pin_file.empty()
+                           ? hsm::PinSource{hsm::PinSource::From::kEnvironment, options.pin_env}
+                           : hsm::PinSource{hsm::PinSource::From::kFile, options.pin_file};
+  auto opened = hsm::open_token(options.module, selector, pin);
+  if (!opened)
+    return fail(opened.error().message);
+  return std::move(*opened);
 }
 
 std::string usage_text(const hsm::KeyInfo& info) {
@@ -110,7 +101,8 @@ void add_keys_command(CLI::App& app, int& exit_code) {
     auto token = open_token(*create_options);
     if (!token)
       return;
-    auto created = hsm::create_aes_key(*token->module, token->slot, token->pin, *label, *requested);
+    auto created =
+        hsm::create_aes_key(*token->module, token->token.slot_id, token->pin, *label, *requested);
     if (!created) {
       std::cerr << "xks-proxy keys create: " << *label << ": " << created.error().message << "\n";
       return;
@@ -127,7 +119,7 @@ void add_keys_command(CLI::App& app, int& exit_code) {
     auto token = open_token(*list_options);
     if (!token)
       return;
-    auto listing = hsm::list_keys(*token->module, token->slot, token->pin);
+    auto listing = hsm::list_keys(*token->module, token->token.slot_id, token->pin);
     if (!listing) {
       std::cerr << "xks-proxy keys list: " << listing.error().message << "\n";
       return;

@@ -1,0 +1,82 @@
+// One HSM token as the proxy serves it (DESIGN: an HSM fleet member): the PKCS#11 module, the
+// token found by its selector, a pool of logged-in sessions, the key service with the vendor
+// profile, the deep health check (run at start, then in the background once watched) and the
+// executor whose threads make the blocking PKCS#11 calls. Starting it self-tests the vendor profile
+// with the health key: a backend that cannot encrypt and decrypt does not start.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "xks/hsm/hsm_error.h"
+#include "xks/hsm/hsm_executor.h"
+#include "xks/hsm/hsm_health.h"
+#include "xks/hsm/key_service.h"
+#include "xks/hsm/pin.h"
+#include "xks/hsm/pkcs11_module.h"
+#include "xks/hsm/session_pool.h"
+#include "xks/hsm/vendor_profile.h"
+
+namespace xks::hsm {
+
+// A token opened for use: its module, where it is, and the PIN to log in with.
+struct OpenToken {
+  std::shared_ptr<Pkcs11Module> module;
+  TokenInfo token;
+  std::string pin;
+};
+
+// Reads the PIN, loads the module and finds the token: what every command that uses an HSM
+// does first. Errors name the PIN source, module or token, never the PIN.
+HsmResult<OpenToken> open_token(const std::string& module, const TokenSelector& token,
+                                const PinSource& pin);
+
+struct BackendOptions {
+  std::string module;
+  TokenSelector token;
+  PinSource pin;
+  VendorProfile profile;
+  std::string health_key;
+  std::size_t sessions = 8;
+  std::size_t workers = 0;  // executor threads; 0: one per core (measured best for SoftHSM)
+  // Session events (lost, reopened), for logs; may be empty.
+  std::function<void(const std::string& event)> on_session_event;
+};
+
+class Backend {
+ public:
+  static HsmResult<std::unique_ptr<Backend>> start(BackendOptions options);
+  ~Backend();  // stops the health loop, then runs what the executor holds
+  Backend(const Backend&) = delete;
+  Backend& operator=(const Backend&) = delete;
+
+  const TokenInfo& token() const { return token_; }
+  const VendorProfile& profile() const { return options_.profile; }
+  SessionPool& pool() { return *pool_; }
+  KeyService& keys() { return *keys_; }
+  HsmHealth& health() { return *health_; }
+  HsmExecutor& executor() { return *executor_; }
+
+  // Checks health every 10 s in the background from now on, calling `on_change` (on that
+  // thread) when the state changes. Call once.
+  void watch_health(std::function<void(HealthState state, const std::string& detail)> on_change);
+
+ private:
+  explicit Backend(BackendOptions options) : options_(std::move(options)) {}
+  void check_health_periodically(std::stop_token stop,
+                                 std::function<void(HealthState, const std::string&)> on_change);
+
+  BackendOptions options_;
+  TokenInfo token_;
+  std::shared_ptr<Pkcs11Module> module_;
+  std::unique_ptr<SessionPool> pool_;
+  std::unique_ptr<KeyService> keys_;
+  std::unique_ptr<HsmHealth> health_;
+  std::unique_ptr<HsmExecutor> executor_;  // joined before the members it uses go
+  std::jthread health_checks_;             // last: stopped first
+};
+
+}  // namespace xks::hsm

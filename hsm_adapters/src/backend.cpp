@@ -1,0 +1,96 @@
+// Opening an HSM token and keeping it ready for the proxy.
+#include "xks/hsm/backend.h"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+
+namespace xks::hsm {
+
+namespace {
+
+std::size_t threads_or_cores(std::size_t configured) {
+  return configured != 0 ? configured : std::max(1u, std::thread::hardware_concurrency());
+}
+
+HsmError with_context(HsmError error, const std::string& context) {
+  error.message = context + ": " + error.message;
+  return error;
+}
+
+}  // namespace
+
+HsmResult<OpenToken> open_token(const std::string& module, const TokenSelector& token,
+                                const PinSource& pin) {
+  auto read = read_pin(pin);
+  if (!read)
+    return tl::unexpected(read.error());
+  auto loaded = Pkcs11Module::load(module);
+  if (!loaded)
+    return tl::unexpected(loaded.error());
+  auto found = (*loaded)->find_token(token);
+  if (!found)
+    return tl::unexpected(found.error());
+  return OpenToken{*loaded, *found, std::move(*read)};
+}
+
+HsmResult<std::unique_ptr<Backend>> Backend::start(BackendOptions options) {
+  std::unique_ptr<Backend> backend(new Backend(std::move(options)));
+  const BackendOptions& o = backend->options_;
+  auto opened = open_token(o.module, o.token, o.pin);
+  if (!opened)
+    return tl::unexpected(opened.error());
+  backend->module_ = opened->module;
+  backend->token_ = opened->token;
+  auto pool = SessionPool::open(backend->module_, backend->token_.slot_id, std::move(opened->pin),
+                                {.sessions = o.sessions, .on_event = o.on_session_event});
+  if (!pool)
+    return tl::unexpected(with_context(pool.error(), "HSM token '" + backend->token_.label + "'"));
+  backend->pool_ = std::move(*pool);
+  backend->keys_ = std::make_unique<KeyService>(*backend->pool_, o.profile);
+
+  auto deadline = SessionPool::Clock::now() + std::chrono::seconds(10);
+  if (auto tested = backend->keys_->self_test(o.health_key, deadline); !tested) {
+    return tl::unexpected(with_context(tested.error(), "self-test of vendor profile '" +
+                                                           o.profile.name + "' with health key '" +
+                                                           o.health_key + "' failed"));
+  }
+  backend->health_ =
+      std::make_unique<HsmHealth>(*backend->keys_, o.health_key, backend->token_, HealthOptions{});
+  backend->health_->check(deadline);
+  // Queue bound: a few deadlines' worth of work per session; beyond that, shed at once.
+  backend->executor_ = std::make_unique<HsmExecutor>(threads_or_cores(o.workers), 64 * o.sessions);
+  return backend;
+}
+
+Backend::~Backend() = default;
+
+void Backend::watch_health(
+    std::function<void(HealthState state, const std::string& detail)> on_change) {
+  health_checks_ = std::jthread([this, on_change = std::move(on_change)](std::stop_token stop) {
+    check_health_periodically(stop, on_change);
+  });
+}
+
+// Deep health in the background, so that GetHealthStatus and /readyz answer from a fresh
+// report without waiting on the HSM.
+void Backend::check_health_periodically(
+    std::stop_token stop, std::function<void(HealthState, const std::string&)> on_change) {
+  constexpr auto kInterval = std::chrono::seconds(10);
+  constexpr auto kTimeout = std::chrono::seconds(5);
+  std::mutex mutex;
+  std::condition_variable_any wake;
+  HealthState previous = health_->last().state;
+  std::unique_lock lock(mutex);
+  while (!wake.wait_for(lock, stop, kInterval, [] { return false; }) && !stop.stop_requested()) {
+    HealthReport report = health_->check(SessionPool::Clock::now() + kTimeout);
+    if (report.state != previous) {
+      if (on_change)
+        on_change(report.state, report.detail);
+      previous = report.state;
+    }
+  }
+}
+
+}  // namespace xks::hsm
