@@ -62,12 +62,13 @@ tl::expected<std::array<unsigned, 4>, std::string> parse_mix(const std::string& 
         return tl::unexpected("--mix: bad weight in '" + part + "'");
       weight = static_cast<unsigned>(std::stoul(number));
     }
-    auto it = std::find_if(kOperations.begin(), kOperations.end(),
-                           [&](Operation operation) { return operation_name(operation) == name; });
-    if (it == kOperations.end())
+    auto it = std::find_if(kMixOrder.begin(), kMixOrder.end(), [&](Operation operation) {
+      return xks::wire::uri_name(operation) == name;
+    });
+    if (it == kMixOrder.end())
       return tl::unexpected("--mix: unknown operation '" + name +
                             "' (encrypt, decrypt, metadata, health)");
-    weights[static_cast<std::size_t>(it - kOperations.begin())] = weight;
+    weights[static_cast<std::size_t>(it - kMixOrder.begin())] = weight;
   }
   if (std::all_of(weights.begin(), weights.end(), [](unsigned w) { return w == 0; }))
     return tl::unexpected(std::string("--mix: every weight is zero"));

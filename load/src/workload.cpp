@@ -8,35 +8,23 @@
 #include <boost/json/value.hpp>
 
 #include "xks/sigv4/canonical.h"
+#include "xks/wire/base64.h"
 
 namespace xks::load {
 
 namespace {
 
+// The strict codec the proxy uses (xks/wire), over strings: answers that are not canonical
+// base64 fail verification.
 std::string base64_encode(std::string_view data) {
-  std::string out((data.size() + 2) / 3 * 4 + 1, '\0');
-  int length = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                               reinterpret_cast<const unsigned char*>(data.data()),
-                               static_cast<int>(data.size()));
-  out.resize(static_cast<std::size_t>(length));
-  return out;
+  return wire::base64_encode({reinterpret_cast<const std::uint8_t*>(data.data()), data.size()});
 }
 
-// Standard base64 with padding, as XKS sends it; nothing on malformed input.
 std::optional<std::string> base64_decode(std::string_view text) {
-  if (text.size() % 4 != 0)
+  auto bytes = wire::base64_decode(text);
+  if (!bytes)
     return std::nullopt;
-  std::string out(text.size() / 4 * 3, '\0');
-  int length = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                               reinterpret_cast<const unsigned char*>(text.data()),
-                               static_cast<int>(text.size()));
-  if (length < 0)
-    return std::nullopt;
-  std::size_t padding = 0;
-  for (auto it = text.rbegin(); it != text.rend() && *it == '=' && padding < 2; ++it)
-    ++padding;
-  out.resize(static_cast<std::size_t>(length) - padding);
-  return out;
+  return std::string(bytes->begin(), bytes->end());
 }
 
 // A string member of a JSON object, or nothing.
@@ -60,20 +48,6 @@ Outcome verify_failure(std::string what) {
 
 }  // namespace
 
-std::string_view operation_name(Operation operation) {
-  switch (operation) {
-    case Operation::kEncrypt:
-      return "encrypt";
-    case Operation::kDecrypt:
-      return "decrypt";
-    case Operation::kMetadata:
-      return "metadata";
-    case Operation::kHealth:
-      return "health";
-  }
-  return "?";
-}
-
 std::string Target::authority() const {
   return port == "443" ? host : host + ":" + port;
 }
@@ -96,7 +70,7 @@ RequestFactory::RequestFactory(const Target& target, const WorkloadMix& mix,
 }
 
 Operation RequestFactory::pick() {
-  return kOperations[static_cast<std::size_t>(operations_(random_))];
+  return kMixOrder[static_cast<std::size_t>(operations_(random_))];
 }
 
 std::string RequestFactory::random_base64(std::size_t bytes) {
@@ -138,7 +112,7 @@ PreparedRequest RequestFactory::make(Operation operation, std::string_view key_i
   PreparedRequest request;
   request.operation = operation;
   std::string base = target_.uri_prefix + "/kms/xks/v1/";
-  if (operation == Operation::kHealth) {
+  if (operation == Operation::kGetHealthStatus) {
     request.path = base + "health";
     request.body = R"({"requestMetadata":{"kmsRequestId":")" + request_id() +
                    R"(","kmsOperation":"KmsHealthCheck"}})";
@@ -160,7 +134,7 @@ PreparedRequest RequestFactory::make(Operation operation, std::string_view key_i
   } else {
     request.key_id =
         key_id.empty() ? mix_.key_ids[random_() % mix_.key_ids.size()] : std::string(key_id);
-    if (operation == Operation::kMetadata) {
+    if (operation == Operation::kGetKeyMetadata) {
       request.path = base + "keys/" + request.key_id + "/metadata";
       request.body = R"({"requestMetadata":)" + metadata("DescribeKey") + "}";
     } else {
@@ -230,6 +204,8 @@ Outcome judge(const PreparedRequest& request, unsigned status, std::string_view 
       auto cdiv = member(*object, "ciphertextDataIntegrityValue");
       if (request.body.find("ciphertextDataIntegrityValueAlgorithm") != std::string::npos) {
         // Spec: base64(SHA-256(AAD || ciphertextMetadata || IV || ciphertext || tag)).
+        // Recomputed here on purpose rather than shared with the proxy's code: xks-load is an
+        // independent check of the proxy's answers.
         std::string digested = request.aad.empty() ? "" : *base64_decode(request.aad);
         digested += decoded_member(*object, "ciphertextMetadata").value_or("");
         digested += *iv + *ciphertext + *tag;
@@ -246,11 +222,11 @@ Outcome judge(const PreparedRequest& request, unsigned status, std::string_view 
         return verify_failure("decrypt returned another plaintext");
       return {OutcomeKind::kOk, "OK"};
     }
-    case Operation::kMetadata:
+    case Operation::kGetKeyMetadata:
       if (!member(*object, "keySpec") || !object->contains("keyUsage"))
         return verify_failure("metadata answer lacks keySpec or keyUsage");
       return {OutcomeKind::kOk, "OK"};
-    case Operation::kHealth:
+    case Operation::kGetHealthStatus:
       if (!object->contains("ekmFleetDetails"))
         return verify_failure("health answer lacks ekmFleetDetails");
       return {OutcomeKind::kOk, "OK"};

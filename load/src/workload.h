@@ -13,13 +13,15 @@
 #include <vector>
 
 #include "xks/sigv4/signer.h"
+#include "xks/wire/operation.h"
 
 namespace xks::load {
 
-enum class Operation { kEncrypt, kDecrypt, kMetadata, kHealth };
-inline constexpr std::array<Operation, 4> kOperations = {Operation::kEncrypt, Operation::kDecrypt,
-                                                         Operation::kMetadata, Operation::kHealth};
-std::string_view operation_name(Operation operation);
+using wire::Operation;
+// The order of --mix weights (named by wire::uri_name: encrypt, decrypt, metadata, health).
+inline constexpr std::array<Operation, 4> kMixOrder = {Operation::kEncrypt, Operation::kDecrypt,
+                                                       Operation::kGetKeyMetadata,
+                                                       Operation::kGetHealthStatus};
 
 // Where the proxy is and who we are to it.
 struct Target {
@@ -35,7 +37,7 @@ struct Target {
 };
 
 struct WorkloadMix {
-  std::array<unsigned, 4> weights{1, 0, 0, 0};  // indexed like kOperations
+  std::array<unsigned, 4> weights{1, 0, 0, 0};  // indexed like kMixOrder
   std::vector<std::string> key_ids{"foo"};
   std::size_t plaintext_bytes = 32;
   std::size_t aad_bytes = 0;  // 0: requests carry no AAD

@@ -14,9 +14,6 @@ namespace {
 const std::vector<double> kLatencyBuckets = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1};
 
-constexpr XksOperation kOperations[] = {XksOperation::kGetKeyMetadata, XksOperation::kEncrypt,
-                                        XksOperation::kDecrypt, XksOperation::kGetHealthStatus};
-
 static_assert(static_cast<std::size_t>(XksError::kDependencyTimeout) + 1 == kXksErrorCount);
 static_assert(static_cast<std::size_t>(sigv4::Failure::kSignatureMismatch) + 1 ==
               kSigV4FailureCount);
@@ -40,7 +37,7 @@ ProxyMetrics::ProxyMetrics(const Config& config, std::string hsm_id, std::string
   for (std::size_t outcome = 0; outcome <= kXksErrorCount; ++outcome) {
     std::string result = outcome == 0 ? "ok" : "error";
     for (std::size_t store = 0; store < config.keystores.size(); ++store) {
-      for (XksOperation operation : kOperations) {
+      for (wire::Operation operation : wire::kOperations) {
         requests_[store][static_cast<std::size_t>(operation)][outcome] = &requests.labels(
             {config.keystores[store].prefix, std::string(operation_name(operation)), result,
              error_label(outcome)});
@@ -57,7 +54,7 @@ ProxyMetrics::ProxyMetrics(const Config& config, std::string hsm_id, std::string
       registry_.histogram("xks_hsm_operation_duration_seconds",
                           "Time at the HSM layer (session wait included) by HSM and XKS operation.",
                           {"hsm", "operation"}, kLatencyBuckets);
-  for (XksOperation operation : kOperations) {
+  for (wire::Operation operation : wire::kOperations) {
     std::string name(operation_name(operation));
     request_seconds_[static_cast<std::size_t>(operation)] = &latency.labels({name});
     hsm_seconds_[static_cast<std::size_t>(operation)] = &hsm_latency.labels({hsm_id_, name});

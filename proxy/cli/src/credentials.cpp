@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "xks/proxy/xks/base64.h"
+#include "xks/wire/base64.h"
 
 namespace xks::proxy {
 
@@ -28,7 +28,7 @@ sigv4::Credential generate_credential() {
   sigv4::Credential credential;
   for (std::uint8_t byte : random_bytes(20))
     credential.access_key_id.push_back(kBase32[byte % 32]);
-  credential.secret_access_key = base64_encode(random_bytes(32));
+  credential.secret_access_key = wire::base64_encode(random_bytes(32));
   return credential;
 }
 

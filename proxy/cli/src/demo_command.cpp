@@ -19,7 +19,7 @@
 #include "xks/hsm/key_admin.h"
 #include "xks/hsm/pkcs11_module.h"
 #include "xks/proxy/cli/credentials.h"
-#include "xks/proxy/xks/base64.h"
+#include "xks/wire/base64.h"
 
 namespace xks::proxy {
 

@@ -17,7 +17,7 @@ bool is_key_id_char(char c) {
 // "health" or "keys/<id>/<operation>".
 std::optional<Route> parse_api_path(std::string_view rest) {
   if (rest == "health")
-    return Route{0, XksOperation::kGetHealthStatus, {}};
+    return Route{0, wire::Operation::kGetHealthStatus, {}};
   if (!rest.starts_with("keys/"))
     return std::nullopt;
   rest.remove_prefix(5);
@@ -32,29 +32,15 @@ std::optional<Route> parse_api_path(std::string_view rest) {
     return std::nullopt;
   }
   if (operation == "metadata")
-    return Route{0, XksOperation::kGetKeyMetadata, key_id};
+    return Route{0, wire::Operation::kGetKeyMetadata, key_id};
   if (operation == "encrypt")
-    return Route{0, XksOperation::kEncrypt, key_id};
+    return Route{0, wire::Operation::kEncrypt, key_id};
   if (operation == "decrypt")
-    return Route{0, XksOperation::kDecrypt, key_id};
+    return Route{0, wire::Operation::kDecrypt, key_id};
   return std::nullopt;
 }
 
 }  // namespace
-
-std::string_view operation_name(XksOperation operation) {
-  switch (operation) {
-    case XksOperation::kGetKeyMetadata:
-      return "GetKeyMetadata";
-    case XksOperation::kEncrypt:
-      return "Encrypt";
-    case XksOperation::kDecrypt:
-      return "Decrypt";
-    case XksOperation::kGetHealthStatus:
-      return "GetHealthStatus";
-  }
-  return "Unknown";
-}
 
 std::optional<Route> route(std::string_view target, std::span<const std::string> prefixes) {
   // KMS never sends a query string; a path that carries one is not an XKS URI.

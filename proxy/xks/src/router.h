@@ -11,13 +11,13 @@
 #include <string>
 #include <string_view>
 
-#include "xks/proxy/xks/xks_operation.h"
+#include "xks/wire/operation.h"
 
 namespace xks::proxy {
 
 struct Route {
   std::size_t keystore = 0;  // index into the prefixes given to route()
-  XksOperation operation = XksOperation::kGetHealthStatus;
+  wire::Operation operation = wire::Operation::kGetHealthStatus;
   std::string_view key_id;  // empty for health
 };
 

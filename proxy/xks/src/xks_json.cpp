@@ -5,7 +5,7 @@
 
 #include <boost/json.hpp>
 
-#include "xks/proxy/xks/base64.h"
+#include "xks/wire/base64.h"
 
 namespace xks::proxy {
 
@@ -45,7 +45,7 @@ tl::expected<std::optional<Bytes>, Rejection> base64_member(const json::object& 
     return tl::unexpected(member.error());
   if (!*member)
     return std::nullopt;
-  auto decoded = base64_decode(**member);
+  auto decoded = wire::base64_decode(**member);
   if (!decoded)
     return reject(XksError::kValidation, std::string(name) + " is not valid base64");
   return std::optional<Bytes>(std::move(*decoded));
@@ -60,7 +60,7 @@ tl::expected<Bytes, Rejection> required_base64(const json::object& object, std::
   return std::move(**member);
 }
 
-tl::expected<RequestMetadata, Rejection> parse_metadata(XksOperation operation,
+tl::expected<RequestMetadata, Rejection> parse_metadata(wire::Operation operation,
                                                         const json::object& body) {
   const json::value* value = body.if_contains("requestMetadata");
   if (value == nullptr || !value->is_object()) {
@@ -73,8 +73,8 @@ tl::expected<RequestMetadata, Rejection> parse_metadata(XksOperation operation,
     std::string* target;
     bool required;
   };
-  bool keyed = operation != XksOperation::kGetHealthStatus;
-  bool crypto = operation == XksOperation::kEncrypt || operation == XksOperation::kDecrypt;
+  bool keyed = operation != wire::Operation::kGetHealthStatus;
+  bool crypto = operation == wire::Operation::kEncrypt || operation == wire::Operation::kDecrypt;
   const Field kFields[] = {
       {"kmsRequestId", &metadata.kms_request_id, true},
       {"kmsOperation", &metadata.kms_operation, true},
@@ -181,7 +181,8 @@ std::string compact(const json::object& object) {
 
 }  // namespace
 
-tl::expected<XksRequest, Rejection> parse_request(XksOperation operation, std::string_view body) {
+tl::expected<XksRequest, Rejection> parse_request(wire::Operation operation,
+                                                  std::string_view body) {
   boost::system::error_code error;
   json::value parsed = json::parse(body, error);
   if (error)
@@ -195,12 +196,12 @@ tl::expected<XksRequest, Rejection> parse_request(XksOperation operation, std::s
   if (!metadata)
     return tl::unexpected(metadata.error());
   request.metadata = std::move(*metadata);
-  if (operation == XksOperation::kEncrypt) {
+  if (operation == wire::Operation::kEncrypt) {
     auto encrypt = parse_encrypt(object);
     if (!encrypt)
       return tl::unexpected(encrypt.error());
     request.encrypt = std::move(*encrypt);
-  } else if (operation == XksOperation::kDecrypt) {
+  } else if (operation == wire::Operation::kDecrypt) {
     auto decrypt = parse_decrypt(object);
     if (!decrypt)
       return tl::unexpected(decrypt.error());
@@ -220,16 +221,16 @@ std::string metadata_response(std::span<const std::string_view> key_usage) {
 std::string encrypt_response(std::span<const std::uint8_t> ciphertext,
                              std::span<const std::uint8_t> iv, std::span<const std::uint8_t> tag,
                              std::string_view cdiv_value) {
-  json::object response{{"authenticationTag", base64_encode(tag)},
-                        {"ciphertext", base64_encode(ciphertext)},
-                        {"initializationVector", base64_encode(iv)}};
+  json::object response{{"authenticationTag", wire::base64_encode(tag)},
+                        {"ciphertext", wire::base64_encode(ciphertext)},
+                        {"initializationVector", wire::base64_encode(iv)}};
   if (!cdiv_value.empty())
     response["ciphertextDataIntegrityValue"] = cdiv_value;
   return compact(response);
 }
 
 std::string decrypt_response(std::span<const std::uint8_t> plaintext) {
-  return compact({{"plaintext", base64_encode(plaintext)}});
+  return compact({{"plaintext", wire::base64_encode(plaintext)}});
 }
 
 std::string health_response(int fleet_size, std::string_view vendor, std::string_view model,
@@ -258,7 +259,7 @@ std::string cdiv(std::span<const std::uint8_t> aad, std::span<const std::uint8_t
   }
   ok = ok && EVP_DigestFinal_ex(context, digest, &length) == 1;
   EVP_MD_CTX_free(context);
-  return ok ? base64_encode(digest) : std::string();
+  return ok ? wire::base64_encode(digest) : std::string();
 }
 
 }  // namespace xks::proxy

@@ -47,7 +47,7 @@ struct Rejection {
 };
 
 // Unknown fields and unknown kmsOperation values are accepted (spec: forward compatibility).
-tl::expected<XksRequest, Rejection> parse_request(XksOperation operation, std::string_view body);
+tl::expected<XksRequest, Rejection> parse_request(wire::Operation operation, std::string_view body);
 
 std::string metadata_response(std::span<const std::string_view> key_usage);
 // `cdiv` is the base64 CDIV, or empty when none was asked for.

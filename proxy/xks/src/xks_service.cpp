@@ -149,7 +149,7 @@ HttpResponse XksService::answer(const HttpRequest& request, Deadline deadline,
     return error_response(outcome, parsed.error().error, parsed.error().message);
   outcome.metadata = parsed->metadata;
 
-  if (found->operation == XksOperation::kGetHealthStatus) {
+  if (found->operation == wire::Operation::kGetHealthStatus) {
     hsm::HealthReport report = health_.current(deadline);
     FleetMember member{health_.token().serial, health_.model(),
                        std::string(hsm::health_state_name(report.state))};
@@ -164,7 +164,7 @@ HttpResponse XksService::answer(const HttpRequest& request, Deadline deadline,
   }
   HsmTimer hsm_timer(outcome);
   switch (found->operation) {
-    case XksOperation::kGetKeyMetadata: {
+    case wire::Operation::kGetKeyMetadata: {
       auto key = keys_.metadata(key_id, deadline);
       if (!key)
         return hsm_error_response(outcome, key.error());
@@ -173,7 +173,7 @@ HttpResponse XksService::answer(const HttpRequest& request, Deadline deadline,
       auto usage = key->key_usage();
       return {200, metadata_response(usage)};
     }
-    case XksOperation::kEncrypt: {
+    case wire::Operation::kEncrypt: {
       const EncryptRequest& encrypt = *parsed->encrypt;
       const Bytes& aad = encrypt.aad ? *encrypt.aad : kEmpty;
       auto hsm_aad = hsm::xks_aad(aad, {});
@@ -198,7 +198,7 @@ HttpResponse XksService::answer(const HttpRequest& request, Deadline deadline,
       }
       return {200, encrypt_response(sealed->ciphertext, sealed->iv, sealed->tag, integrity)};
     }
-    case XksOperation::kDecrypt: {
+    case wire::Operation::kDecrypt: {
       const DecryptRequest& decrypt = *parsed->decrypt;
       auto hsm_aad =
           hsm::xks_aad(decrypt.aad ? *decrypt.aad : kEmpty,
@@ -211,7 +211,7 @@ HttpResponse XksService::answer(const HttpRequest& request, Deadline deadline,
         return hsm_error_response(outcome, opened.error());
       return {200, decrypt_response(*opened)};
     }
-    case XksOperation::kGetHealthStatus:
+    case wire::Operation::kGetHealthStatus:
       break;
   }
   return error_response(outcome, XksError::kInternal, "unhandled operation");

@@ -75,7 +75,7 @@ TEST(RequestFactory, BodiesFollowTheXksApi) {
   // A fresh UUID-shaped kmsRequestId on every request.
   std::set<std::string> ids;
   for (int i = 0; i < 100; ++i) {
-    std::string id(body_of(factory.make(Operation::kMetadata))
+    std::string id(body_of(factory.make(Operation::kGetKeyMetadata))
                        .at("requestMetadata")
                        .at("kmsRequestId")
                        .as_string());
@@ -83,9 +83,9 @@ TEST(RequestFactory, BodiesFollowTheXksApi) {
     ids.insert(id);
   }
   EXPECT_EQ(ids.size(), 100u);
-  auto health = body_of(factory.make(Operation::kHealth));
+  auto health = body_of(factory.make(Operation::kGetHealthStatus));
   EXPECT_EQ(health.at("requestMetadata").at("kmsOperation").as_string(), "KmsHealthCheck");
-  EXPECT_TRUE(factory.make(Operation::kHealth).path.ends_with("/kms/xks/v1/health"));
+  EXPECT_TRUE(factory.make(Operation::kGetHealthStatus).path.ends_with("/kms/xks/v1/health"));
 }
 
 TEST(RequestFactory, DecryptsReplaySealedRecordsAndMixFollowsWeights) {

@@ -7,7 +7,7 @@
 #include <set>
 
 #include "xks/proxy/config/config.h"
-#include "xks/proxy/xks/base64.h"
+#include "xks/wire/base64.h"
 
 namespace xks::proxy {
 namespace {
@@ -18,7 +18,7 @@ TEST(GenerateCredential, MeetsKmsFormatsWithFullEntropy) {
     sigv4::Credential credential = generate_credential();
     EXPECT_TRUE(is_valid_access_key_id(credential.access_key_id)) << credential.access_key_id;
     EXPECT_TRUE(is_valid_secret(credential.secret_access_key));
-    EXPECT_EQ(base64_decode(credential.secret_access_key)->size(), 32u);  // 256 bits
+    EXPECT_EQ(wire::base64_decode(credential.secret_access_key)->size(), 32u);  // 256 bits
     ids.insert(credential.access_key_id);
     secrets.insert(credential.secret_access_key);
   }

@@ -15,24 +15,24 @@ TEST(Route, FindsEachOperation) {
   auto health = route("/tenant-a/kms/xks/v1/health", kPrefixes);
   ASSERT_TRUE(health.has_value());
   EXPECT_EQ(health->keystore, 1u);
-  EXPECT_EQ(health->operation, XksOperation::kGetHealthStatus);
+  EXPECT_EQ(health->operation, wire::Operation::kGetHealthStatus);
 
   auto metadata = route("/kms/xks/v1/keys/foo/metadata", kPrefixes);
   ASSERT_TRUE(metadata.has_value());
   EXPECT_EQ(metadata->keystore, 0u);
-  EXPECT_EQ(metadata->operation, XksOperation::kGetKeyMetadata);
+  EXPECT_EQ(metadata->operation, wire::Operation::kGetKeyMetadata);
   EXPECT_EQ(metadata->key_id, "foo");
 
   auto encrypt = route("/b_2/kms/xks/v1/keys/Key.1_a-B/encrypt", kPrefixes);
   ASSERT_TRUE(encrypt.has_value());
   EXPECT_EQ(encrypt->keystore, 3u);
-  EXPECT_EQ(encrypt->operation, XksOperation::kEncrypt);
+  EXPECT_EQ(encrypt->operation, wire::Operation::kEncrypt);
   EXPECT_EQ(encrypt->key_id, "Key.1_a-B");
 
   auto decrypt = route("/tenant-a/eu/kms/xks/v1/keys/k/decrypt", kPrefixes);
   ASSERT_TRUE(decrypt.has_value());
   EXPECT_EQ(decrypt->keystore, 2u);  // the longest prefix wins
-  EXPECT_EQ(decrypt->operation, XksOperation::kDecrypt);
+  EXPECT_EQ(decrypt->operation, wire::Operation::kDecrypt);
 }
 
 TEST(Route, AcceptsTheLongestKeyIdAndUri) {

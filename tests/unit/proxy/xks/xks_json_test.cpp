@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-#include "xks/proxy/xks/base64.h"
+#include "xks/wire/base64.h"
 
 namespace xks::proxy {
 namespace {
@@ -17,7 +17,7 @@ std::string body(const std::string& fields) {
   return "{" + kKeyedMetadata + fields + "}";
 }
 
-void expect_rejected(XksOperation operation, const std::string& text, XksError error) {
+void expect_rejected(wire::Operation operation, const std::string& text, XksError error) {
   auto parsed = parse_request(operation, text);
   ASSERT_FALSE(parsed.has_value()) << text;
   EXPECT_EQ(error_name(parsed.error().error), error_name(error))
@@ -26,7 +26,7 @@ void expect_rejected(XksOperation operation, const std::string& text, XksError e
 
 TEST(ParseRequest, TheSpecsEncryptExample) {
   auto parsed = parse_request(
-      XksOperation::kEncrypt,
+      wire::Operation::kEncrypt,
       body(R"(,"additionalAuthenticatedData":"cHJvamVjdD1uaWxlLGRlcGFydG1lbnQ9bWFya2V0aW5n",)"
            R"("plaintext":"SGVsbG8gV29ybGQh","encryptionAlgorithm":"AES_GCM",)"
            R"("ciphertextDataIntegrityValueAlgorithm":"SHA_256")"));
@@ -42,7 +42,7 @@ TEST(ParseRequest, TheSpecsEncryptExample) {
 
 TEST(ParseRequest, TheSpecsDecryptExample) {
   auto parsed = parse_request(
-      XksOperation::kDecrypt,
+      wire::Operation::kDecrypt,
       body(
           R"(,"additionalAuthenticatedData":"cHJvamVjdD1uaWxlLGRlcGFydG1lbnQ9bWFya2V0aW5n",)"
           R"("encryptionAlgorithm":"AES_GCM","ciphertext":"ghxkK1txeDNn3q8Y",)"
@@ -59,66 +59,66 @@ TEST(ParseRequest, TheSpecsDecryptExample) {
 
 TEST(ParseRequest, AcceptsUnknownFieldsAndUnknownKmsOperations) {
   auto parsed = parse_request(
-      XksOperation::kGetHealthStatus,
+      wire::Operation::kGetHealthStatus,
       R"({"requestMetadata":{"kmsRequestId":"r","kmsOperation":"BulkFutureThing","new":1},"x":[]})");
   ASSERT_TRUE(parsed.has_value()) << parsed.error().message;
   EXPECT_EQ(parsed->metadata.kms_operation, "BulkFutureThing");
   auto metadata = parse_request(
-      XksOperation::kGetKeyMetadata,
+      wire::Operation::kGetKeyMetadata,
       R"({"requestMetadata":{"awsPrincipalArn":"a","kmsOperation":"DescribeKey","kmsRequestId":"r"}})");
   EXPECT_TRUE(metadata.has_value());
 }
 
 TEST(ParseRequest, RequiresTheMetadataOfEachOperation) {
-  expect_rejected(XksOperation::kGetHealthStatus, "{}", XksError::kValidation);
-  expect_rejected(XksOperation::kGetHealthStatus, R"({"requestMetadata":{}})",
+  expect_rejected(wire::Operation::kGetHealthStatus, "{}", XksError::kValidation);
+  expect_rejected(wire::Operation::kGetHealthStatus, R"({"requestMetadata":{}})",
                   XksError::kValidation);
-  expect_rejected(XksOperation::kGetHealthStatus, R"({"requestMetadata":{"kmsRequestId":"r"}})",
+  expect_rejected(wire::Operation::kGetHealthStatus, R"({"requestMetadata":{"kmsRequestId":"r"}})",
                   XksError::kValidation);
-  expect_rejected(XksOperation::kGetKeyMetadata,
+  expect_rejected(wire::Operation::kGetKeyMetadata,
                   R"({"requestMetadata":{"kmsOperation":"CreateKey","kmsRequestId":"r"}})",
                   XksError::kValidation);
-  expect_rejected(XksOperation::kEncrypt,
+  expect_rejected(wire::Operation::kEncrypt,
                   R"({"requestMetadata":{"awsPrincipalArn":"a","kmsOperation":"Encrypt",)"
                   R"("kmsRequestId":"r"},"plaintext":"AA==","encryptionAlgorithm":"AES_GCM"})",
                   XksError::kValidation);  // no kmsKeyArn
-  expect_rejected(XksOperation::kGetHealthStatus,
+  expect_rejected(wire::Operation::kGetHealthStatus,
                   R"({"requestMetadata":{"kmsRequestId":7,"kmsOperation":"x"}})",
                   XksError::kValidation);
-  expect_rejected(XksOperation::kGetHealthStatus, R"({"requestMetadata":"x"})",
+  expect_rejected(wire::Operation::kGetHealthStatus, R"({"requestMetadata":"x"})",
                   XksError::kValidation);
 }
 
 TEST(ParseRequest, RejectsMalformedBodies) {
   for (const char* bad : {"", "[]", "null", "{", "{\"requestMetadata\":", "\"text\"", "{}}"}) {
-    expect_rejected(XksOperation::kGetHealthStatus, bad, XksError::kValidation);
+    expect_rejected(wire::Operation::kGetHealthStatus, bad, XksError::kValidation);
   }
 }
 
 TEST(ParseRequest, ValidatesEncryptInputs) {
   const std::string ok = R"(,"plaintext":"AA==","encryptionAlgorithm":"AES_GCM")";
-  EXPECT_TRUE(parse_request(XksOperation::kEncrypt, body(ok)).has_value());
-  expect_rejected(XksOperation::kEncrypt, body(R"(,"encryptionAlgorithm":"AES_GCM")"),
+  EXPECT_TRUE(parse_request(wire::Operation::kEncrypt, body(ok)).has_value());
+  expect_rejected(wire::Operation::kEncrypt, body(R"(,"encryptionAlgorithm":"AES_GCM")"),
                   XksError::kValidation);
-  expect_rejected(XksOperation::kEncrypt, body(R"(,"plaintext":"AA==")"), XksError::kValidation);
-  expect_rejected(XksOperation::kEncrypt,
+  expect_rejected(wire::Operation::kEncrypt, body(R"(,"plaintext":"AA==")"), XksError::kValidation);
+  expect_rejected(wire::Operation::kEncrypt,
                   body(R"(,"plaintext":"AA==","encryptionAlgorithm":"AES_CBC")"),
                   XksError::kValidation);
-  expect_rejected(XksOperation::kEncrypt,
+  expect_rejected(wire::Operation::kEncrypt,
                   body(R"(,"plaintext":"AA=","encryptionAlgorithm":"AES_GCM")"),
                   XksError::kValidation);
-  expect_rejected(XksOperation::kEncrypt,
+  expect_rejected(wire::Operation::kEncrypt,
                   body(ok + R"(,"additionalAuthenticatedData":"not base64!")"),
                   XksError::kValidation);
-  expect_rejected(XksOperation::kEncrypt,
+  expect_rejected(wire::Operation::kEncrypt,
                   body(ok + R"(,"ciphertextDataIntegrityValueAlgorithm":"SHA_512")"),
                   XksError::kValidation);
-  std::string big_aad = base64_encode(std::vector<std::uint8_t>(8193, 1));
-  expect_rejected(XksOperation::kEncrypt,
+  std::string big_aad = wire::base64_encode(std::vector<std::uint8_t>(8193, 1));
+  expect_rejected(wire::Operation::kEncrypt,
                   body(ok + R"(,"additionalAuthenticatedData":")" + big_aad + "\""),
                   XksError::kValidation);
-  std::string max_aad = base64_encode(std::vector<std::uint8_t>(8192, 1));
-  EXPECT_TRUE(parse_request(XksOperation::kEncrypt,
+  std::string max_aad = wire::base64_encode(std::vector<std::uint8_t>(8192, 1));
+  EXPECT_TRUE(parse_request(wire::Operation::kEncrypt,
                             body(ok + R"(,"additionalAuthenticatedData":")" + max_aad + "\""))
                   .has_value());
 }
@@ -128,28 +128,29 @@ TEST(ParseRequest, ValidatesDecryptInputs) {
     return body(R"(,"ciphertext":"AAAA","encryptionAlgorithm":"AES_GCM","initializationVector":")" +
                 iv + R"(","authenticationTag":")" + tag + "\"" + extra);
   };
-  const std::string iv12 = base64_encode(std::vector<std::uint8_t>(12, 1));
-  const std::string iv16 = base64_encode(std::vector<std::uint8_t>(16, 1));
-  const std::string tag16 = base64_encode(std::vector<std::uint8_t>(16, 2));
-  EXPECT_TRUE(parse_request(XksOperation::kDecrypt, decrypt(iv12, tag16, "")).has_value());
-  EXPECT_TRUE(parse_request(XksOperation::kDecrypt, decrypt(iv16, tag16, "")).has_value());
-  expect_rejected(XksOperation::kDecrypt,
-                  decrypt(base64_encode(std::vector<std::uint8_t>(13, 1)), tag16, ""),
+  const std::string iv12 = wire::base64_encode(std::vector<std::uint8_t>(12, 1));
+  const std::string iv16 = wire::base64_encode(std::vector<std::uint8_t>(16, 1));
+  const std::string tag16 = wire::base64_encode(std::vector<std::uint8_t>(16, 2));
+  EXPECT_TRUE(parse_request(wire::Operation::kDecrypt, decrypt(iv12, tag16, "")).has_value());
+  EXPECT_TRUE(parse_request(wire::Operation::kDecrypt, decrypt(iv16, tag16, "")).has_value());
+  expect_rejected(wire::Operation::kDecrypt,
+                  decrypt(wire::base64_encode(std::vector<std::uint8_t>(13, 1)), tag16, ""),
                   XksError::kInvalidCiphertext);
-  expect_rejected(XksOperation::kDecrypt,
-                  decrypt(iv12, base64_encode(std::vector<std::uint8_t>(15, 1)), ""),
+  expect_rejected(wire::Operation::kDecrypt,
+                  decrypt(iv12, wire::base64_encode(std::vector<std::uint8_t>(15, 1)), ""),
                   XksError::kInvalidCiphertext);
-  expect_rejected(XksOperation::kDecrypt,
+  expect_rejected(wire::Operation::kDecrypt,
                   decrypt(iv12, tag16,
                           R"(,"ciphertextMetadata":")" +
-                              base64_encode(std::vector<std::uint8_t>(21, 1)) + "\""),
+                              wire::base64_encode(std::vector<std::uint8_t>(21, 1)) + "\""),
                   XksError::kValidation);
-  EXPECT_TRUE(parse_request(XksOperation::kDecrypt,
-                            decrypt(iv12, tag16,
-                                    R"(,"ciphertextMetadata":")" +
-                                        base64_encode(std::vector<std::uint8_t>(20, 1)) + "\""))
-                  .has_value());
-  expect_rejected(XksOperation::kDecrypt,
+  EXPECT_TRUE(
+      parse_request(wire::Operation::kDecrypt,
+                    decrypt(iv12, tag16,
+                            R"(,"ciphertextMetadata":")" +
+                                wire::base64_encode(std::vector<std::uint8_t>(20, 1)) + "\""))
+          .has_value());
+  expect_rejected(wire::Operation::kDecrypt,
                   body(R"(,"encryptionAlgorithm":"AES_GCM","initializationVector":")" + iv12 +
                        R"(","authenticationTag":")" + tag16 + "\""),
                   XksError::kValidation);  // no ciphertext
@@ -176,7 +177,7 @@ TEST(Responses, AreCompactSingleLineJson) {
 }
 
 TEST(Cdiv, TheSpecsWorkedExample) {
-  auto decode = [](std::string_view text) { return *base64_decode(text); };
+  auto decode = [](std::string_view text) { return *wire::base64_decode(text); };
   EXPECT_EQ(cdiv(decode("cHJvamVjdD1uaWxlLGRlcGFydG1lbnQ9bWFya2V0aW5n"),
                  decode("a2V5X3ZlcnNpb249MQ=="), decode("HMrlRw85cAJUd5Ax"),
                  decode("ghxkK1txeDNn3q8Y"), decode("vBxN2ncH1oEkR8WVXpmyYQ==")),

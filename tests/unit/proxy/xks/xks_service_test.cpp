@@ -12,9 +12,9 @@
 
 #include "hsm_fixture.h"
 #include "xks/proxy/app/proxy_metrics.h"
-#include "xks/proxy/xks/base64.h"
 #include "xks/sigv4/canonical.h"
 #include "xks/sigv4/signer.h"
+#include "xks/wire/base64.h"
 #include "xks_json.h"
 
 namespace xks::proxy {
@@ -148,7 +148,7 @@ TEST_F(XksServiceTest, GetKeyMetadataListsUsages) {
 }
 
 TEST_F(XksServiceTest, EncryptThenDecryptWithAadAndCdiv) {
-  std::string aad = base64_encode(std::vector<std::uint8_t>{'p', '=', 'n'});
+  std::string aad = wire::base64_encode(std::vector<std::uint8_t>{'p', '=', 'n'});
   auto encrypted = call("/tenant-a/kms/xks/v1/keys/foo/encrypt",
                         encrypt_body("SGVsbG8gV29ybGQh",
                                      R"(,"additionalAuthenticatedData":")" + aad +
@@ -157,14 +157,14 @@ TEST_F(XksServiceTest, EncryptThenDecryptWithAadAndCdiv) {
   ASSERT_EQ(encrypted.status, 200) << encrypted.body;
   json::object sealed = json::parse(encrypted.body).as_object();
   auto field = [&](const char* name) { return std::string(sealed.at(name).as_string()); };
-  auto ciphertext = *base64_decode(field("ciphertext"));
-  auto iv = *base64_decode(field("initializationVector"));
-  auto tag = *base64_decode(field("authenticationTag"));
+  auto ciphertext = *wire::base64_decode(field("ciphertext"));
+  auto iv = *wire::base64_decode(field("initializationVector"));
+  auto tag = *wire::base64_decode(field("authenticationTag"));
   EXPECT_EQ(ciphertext.size(), 12u);
   EXPECT_EQ(iv.size(), 12u);
   EXPECT_EQ(tag.size(), 16u);
   EXPECT_EQ(field("ciphertextDataIntegrityValue"),
-            cdiv(*base64_decode(aad), {}, iv, ciphertext, tag));
+            cdiv(*wire::base64_decode(aad), {}, iv, ciphertext, tag));
 
   std::string decrypt = "{" + kMetadata + R"(,"ciphertext":")" + field("ciphertext") +
                         R"(","encryptionAlgorithm":"AES_GCM","initializationVector":")" +

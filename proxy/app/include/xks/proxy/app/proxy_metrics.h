@@ -10,8 +10,8 @@
 #include "xks/proxy/config/config.h"
 #include "xks/proxy/ops/metrics.h"
 #include "xks/proxy/xks/xks_error.h"
-#include "xks/proxy/xks/xks_operation.h"
 #include "xks/sigv4/failure.h"
+#include "xks/wire/operation.h"
 
 namespace xks::hsm {
 class HsmExecutor;
@@ -47,11 +47,11 @@ class ProxyMetrics {
   metrics::Registry registry_;
   std::string hsm_id_;
   // [keystore][operation][0 = success, 1 + XksError]
-  std::vector<std::array<std::array<metrics::Counter*, kXksErrorCount + 1>, kXksOperationCount>>
+  std::vector<std::array<std::array<metrics::Counter*, kXksErrorCount + 1>, wire::kOperationCount>>
       requests_;
   std::array<metrics::Counter*, kXksErrorCount + 1> unrouted_{};
-  std::array<metrics::Histogram*, kXksOperationCount> request_seconds_{};
-  std::array<metrics::Histogram*, kXksOperationCount> hsm_seconds_{};
+  std::array<metrics::Histogram*, wire::kOperationCount> request_seconds_{};
+  std::array<metrics::Histogram*, wire::kOperationCount> hsm_seconds_{};
   std::array<metrics::Counter*, kSigV4FailureCount> sigv4_failures_{};
   metrics::Family<metrics::Counter>* hsm_errors_ = nullptr;  // by CKR name: resolved on errors
   metrics::Family<metrics::Counter>* health_transitions_ = nullptr;

@@ -8,15 +8,15 @@
 #include "xks/hsm/pkcs11.h"
 #include "xks/proxy/xks/request_metadata.h"
 #include "xks/proxy/xks/xks_error.h"
-#include "xks/proxy/xks/xks_operation.h"
 #include "xks/sigv4/failure.h"
+#include "xks/wire/operation.h"
 
 namespace xks::proxy {
 
 struct XksOutcome {
-  std::optional<std::size_t> keystore;    // set once routed
-  std::optional<XksOperation> operation;  // set once routed
-  std::optional<XksError> error;          // unset: success
+  std::optional<std::size_t> keystore;       // set once routed
+  std::optional<wire::Operation> operation;  // set once routed
+  std::optional<XksError> error;             // unset: success
   std::optional<sigv4::Failure> auth_failure;
   CK_RV hsm_rv = CKR_OK;     // the PKCS#11 code behind an HSM error
   double hsm_seconds = -1;   // time spent at the HSM layer; < 0: none

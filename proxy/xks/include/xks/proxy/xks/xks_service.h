@@ -19,8 +19,8 @@
 #include "xks/proxy/xks/outcome.h"
 #include "xks/proxy/xks/request_metadata.h"
 #include "xks/proxy/xks/xks_error.h"
-#include "xks/proxy/xks/xks_operation.h"
 #include "xks/sigv4/verifier.h"
+#include "xks/wire/operation.h"
 
 namespace xks::proxy {
 

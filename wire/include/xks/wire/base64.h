@@ -9,9 +9,9 @@
 #include <string_view>
 #include <vector>
 
-namespace xks::proxy {
+namespace xks::wire {
 
 std::optional<std::vector<std::uint8_t>> base64_decode(std::string_view text);
 std::string base64_encode(std::span<const std::uint8_t> bytes);
 
-}  // namespace xks::proxy
+}  // namespace xks::wire

@@ -1,9 +1,9 @@
 // Strict base64 through OpenSSL's block codec, with the checks it leaves out.
-#include "xks/proxy/xks/base64.h"
+#include "xks/wire/base64.h"
 
 #include <openssl/evp.h>
 
-namespace xks::proxy {
+namespace xks::wire {
 
 namespace {
 
@@ -57,4 +57,4 @@ std::string base64_encode(std::span<const std::uint8_t> bytes) {
   return out;
 }
 
-}  // namespace xks::proxy
+}  // namespace xks::wire

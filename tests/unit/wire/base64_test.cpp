@@ -1,9 +1,9 @@
 // Strict base64: RFC 4648's test vectors and every lenient form a sloppy decoder would accept.
-#include "xks/proxy/xks/base64.h"
+#include "xks/wire/base64.h"
 
 #include <gtest/gtest.h>
 
-namespace xks::proxy {
+namespace xks::wire {
 namespace {
 
 std::vector<std::uint8_t> bytes(std::string_view text) {
@@ -45,4 +45,4 @@ TEST(Base64, RejectsLenientForms) {
 }
 
 }  // namespace
-}  // namespace xks::proxy
+}  // namespace xks::wire
