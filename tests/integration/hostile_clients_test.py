@@ -22,8 +22,8 @@ import unittest
 
 import hpack
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import server_test  # noqa: E402  (ProxyProcess and signing helpers)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import proxy_process  # noqa: E402  (ProxyProcess and signing helpers)
 
 MIB = 1 << 20
 # What any one attack below may add to the proxy's resident memory. The attacks send up to
@@ -218,7 +218,7 @@ class HostileClientTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="xks-hostile-test-")
-        cls.proxy = server_test.ProxyProcess(os.path.join(cls.tmp, "demo"))
+        cls.proxy = proxy_process.ProxyProcess(os.path.join(cls.tmp, "demo"))
         # Warm up every path once so that what is measured is what an attack adds.
         for _ in range(3):
             cls.proxy.call("health", health_payload())
@@ -573,5 +573,4 @@ class HostileClientTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    server_test.BINARY, server_test.LOAD_BINARY, server_test.FAULT_MODULE = sys.argv[1:4]
-    unittest.main(argv=sys.argv[:1], verbosity=2)
+    proxy_process.run(globals())

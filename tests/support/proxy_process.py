@@ -1,0 +1,302 @@
+"""What the integration tests share: a demo proxy process (`xks-proxy demo --setup-only`, then
+`serve`) with short timeouts, signing as KMS signs (botocore), a fake XKS server for xks-load's
+checks, and a base test class with one proxy per class. Every server runs on 127.0.0.1 with
+ports picked free, and every wait is bounded.
+
+Test files call run(globals()) with argv: PATH_TO_XKS_PROXY PATH_TO_XKS_LOAD PATH_TO_FAULT_MODULE
+"""
+import base64
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.parse
+import urllib.request
+import uuid
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+BINARY = None
+LOAD_BINARY = None
+FAULT_MODULE = None
+STARTUP_SECONDS = 20
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
+def metadata(operation="Encrypt"):
+    return {"awsPrincipalArn": "arn:aws:iam::123456789012:user/Alice",
+            "kmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1",
+            "kmsOperation": operation, "kmsRequestId": str(uuid.uuid4())}
+
+
+class ProxyProcess:
+    """`xks-proxy demo --setup-only` state, a config with short timeouts, `xks-proxy serve`."""
+
+    def __init__(self, state_dir, mtls=False, fault_control=None):
+        self.dir = state_dir
+        self.port, self.admin_port = free_port(), free_port()
+        setup = [BINARY, "demo", "--setup-only", "--state-dir", state_dir,
+                 "--port", str(self.port), "--admin-port", str(self.admin_port)]
+        if mtls:
+            setup.append("--mtls")
+        subprocess.run(setup, check=True, stdout=subprocess.DEVNULL, timeout=60)
+        with open(os.path.join(state_dir, "xks-proxy.toml")) as f:
+            config = f.read()
+        config = config.replace(
+            "[server]\n",
+            "[log]\nformat = \"json\"\n\n"
+            "[server]\nheader_timeout_ms = 700\nidle_timeout_ms = 5000\n"
+            "max_body_bytes = 65536\nfleet_size = 2\n")
+        env = dict(os.environ, SOFTHSM2_CONF=os.path.join(state_dir, "softhsm/softhsm2.conf"))
+        if fault_control:
+            # The fault-injecting module in front of SoftHSM, steered by `fault_control`.
+            real_module = re.search(r'module = "([^"]+)"', config).group(1)
+            config = config.replace(real_module, FAULT_MODULE)
+            env.update(XKS_FAULT_TARGET=real_module, XKS_FAULT_CONTROL=fault_control)
+        self.config = os.path.join(state_dir, "test.toml")
+        with open(self.config, "w") as f:
+            f.write(config)
+        self.access_key_id = open(os.path.join(state_dir, "secrets/sigv4-access-key-id")).read()
+        self.secret = open(os.path.join(state_dir, "secrets/sigv4-secret")).read()
+        self.ca = os.path.join(state_dir, "tls/ca.pem")
+        self.log = open(os.path.join(state_dir, "serve.log"), "w")
+        self.process = subprocess.Popen([BINARY, "serve", "--config", self.config],
+                                        stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.time() + STARTUP_SECONDS
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(
+                        "http://127.0.0.1:%d/readyz" % self.admin_port, timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("xks-proxy did not become ready; see " + self.log.name)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+        return self.process.returncode
+
+    def tls_context(self, client_cert=None):
+        context = ssl.create_default_context(cafile=self.ca)
+        if client_cert:
+            context.load_cert_chain(*client_cert)
+        return context
+
+    def signed(self, method, path, body, secret=None, region="us-east-1", extra_headers=None):
+        """Headers for a request signed by botocore as KMS signs (host;x-amz-date)."""
+        request = AWSRequest(method=method, url="https://localhost:%d%s" % (self.port, path),
+                             data=body, headers=dict(extra_headers or {}))
+        SigV4Auth(Credentials(self.access_key_id, secret or self.secret), "kms-xks-proxy",
+                  region).add_auth(request)
+        headers = dict(request.headers.items())
+        headers["Host"] = "localhost:%d" % self.port
+        headers["Content-Type"] = "application/json"
+        return headers
+
+    def call(self, operation_path, payload, method="POST", secret=None, connection=None,
+             prefix="/example"):
+        path = prefix + "/kms/xks/v1/" + operation_path
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        own = connection is None
+        if own:
+            connection = http.client.HTTPSConnection("localhost", self.port, timeout=10,
+                                                     context=self.tls_context())
+        connection.request(method, path, body=body, headers=self.signed(method, path, body, secret))
+        response = connection.getresponse()
+        data = response.read()
+        if own:
+            connection.close()
+        return response.status, json.loads(data) if data else None
+
+
+class FakeXksServer:
+    """An HTTPS server with the demo's certificate that answers Encrypt plausibly, Decrypt with
+    the wrong plaintext, and never answers GetKeyMetadata: what xks-load must catch."""
+
+    def __init__(self, proxy):
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                if self.path.endswith("/metadata"):
+                    time.sleep(2)
+                    return
+                if self.path.endswith("/encrypt"):
+                    answer = {"ciphertext": b64(os.urandom(32)),
+                              "initializationVector": b64(os.urandom(12)),
+                              "authenticationTag": b64(os.urandom(16))}
+                else:
+                    answer = {"plaintext": b64(b"not what was sealed, 32 bytes.!!")}
+                body = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(os.path.join(proxy.dir, "tls/server.pem"),
+                                os.path.join(proxy.dir, "tls/server-key.pem"))
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class SharedProxyTest(unittest.TestCase):
+    """One demo proxy per test class (started in setUpClass), and helpers to talk to it."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="xks-server-test-")
+        cls.proxy = ProxyProcess(os.path.join(cls.tmp, "demo"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def expect_error(self, result, status, name):
+        self.assertEqual(result[0], status, result)
+        self.assertEqual(result[1]["errorName"], name, result)
+
+    def audit_lines(self, name="audit.log"):
+        time.sleep(0.3)  # the writer thread flushes each batch
+        with open(os.path.join(self.proxy.dir, name)) as f:
+            return f.read().splitlines()
+
+    def verify_audit(self, name="audit.log"):
+        return subprocess.run([BINARY, "audit", "verify", os.path.join(self.proxy.dir, name)],
+                              capture_output=True, text=True, timeout=30)
+
+    def xks_load(self, *arguments, port=None):
+        return subprocess.run(
+            [LOAD_BINARY, "--port", str(port or self.proxy.port), "--cacert", self.proxy.ca,
+             "--access-key-id", self.proxy.access_key_id, "--secret-file",
+             os.path.join(self.proxy.dir, "secrets/sigv4-secret")] + list(arguments),
+            capture_output=True, text=True, timeout=60)
+
+    def load_result(self, *arguments, expect_exit=0, port=None):
+        result_file = os.path.join(self.proxy.dir, "load.json")
+        if os.path.exists(result_file):
+            os.remove(result_file)
+        run = self.xks_load(*arguments, "--json", result_file, port=port)
+        self.assertEqual(run.returncode, expect_exit, run.stdout + run.stderr)
+        with open(result_file) as f:
+            return json.load(f), run.stdout
+
+    def raw_tls_socket(self):
+        sock = socket.create_connection(("127.0.0.1", self.proxy.port), timeout=10)
+        return self.proxy.tls_context().wrap_socket(sock, server_hostname="localhost")
+
+    def curl(self, protocol, body, urls=1, path="/example/kms/xks/v1/keys/foo/encrypt"):
+        """curl --aws-sigv4 sending `body` to `path` `urls` times on one connection; returns
+        [(http_version, status, body)]."""
+        marker = "\n@@%{http_version} %{http_code}@@\n"
+        body_file = os.path.join(self.tmp, "curl-body")
+        with open(body_file, "w") as f:
+            f.write(body)
+        command = ["curl", "--silent", "--show-error", protocol, "--max-time", "10",
+                   "--cacert", self.proxy.ca, "--aws-sigv4", "aws:amz:us-east-1:kms-xks-proxy",
+                   "--user", self.proxy.access_key_id + ":" + self.proxy.secret,
+                   "-H", "Content-Type: application/json", "--data-binary", "@" + body_file,
+                   "-w", marker]
+        command += ["https://localhost:%d%s" % (self.proxy.port, path)] * urls
+        output = subprocess.run(command, capture_output=True, timeout=30, check=True).stdout
+        results = []
+        for chunk in output.decode().split("@@\n"):
+            if "@@" in chunk:
+                answer, trailer = chunk.split("\n@@")
+                version, status = trailer.split()
+                results.append((version, int(status), answer))
+        return results
+
+    def check_key_metadata(self):
+        """GetKeyMetadata of the demo key foo, checked (also traffic for other tests)."""
+        status, body = self.proxy.call("keys/foo/metadata", {"requestMetadata": metadata("CreateKey")})
+        self.assertEqual((status, body), (200, {"keySpec": "AES_256",
+                                               "keyUsage": ["ENCRYPT", "DECRYPT"],
+                                               "keyStatus": "ENABLED"}))
+
+    def check_round_trip_with_aad_and_cdiv(self):
+        """Encrypt and decrypt at the spec's largest sizes with CDIV, and a bad tag refused."""
+        plaintext, aad = os.urandom(4300), os.urandom(8192)
+        status, sealed = self.proxy.call("keys/foo/encrypt", {
+            "requestMetadata": metadata(), "plaintext": b64(plaintext),
+            "additionalAuthenticatedData": b64(aad), "encryptionAlgorithm": "AES_GCM",
+            "ciphertextDataIntegrityValueAlgorithm": "SHA_256"})
+        self.assertEqual(status, 200, sealed)
+        parts = [base64.b64decode(sealed[k]) for k in
+                 ("initializationVector", "ciphertext", "authenticationTag")]
+        self.assertEqual(len(parts[0]), 12)
+        self.assertEqual(len(parts[1]), 4300)
+        self.assertEqual(len(parts[2]), 16)
+        # Spec appendix C, computed independently here.
+        self.assertEqual(sealed["ciphertextDataIntegrityValue"],
+                         b64(hashlib.sha256(aad + b"".join(parts)).digest()))
+        decrypt = {"requestMetadata": metadata("Decrypt"), "ciphertext": sealed["ciphertext"],
+                   "initializationVector": sealed["initializationVector"],
+                   "authenticationTag": sealed["authenticationTag"],
+                   "additionalAuthenticatedData": b64(aad), "encryptionAlgorithm": "AES_GCM"}
+        status, opened = self.proxy.call("keys/foo/decrypt", decrypt)
+        self.assertEqual(status, 200, opened)
+        self.assertEqual(base64.b64decode(opened["plaintext"]), plaintext)
+        decrypt["authenticationTag"] = b64(bytes(16))
+        self.expect_error(self.proxy.call("keys/foo/decrypt", decrypt), 400,
+                          "InvalidCiphertextException")
+
+
+def run(test_globals):
+    """Takes the three paths from the command line, for this module and the test file's, then
+    runs the test file's tests."""
+    global BINARY, LOAD_BINARY, FAULT_MODULE
+    BINARY, LOAD_BINARY, FAULT_MODULE = sys.argv[1:4]
+    test_globals.update(BINARY=BINARY, LOAD_BINARY=LOAD_BINARY, FAULT_MODULE=FAULT_MODULE)
+    del sys.argv[1:4]
+    unittest.main(module=test_globals["__name__"], verbosity=2)
