@@ -113,13 +113,13 @@ PreparedRequest RequestFactory::make(Operation operation, std::string_view key_i
   request.operation = operation;
   std::string base = target_.uri_prefix + "/kms/xks/v1/";
   if (operation == Operation::kGetHealthStatus) {
-    request.path = base + "health";
+    request.path = base + std::string(wire::uri_name(operation));
     request.body = R"({"requestMetadata":{"kmsRequestId":")" + request_id() +
                    R"(","kmsOperation":"KmsHealthCheck"}})";
   } else if (operation == Operation::kDecrypt) {
     const SealedRecord& sealed = (*sealed_)[random_() % sealed_->size()];
     request.key_id = sealed.key_id;
-    request.path = base + "keys/" + sealed.key_id + "/decrypt";
+    request.path = base + "keys/" + sealed.key_id + "/" + std::string(wire::uri_name(operation));
     request.plaintext = sealed.plaintext;
     request.aad = sealed.aad;
     request.body = R"({"requestMetadata":)" + metadata("Decrypt") + R"(,"ciphertext":")" +
@@ -134,11 +134,10 @@ PreparedRequest RequestFactory::make(Operation operation, std::string_view key_i
   } else {
     request.key_id =
         key_id.empty() ? mix_.key_ids[random_() % mix_.key_ids.size()] : std::string(key_id);
+    request.path = base + "keys/" + request.key_id + "/" + std::string(wire::uri_name(operation));
     if (operation == Operation::kGetKeyMetadata) {
-      request.path = base + "keys/" + request.key_id + "/metadata";
       request.body = R"({"requestMetadata":)" + metadata("DescribeKey") + "}";
     } else {
-      request.path = base + "keys/" + request.key_id + "/encrypt";
       request.plaintext = random_base64(mix_.plaintext_bytes);
       if (mix_.aad_bytes > 0)
         request.aad = random_base64(mix_.aad_bytes);

@@ -111,6 +111,18 @@ class ObservabilityTest(proxy_process.SharedProxyTest):
             self.proxy.call("keys/decrypt_only_key/encrypt", {
                 "requestMetadata": metadata(), "plaintext": b64(plaintext),
                 "encryptionAlgorithm": "AES_GCM"})
+            # The same secrets on the other paths that log: a refused signature, HTTP/2, a
+            # tampered tag, a body over the limit.
+            encrypt = {"requestMetadata": metadata(), "plaintext": b64(plaintext),
+                       "additionalAuthenticatedData": b64(aad), "encryptionAlgorithm": "AES_GCM"}
+            self.proxy.call("keys/foo/encrypt", encrypt, secret="x" * 43)
+            self.curl("--http2", json.dumps(encrypt))
+            self.proxy.call("keys/foo/decrypt", {
+                "requestMetadata": metadata("Decrypt"), "ciphertext": sealed["ciphertext"],
+                "initializationVector": sealed["initializationVector"],
+                "authenticationTag": b64(bytes(16)), "additionalAuthenticatedData": b64(aad),
+                "encryptionAlgorithm": "AES_GCM"})
+            self.proxy.call("keys/foo/encrypt", dict(encrypt, padding="p" * 70000))
         time.sleep(0.3)
         logs = b""
         for root, _, files in os.walk(self.proxy.dir):

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The dependency graph between the proxy's concerns and the project's modules, read from
-every #include: a new edge against the arrows fails the test. CMake cannot catch all of them
-while the concerns share one library (and never catches relative includes).
+every #include: a new edge against the arrows fails the test. CMake catches a concern that
+includes what it does not link, but not relative includes or a new link against the arrows.
 
 Usage: layout_test.py PROJECT_SOURCE_DIR
 """
@@ -12,7 +12,7 @@ import unittest
 
 ROOT = None
 CONCERNS = ["config", "ops", "transport", "xks", "app", "cli"]
-# Each concern may include itself and these (README "Layout"; ../shared/LAYOUT.md §4.2).
+# Each concern may include itself and these (README "Layout").
 ALLOWED = {
     "config": {"hsm", "sigv4"},  # option and credential types only
     "ops": {"config"},
@@ -21,9 +21,6 @@ ALLOWED = {
     "app": {"config", "ops", "transport", "xks", "wire", "hsm", "sigv4"},
     "cli": {"app", "config", "ops", "transport", "xks", "wire", "hsm", "sigv4"},
 }
-# Edges that exist today and are to be removed (the layout issue's re-wiring steps); the test
-# also fails when one of them is gone, so that this list only shrinks.
-KNOWN = {}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.MULTILINE)
 
 
@@ -67,25 +64,19 @@ class LayoutTest(unittest.TestCase):
 
     def test_the_proxy_concerns_depend_one_way(self):
         edges = self.proxy_edges()
-        wrong = {edge: path for edge, path in edges.items()
-                 if edge[1] not in ALLOWED[edge[0]] and edge not in KNOWN}
+        wrong = {edge: path for edge, path in edges.items() if edge[1] not in ALLOWED[edge[0]]}
         self.assertEqual(wrong, {}, "includes against the layout: %s" % wrong)
-        gone = set(KNOWN) - set(edges)
-        self.assertEqual(gone, set(), "remove these from KNOWN: %s" % gone)
 
     def test_the_graph_has_no_cycle(self):
-        allowed = {c: ALLOWED[c] | {t for (s, t) in KNOWN if s == c} for c in CONCERNS}
         state = {}
 
         def visit(node, path):
             if state.get(node) == "open":
                 self.fail("cycle: " + " -> ".join(path + [node]))
-            if state.get(node) == "done" or node not in allowed:
+            if state.get(node) == "done" or node not in ALLOWED:
                 return
             state[node] = "open"
-            for target in allowed[node]:
-                if (node, target) in KNOWN:
-                    continue  # known back-edges are listed for removal, not part of the design
+            for target in ALLOWED[node]:
                 visit(target, path + [node])
             state[node] = "done"
 

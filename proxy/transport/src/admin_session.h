@@ -1,6 +1,7 @@
-// The admin listener's connections: plain HTTP/1.1 for load balancers and Kubernetes.
-//   GET /livez  -> 200 while the process serves
-//   GET /readyz -> 200 once the self-test passed and while the HSM is not UNAVAILABLE
+// The admin listener's connections: plain HTTP/1.1 for Prometheus, load balancers and Kubernetes.
+//   GET /metrics -> the Application's scrape (Prometheus text format)
+//   GET /livez   -> 200 while the process serves
+//   GET /readyz  -> 200 while not draining and the Application says ready
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>

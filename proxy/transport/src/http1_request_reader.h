@@ -12,7 +12,6 @@
 #include <boost/beast/http/string_body.hpp>
 #include <memory>
 #include <optional>
-#include <string_view>
 
 #include "xks/proxy/config/http_limits.h"
 #include "xks/proxy/transport/http_message.h"

@@ -1,5 +1,5 @@
 // HTTP/2 over TLS: shuttles bytes between the socket and the connection's state machine
-// (Http2Connection), hands complete requests to the HSM path and writes their answers.
+// (Http2Connection), hands complete requests to the Application and writes their answers.
 // Constant stack and bounded work per turn: one read of at most 16 KiB is processed per
 // completion, and while a write is pending (the peer is slow to read) nothing more is read.
 #include "http2_session.h"

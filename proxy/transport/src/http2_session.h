@@ -1,5 +1,5 @@
 // One TLS connection speaking HTTP/2 (ALPN h2): an nghttp2 server session fed bytes from the
-// socket and drained into it, many XKS requests multiplexed as streams.
+// socket and drained into it, many requests multiplexed as streams.
 #pragma once
 
 #include <memory>

@@ -1,4 +1,5 @@
-// One TLS connection carrying HTTP/1.1 XKS requests, kept alive across requests.
+// One TLS connection: the handshake, then HTTP/2 when ALPN chose h2, else HTTP/1.1 requests,
+// kept alive across requests.
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>

@@ -16,7 +16,7 @@ bool is_key_id_char(char c) {
 
 // "health" or "keys/<id>/<operation>".
 std::optional<Route> parse_api_path(std::string_view rest) {
-  if (rest == "health")
+  if (rest == wire::uri_name(wire::Operation::kGetHealthStatus))
     return Route{0, wire::Operation::kGetHealthStatus, {}};
   if (!rest.starts_with("keys/"))
     return std::nullopt;
@@ -31,13 +31,10 @@ std::optional<Route> parse_api_path(std::string_view rest) {
       !std::all_of(key_id.begin(), key_id.end(), is_key_id_char)) {
     return std::nullopt;
   }
-  if (operation == "metadata")
-    return Route{0, wire::Operation::kGetKeyMetadata, key_id};
-  if (operation == "encrypt")
-    return Route{0, wire::Operation::kEncrypt, key_id};
-  if (operation == "decrypt")
-    return Route{0, wire::Operation::kDecrypt, key_id};
-  return std::nullopt;
+  auto named = wire::operation_from_uri_name(operation);
+  if (!named || *named == wire::Operation::kGetHealthStatus)
+    return std::nullopt;
+  return Route{0, *named, key_id};
 }
 
 }  // namespace

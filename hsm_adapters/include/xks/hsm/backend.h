@@ -54,7 +54,6 @@ class Backend {
   Backend& operator=(const Backend&) = delete;
 
   const TokenInfo& token() const { return token_; }
-  const VendorProfile& profile() const { return options_.profile; }
   SessionPool& pool() { return *pool_; }
   KeyService& keys() { return *keys_; }
   HsmHealth& health() { return *health_; }

@@ -1,6 +1,6 @@
 // The four XKS APIs over the HSM layer, in the order of checks of DESIGN.md: route (404 before
 // authentication), SigV4 (401), method (405), body (400), key allow-list (404), then the HSM
-// with the request's deadline. Blocking: transports call it off their I/O threads.
+// with the request's deadline. Blocking: app/ calls it on the HSM executor, off the I/O threads.
 #pragma once
 
 #include <chrono>
