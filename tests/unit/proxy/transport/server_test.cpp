@@ -1,11 +1,13 @@
 // The transport in process, over loopback and real TLS, with a stub Application instead of
-// XKS: keep-alive, pipelining, 100-continue, refusals rendered by the application, the admin
-// listener, and a drain that still answers a request in flight. The client is Boost.Beast on
-// asio::ssl::stream, independent of the server's own TlsSocket.
+// XKS: keep-alive, pipelining, 100-continue, HTTP/2 streams, refusals rendered by the
+// application, the admin listener, and a drain that still answers a request in flight. The
+// clients are Boost.Beast and an nghttp2 client session on asio::ssl::stream, independent of
+// the server's own TlsSocket and Http2Connection.
 #include "xks/proxy/transport/server.h"
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -19,6 +21,7 @@
 #include <future>
 #include <thread>
 
+#include "nghttp2_client.h"
 #include "xks/proxy/transport/tls.h"
 
 namespace xks::proxy {
@@ -150,6 +153,48 @@ TEST_F(TransportTest, KeepAliveCarriesSeveralRequestsToTheApplication) {
     EXPECT_EQ(response[http::field::content_type], "application/json");
     EXPECT_TRUE(response.keep_alive());
   }
+}
+
+TEST_F(TransportTest, Http2StreamsReachTheApplicationAndComeBackAnswered) {
+  net::io_context io;
+  net::ssl::context tls(net::ssl::context::tls_client);
+  tls.load_verify_file((certificate_dir() / "cert.pem").string());
+  static const unsigned char kH2[] = {2, 'h', '2'};
+  ASSERT_EQ(SSL_CTX_set_alpn_protos(tls.native_handle(), kH2, sizeof kH2), 0);
+  net::ssl::stream<tcp::socket> stream(io, tls);
+  stream.set_verify_mode(net::ssl::verify_peer);
+  stream.set_verify_callback(net::ssl::host_name_verification("localhost"));
+  stream.next_layer().connect({net::ip::make_address("127.0.0.1"), server_->port()});
+  stream.handshake(net::ssl::stream_base::client);
+
+  test::Nghttp2Client client;
+  std::vector<std::int32_t> ids;
+  for (int i = 0; i < 5; ++i)
+    ids.push_back(client.request("/s" + std::to_string(i), "body" + std::to_string(i)));
+  std::int32_t big = client.request("/big", std::string(10000, 'b'));
+  // Move bytes until every stream is closed (bounded: the server answers at once).
+  auto all_closed = [&] {
+    for (std::int32_t id : ids)
+      if (client.streams[id].closed_with == ~0u)
+        return false;
+    return client.streams[big].closed_with != ~0u;
+  };
+  std::array<std::uint8_t, 16384> input{};
+  for (int round = 0; round < 200 && !all_closed(); ++round) {
+    const std::uint8_t* data = nullptr;
+    for (ssize_t n; (n = nghttp2_session_mem_send(client.session, &data)) > 0;)
+      net::write(stream, net::buffer(data, static_cast<std::size_t>(n)));
+    std::size_t n = stream.read_some(net::buffer(input));
+    ASSERT_GE(nghttp2_session_mem_recv(client.session, input.data(), n), 0);
+  }
+  ASSERT_TRUE(all_closed());
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    EXPECT_EQ(client.streams[ids[i]].status, 200);
+    EXPECT_EQ(client.streams[ids[i]].answer,
+              "POST /s" + std::to_string(i) + " body" + std::to_string(i));
+  }
+  EXPECT_EQ(client.streams[big].status, 413);  // over max_body_bytes (4096 here)
+  EXPECT_EQ(client.streams[big].answer, "refused:body_bytes");
 }
 
 TEST_F(TransportTest, PipelinedRequestsAreAnsweredInOrder) {
