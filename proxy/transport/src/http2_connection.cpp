@@ -276,9 +276,11 @@ int Http2Connection::Callbacks::on_frame(nghttp2_session*, const nghttp2_frame* 
 bool Http2Connection::admit(std::int32_t stream_id, Stream& stream, std::uint8_t flags) {
   std::optional<std::size_t> declared;
   for (const auto& [name, value] : stream.request.headers) {
+    if (name != "content-length")
+      continue;
     std::size_t length = 0;
     auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), length);
-    if (name == "content-length" && error == std::errc() && end == value.data() + value.size())
+    if (error == std::errc() && end == value.data() + value.size())
       declared = length;
   }
   if (declared && *declared > limits_.max_body_bytes) {
