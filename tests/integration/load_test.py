@@ -150,12 +150,18 @@ class AvailabilityScenarioTest(unittest.TestCase):
                 phases = {p["name"]: p for p in json.load(f)["phases"]}
             self.assertEqual(list(phases), ["baseline", "error burst", "latency spike",
                                             "recovery"])
-            self.assertEqual(phases["baseline"]["errors"], 0)
+            # A request is counted in the phase it was sent in, so one sent just before the
+            # burst began may meet the burst's fault: at most one per connection (closed loop),
+            # and only the burst's error.
+            baseline = phases["baseline"]
+            self.assertLessEqual(baseline["errors"], 4, baseline)
+            self.assertLessEqual(set(baseline["errors_by_error_name"]), {"InternalException"},
+                                 baseline)
             burst = phases["error burst"]
             self.assertGreater(burst["error_rate"], 0.2, burst)
             self.assertEqual(list(burst["errors_by_error_name"]), ["InternalException"], burst)
             self.assertEqual(burst["faults"], ["fail C_Encrypt CKR_DEVICE_ERROR every 2"])
-            spike, baseline = phases["latency spike"], phases["baseline"]
+            spike = phases["latency spike"]
             self.assertGreater(spike["latency_ms"]["p50"], 30)
             self.assertLess(baseline["latency_ms"]["p50"], 30)
             # The control file is re-read on the next call, so only a request or two at the

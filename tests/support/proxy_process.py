@@ -77,8 +77,10 @@ class ProxyProcess:
         self.config = os.path.join(state_dir, "test.toml")
         with open(self.config, "w") as f:
             f.write(config)
-        self.access_key_id = open(os.path.join(state_dir, "secrets/sigv4-access-key-id")).read()
-        self.secret = open(os.path.join(state_dir, "secrets/sigv4-secret")).read()
+        with open(os.path.join(state_dir, "secrets/sigv4-access-key-id")) as f:
+            self.access_key_id = f.read()
+        with open(os.path.join(state_dir, "secrets/sigv4-secret")) as f:
+            self.secret = f.read()
         self.ca = os.path.join(state_dir, "tls/ca.pem")
         self.log = open(os.path.join(state_dir, "serve.log"), "w")
         self.process = subprocess.Popen([BINARY, "serve", "--config", self.config],
