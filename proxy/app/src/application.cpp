@@ -15,7 +15,7 @@ Application xks_application(Runtime& runtime) {
       respond(runtime.service().handle(request, received, deadline));
     };
     if (!runtime.executor().submit(std::move(work)))
-      respond({503, error_body(XksError::kDependencyTimeout, "the HSM queue is full")});
+      respond(error_response(XksError::kDependencyTimeout, "the HSM queue is full"));
   };
   application.render_refusal = refusal_answer;
   application.scrape = [&runtime] { return runtime.metrics().scrape(); };

@@ -14,7 +14,6 @@ namespace {
 const std::vector<double> kLatencyBuckets = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1};
 
-static_assert(static_cast<std::size_t>(XksError::kDependencyTimeout) + 1 == kXksErrorCount);
 static_assert(static_cast<std::size_t>(sigv4::Failure::kSignatureMismatch) + 1 ==
               kSigV4FailureCount);
 
@@ -34,7 +33,7 @@ ProxyMetrics::ProxyMetrics(const Config& config, std::string hsm_id, std::string
                                      "XKS requests by key store, operation, result and errorName.",
                                      {"keystore", "operation", "result", "error"});
   requests_.resize(config.keystores.size());
-  for (std::size_t outcome = 0; outcome <= kXksErrorCount; ++outcome) {
+  for (std::size_t outcome = 0; outcome <= wire::kXksErrorCount; ++outcome) {
     std::string result = outcome == 0 ? "ok" : "error";
     for (std::size_t store = 0; store < config.keystores.size(); ++store) {
       for (wire::Operation operation : wire::kOperations) {

@@ -7,7 +7,7 @@ namespace xks::proxy {
 
 std::string audit_fields(const AuditRecord& record) {
   // Written by hand rather than through a JSON library: this runs for every request.
-  const RequestMetadata& m = record.metadata;
+  const wire::RequestMetadata& m = record.metadata;
   std::string fields;
   fields.reserve(512 + m.aws_principal_arn.size() + m.kms_key_arn.size());
   append_json_field(fields, "time", utc_timestamp(record.time));

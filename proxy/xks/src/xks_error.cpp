@@ -1,117 +1,28 @@
-// XKS error names, statuses and bodies.
+// XKS errors as HTTP answers, and the answers to the transport's refusals.
 #include "xks/proxy/xks/xks_error.h"
 
 namespace xks::proxy {
 
-std::string_view error_name(XksError error) {
-  switch (error) {
-    case XksError::kValidation:
-      return "ValidationException";
-    case XksError::kInvalidState:
-      return "InvalidStateException";
-    case XksError::kInvalidCiphertext:
-      return "InvalidCiphertextException";
-    case XksError::kInvalidKeyUsage:
-      return "InvalidKeyUsageException";
-    case XksError::kAuthenticationFailed:
-      return "AuthenticationFailedException";
-    case XksError::kAccessDenied:
-      return "AccessDeniedException";
-    case XksError::kKeyNotFound:
-      return "KeyNotFoundException";
-    case XksError::kInvalidUriPath:
-      return "InvalidUriPathException";
-    case XksError::kMethodNotAllowed:
-      return "MethodNotAllowedException";
-    case XksError::kPayloadTooLarge:
-      return "PayloadTooLargeException";
-    case XksError::kHeaderFieldsTooLarge:
-      return "RequestHeaderFieldsTooLargeException";
-    case XksError::kThrottling:
-      return "ThrottlingException";
-    case XksError::kInternal:
-      return "InternalException";
-    case XksError::kUnsupportedOperation:
-      return "UnsupportedOperationException";
-    case XksError::kDependencyTimeout:
-      return "DependencyTimeoutException";
-  }
-  return "InternalException";
-}
-
-int http_status(XksError error) {
-  switch (error) {
-    case XksError::kValidation:
-    case XksError::kInvalidState:
-    case XksError::kInvalidCiphertext:
-    case XksError::kInvalidKeyUsage:
-      return 400;
-    case XksError::kAuthenticationFailed:
-      return 401;
-    case XksError::kAccessDenied:
-      return 403;
-    case XksError::kKeyNotFound:
-    case XksError::kInvalidUriPath:
-      return 404;
-    case XksError::kMethodNotAllowed:
-      return 405;
-    case XksError::kPayloadTooLarge:
-      return 413;
-    case XksError::kHeaderFieldsTooLarge:
-      return 431;
-    case XksError::kThrottling:
-      return 429;
-    case XksError::kInternal:
-      return 500;
-    case XksError::kUnsupportedOperation:
-      return 501;
-    case XksError::kDependencyTimeout:
-      return 503;
-  }
-  return 500;
-}
-
-std::string error_body(XksError error, std::string_view message) {
-  std::string body = R"({"errorName":")";
-  body.append(error_name(error)).append(R"(","errorMessage":")");
-  std::size_t written = 0;
-  for (char c : message) {
-    if (written == 511)
-      break;
-    if (c < 0x20 || c > 0x7e)
-      c = '?';
-    if (c == '"' || c == '\\') {
-      if (written + 2 > 511)
-        break;
-      body.push_back('\\');
-      ++written;
-    }
-    body.push_back(c);
-    ++written;
-  }
-  body.append("\"}");
-  return body;
+HttpResponse error_response(XksError error, std::string_view message) {
+  return {http_status(error), error_body(error, message)};
 }
 
 HttpResponse refusal_answer(HttpRefusal reason) {
-  auto answer = [](XksError error, std::string_view message) {
-    return HttpResponse{http_status(error), error_body(error, message)};
-  };
   switch (reason) {
     case HttpRefusal::kMalformed:
-      return answer(XksError::kValidation, "malformed HTTP request");
+      return error_response(XksError::kValidation, "malformed HTTP request");
     case HttpRefusal::kHeaderBytes:
-      return answer(XksError::kHeaderFieldsTooLarge, "request header too large");
+      return error_response(XksError::kHeaderFieldsTooLarge, "request header too large");
     case HttpRefusal::kBodyBytes:
-      return answer(XksError::kPayloadTooLarge, "request body too large");
+      return error_response(XksError::kPayloadTooLarge, "request body too large");
     case HttpRefusal::kFramingBytes:
-      return answer(XksError::kValidation, "chunk line or trailers too large");
+      return error_response(XksError::kValidation, "chunk line or trailers too large");
     case HttpRefusal::kConnectionBufferBytes:
     case HttpRefusal::kStreamsInFlight:
       // HTTP/2 refuses these streams with RST_STREAM; were one answered, it would be this.
-      return answer(XksError::kThrottling, "too many requests on this connection");
+      return error_response(XksError::kThrottling, "too many requests on this connection");
   }
-  return answer(XksError::kValidation, "malformed HTTP request");
+  return error_response(XksError::kValidation, "malformed HTTP request");
 }
 
 }  // namespace xks::proxy

@@ -60,37 +60,21 @@ tl::expected<Bytes, Rejection> required_base64(const json::object& object, std::
   return std::move(**member);
 }
 
-tl::expected<RequestMetadata, Rejection> parse_metadata(wire::Operation operation,
-                                                        const json::object& body) {
+tl::expected<wire::RequestMetadata, Rejection> parse_metadata(wire::Operation operation,
+                                                              const json::object& body) {
   const json::value* value = body.if_contains("requestMetadata");
   if (value == nullptr || !value->is_object()) {
     return reject(XksError::kValidation, "requestMetadata is required");
   }
   const json::object& fields = value->get_object();
-  RequestMetadata metadata;
-  struct Field {
-    std::string_view name;
-    std::string* target;
-    bool required;
-  };
-  bool keyed = operation != wire::Operation::kGetHealthStatus;
-  bool crypto = operation == wire::Operation::kEncrypt || operation == wire::Operation::kDecrypt;
-  const Field kFields[] = {
-      {"kmsRequestId", &metadata.kms_request_id, true},
-      {"kmsOperation", &metadata.kms_operation, true},
-      {"awsPrincipalArn", &metadata.aws_principal_arn, keyed},
-      {"kmsKeyArn", &metadata.kms_key_arn, crypto},
-      {"kmsViaService", &metadata.kms_via_service, false},
-      {"awsSourceVpc", &metadata.aws_source_vpc, false},
-      {"awsSourceVpce", &metadata.aws_source_vpce, false},
-  };
-  for (const Field& field : kFields) {
+  wire::RequestMetadata metadata;
+  for (const wire::RequestMetadataField& field : wire::kRequestMetadataFields) {
     auto member = string_member(fields, field.name);
     if (!member)
       return tl::unexpected(member.error());
     if (*member) {
-      *field.target = std::string(**member);
-    } else if (field.required) {
+      metadata.*field.member = std::string(**member);
+    } else if (field.required_for(operation)) {
       return reject(XksError::kValidation,
                     "requestMetadata." + std::string(field.name) + " is required");
     }

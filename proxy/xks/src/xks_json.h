@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "router.h"
-#include "xks/proxy/xks/request_metadata.h"
+#include "xks/wire/request_metadata.h"
 #include "xks/proxy/xks/xks_error.h"
 
 namespace xks::proxy {
@@ -36,7 +36,7 @@ struct DecryptRequest {
 };
 
 struct XksRequest {
-  RequestMetadata metadata;
+  wire::RequestMetadata metadata;
   std::optional<EncryptRequest> encrypt;  // set for Encrypt
   std::optional<DecryptRequest> decrypt;  // set for Decrypt
 };

@@ -12,7 +12,7 @@ namespace {
 
 HttpResponse error_response(XksOutcome& outcome, XksError error, std::string_view message) {
   outcome.error = error;
-  return {http_status(error), error_body(error, message)};
+  return proxy::error_response(error, message);
 }
 
 // The one place where HSM errors become XKS errors.

@@ -22,7 +22,6 @@ namespace xks::proxy {
 
 struct XksOutcome;
 
-inline constexpr std::size_t kXksErrorCount = 15;
 inline constexpr std::size_t kSigV4FailureCount = 18;
 
 class ProxyMetrics {
@@ -46,9 +45,10 @@ class ProxyMetrics {
   metrics::Registry registry_;
   std::string hsm_id_;
   // [keystore][operation][0 = success, 1 + XksError]
-  std::vector<std::array<std::array<metrics::Counter*, kXksErrorCount + 1>, wire::kOperationCount>>
+  std::vector<
+      std::array<std::array<metrics::Counter*, wire::kXksErrorCount + 1>, wire::kOperationCount>>
       requests_;
-  std::array<metrics::Counter*, kXksErrorCount + 1> unrouted_{};
+  std::array<metrics::Counter*, wire::kXksErrorCount + 1> unrouted_{};
   std::array<metrics::Histogram*, wire::kOperationCount> request_seconds_{};
   std::array<metrics::Histogram*, wire::kOperationCount> hsm_seconds_{};
   std::array<metrics::Counter*, kSigV4FailureCount> sigv4_failures_{};

@@ -6,13 +6,13 @@
 #include <chrono>
 #include <string>
 
-#include "xks/proxy/xks/request_metadata.h"
+#include "xks/wire/request_metadata.h"
 
 namespace xks::proxy {
 
 struct AuditRecord {
   std::chrono::system_clock::time_point time;
-  RequestMetadata metadata;
+  wire::RequestMetadata metadata;
   std::string keystore;
   std::string key_id;
   std::string operation;

@@ -6,10 +6,10 @@
 #include <string>
 
 #include "xks/hsm/pkcs11.h"
-#include "xks/proxy/xks/request_metadata.h"
 #include "xks/proxy/xks/xks_error.h"
 #include "xks/sigv4/failure.h"
 #include "xks/wire/operation.h"
+#include "xks/wire/request_metadata.h"
 
 namespace xks::proxy {
 
@@ -18,11 +18,11 @@ struct XksOutcome {
   std::optional<wire::Operation> operation;  // set once routed
   std::optional<XksError> error;             // unset: success
   std::optional<sigv4::Failure> auth_failure;
-  CK_RV hsm_rv = CKR_OK;     // the PKCS#11 code behind an HSM error
-  double hsm_seconds = -1;   // time spent at the HSM layer; < 0: none
-  int status = 0;            // HTTP status of the answer
-  std::string key_id;        // external key id, once routed
-  RequestMetadata metadata;  // once the body parsed
+  CK_RV hsm_rv = CKR_OK;           // the PKCS#11 code behind an HSM error
+  double hsm_seconds = -1;         // time spent at the HSM layer; < 0: none
+  int status = 0;                  // HTTP status of the answer
+  std::string key_id;              // external key id, once routed
+  wire::RequestMetadata metadata;  // once the body parsed
 };
 
 }  // namespace xks::proxy

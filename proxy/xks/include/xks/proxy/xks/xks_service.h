@@ -17,10 +17,10 @@
 #include "xks/proxy/transport/http_message.h"
 #include "xks/proxy/xks/audit_record.h"
 #include "xks/proxy/xks/outcome.h"
-#include "xks/proxy/xks/request_metadata.h"
 #include "xks/proxy/xks/xks_error.h"
 #include "xks/sigv4/verifier.h"
 #include "xks/wire/operation.h"
+#include "xks/wire/request_metadata.h"
 
 namespace xks::proxy {
 
