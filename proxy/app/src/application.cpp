@@ -18,7 +18,7 @@ Application xks_application(Runtime& runtime) {
       respond(error_response(XksError::kDependencyTimeout, "the HSM queue is full"));
   };
   application.render_refusal = refusal_answer;
-  application.scrape = [&runtime] { return runtime.metrics().scrape(); };
+  application.scrape = [&runtime] { return runtime.metrics().serialize(); };
   application.ready = [&runtime] {
     return runtime.health().last().state != hsm::HealthState::kUnavailable;
   };

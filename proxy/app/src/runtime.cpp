@@ -1,35 +1,12 @@
 // Building the proxy's components from its configuration.
 #include "xks/proxy/app/runtime.h"
 
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
-#include <cstdio>
-#include <ctime>
+#include "hsm_metrics.h"
+#include "xks/proxy/transport/tls.h"
 
 namespace xks::proxy {
-
-namespace {
-
-// notAfter of the first certificate in a PEM file, as Unix time.
-std::optional<double> certificate_expiry(const std::string& path) {
-  FILE* file = std::fopen(path.c_str(), "r");
-  if (file == nullptr)
-    return std::nullopt;
-  X509* certificate = PEM_read_X509(file, nullptr, nullptr, nullptr);
-  std::fclose(file);
-  if (certificate == nullptr)
-    return std::nullopt;
-  std::tm expiry{};
-  bool ok = ASN1_TIME_to_tm(X509_get0_notAfter(certificate), &expiry) == 1;
-  X509_free(certificate);
-  if (!ok)
-    return std::nullopt;
-  return static_cast<double>(timegm(&expiry));
-}
-
-}  // namespace
 
 Runtime::~Runtime() = default;
 
@@ -63,31 +40,24 @@ tl::expected<std::unique_ptr<Runtime>, std::string> Runtime::start(const Config&
                       std::make_shared<sigv4::Verifier>(std::move(credentials), store.regions),
                       std::move(allowed)});
   }
-  runtime->metrics_ =
-      std::make_unique<ProxyMetrics>(runtime->config_, hsm.token().serial, XKS_PROXY_VERSION);
-  if (auto expiry = certificate_expiry(runtime->config_.tls.certificate_chain)) {
-    runtime->metrics_->set_certificate_expiry(*expiry);
-  }
-  if (!runtime->config_.audit.path.empty()) {
-    runtime->audit_ = std::make_unique<AuditLog>(
-        runtime->config_.audit,
-        [metrics = runtime->metrics_.get()] { metrics->record_audit_drop(); });
-  }
+  metrics::Registry& registry = runtime->registry_;
+  registry.gauge("xks_build_info", "Build of this xks-proxy.", {"version"})
+      .labels({XKS_PROXY_VERSION})
+      .set(1);
+  register_certificate_expiry(registry, runtime->config_.tls);
+  runtime->xks_metrics_ =
+      std::make_unique<XksMetrics>(registry, runtime->config_.keystores, hsm.token().serial);
+  if (!runtime->config_.audit.path.empty())
+    runtime->audit_ = std::make_unique<AuditLog>(runtime->config_.audit, registry);
   runtime->service_ = std::make_unique<XksService>(
       std::move(stores), hsm.keys(), hsm.health(),
       ProxyIdentity{runtime->config_.server.fleet_size, "xks-proxy project",
                     std::string("xks-proxy ") + XKS_PROXY_VERSION},
-      [metrics = runtime->metrics_.get()](const XksOutcome& outcome, double seconds) {
+      [metrics = runtime->xks_metrics_.get()](const XksOutcome& outcome, double seconds) {
         metrics->record(outcome, seconds);
       },
       runtime->audit_.get());
-  runtime->metrics_->watch(hsm.pool(), hsm.executor(), hsm.health());
-  hsm.watch_health([metrics = runtime->metrics_.get(), serial = hsm.token().serial](
-                       hsm::HealthState state, const std::string& detail) {
-    auto name = hsm::health_state_name(state);
-    spdlog::warn("HSM {} is now {}: {}", serial, name, detail);
-    metrics->record_health_transition(name);
-  });
+  watch_hsm_backend(registry, hsm);
   return runtime;
 }
 

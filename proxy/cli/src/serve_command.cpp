@@ -81,8 +81,7 @@ int serve_command(const std::string& config_path) {
   // EPIPE on that connection, not the process.
   std::signal(SIGPIPE, SIG_IGN);
   Runtime& runtime = *started->runtime;
-  Server server(runtime.config().server, started->tls, xks_application(runtime),
-                runtime.metrics().registry());
+  Server server(runtime.config().server, started->tls, xks_application(runtime), runtime.metrics());
   if (auto listening = server.listen(); !listening) {
     spdlog::error("cannot start: {}", listening.error());
     return 1;

@@ -114,8 +114,12 @@ std::string audit_line(std::string_view fields, const std::string& previous_chai
   return line;
 }
 
-AuditLog::AuditLog(AuditConfig config, std::function<void()> on_drop)
-    : config_(std::move(config)), on_drop_(std::move(on_drop)) {
+AuditLog::AuditLog(AuditConfig config, metrics::Registry& registry)
+    : config_(std::move(config)),
+      dropped_(&registry
+                    .counter("xks_audit_records_dropped_total",
+                             "Requests served without an audit record (queue full).")
+                    .labels({})) {
   previous_chain_ = config_.path == "-" ? kGenesis : last_chain(config_.path);
   writer_ = std::thread([this] { run(); });
 }
@@ -150,11 +154,6 @@ void AuditLog::submit(std::string fields) {
   // The writer batches: it wakes every kFlushInterval, or early when the queue fills up.
   if (wake)
     wake_.notify_one();
-}
-
-void AuditLog::dropped() {
-  if (on_drop_)
-    on_drop_();
 }
 
 void AuditLog::reopen() {

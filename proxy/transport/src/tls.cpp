@@ -2,10 +2,14 @@
 #include "xks/proxy/transport/tls.h"
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <optional>
 
 namespace xks::proxy {
 
@@ -72,6 +76,23 @@ bool names_allowed(X509* certificate, const std::vector<std::string>& allowed) {
   return false;
 }
 
+// notAfter of the first certificate in a PEM file, as Unix time.
+std::optional<double> certificate_not_after(const std::string& path) {
+  FILE* file = std::fopen(path.c_str(), "r");
+  if (file == nullptr)
+    return std::nullopt;
+  X509* certificate = PEM_read_X509(file, nullptr, nullptr, nullptr);
+  std::fclose(file);
+  if (certificate == nullptr)
+    return std::nullopt;
+  std::tm expiry{};
+  bool ok = ASN1_TIME_to_tm(X509_get0_notAfter(certificate), &expiry) == 1;
+  X509_free(certificate);
+  if (!ok)
+    return std::nullopt;
+  return static_cast<double>(timegm(&expiry));
+}
+
 }  // namespace
 
 tl::expected<std::shared_ptr<ssl::context>, std::string> make_server_tls_context(
@@ -123,6 +144,15 @@ tl::expected<std::shared_ptr<ssl::context>, std::string> make_server_tls_context
     });
   }
   return context;
+}
+
+void register_certificate_expiry(metrics::Registry& registry, const TlsConfig& config) {
+  metrics::Gauge& expiry = registry
+                               .gauge("xks_tls_certificate_expiry_timestamp_seconds",
+                                      "notAfter of the serving certificate (Unix time).")
+                               .labels({});
+  if (auto not_after = certificate_not_after(config.certificate_chain))
+    expiry.set(*not_after);
 }
 
 }  // namespace xks::proxy

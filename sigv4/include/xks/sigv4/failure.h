@@ -2,6 +2,7 @@
 // answered with the same 401 AuthenticationFailedException so that clients learn nothing.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 
@@ -25,8 +26,10 @@ enum class Failure : std::uint8_t {
   kScopeDateMismatch,       // credential scope day differs from the X-Amz-Date day
   kClockSkew,               // X-Amz-Date more than the allowed skew from now
   kSignedHeaderMissing,     // a header named in SignedHeaders is absent
-  kSignatureMismatch,       // everything parsed, but the signature is wrong
+  kSignatureMismatch,       // everything parsed, but the signature is wrong (keep last)
 };
+inline constexpr std::size_t kFailureCount =
+    static_cast<std::size_t>(Failure::kSignatureMismatch) + 1;
 
 // A stable snake_case name, usable as a metric label value.
 std::string_view failure_name(Failure failure);

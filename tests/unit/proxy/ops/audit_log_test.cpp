@@ -34,7 +34,8 @@ class AuditLogTest : public testing::Test {
   }
 
   void write(int count) {
-    AuditLog log({path_}, [] {});
+    metrics::Registry registry;
+    AuditLog log({path_}, registry);
     for (int i = 0; i < count; ++i) {
       ASSERT_TRUE(log.reserve());
       log.submit(record(i));
@@ -101,9 +102,9 @@ TEST_F(AuditLogTest, AFullQueueDropsAndCounts) {
   // A FIFO without a reader blocks the writer in open(): the queue fills deterministically.
   std::string fifo = (dir_ / "fifo").string();
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  int dropped = 0;
+  metrics::Registry registry;
   std::optional<AuditLog> log;
-  log.emplace(AuditConfig{fifo, AuditConfig::OnFull::kDrop, 4}, [&] { ++dropped; });
+  log.emplace(AuditConfig{fifo, AuditConfig::OnFull::kDrop, 4}, registry);
   int queued = 0;
   for (int i = 0; i < 10; ++i) {
     if (log->reserve()) {
@@ -123,7 +124,8 @@ TEST_F(AuditLogTest, AFullQueueDropsAndCounts) {
   log.reset();  // the writer gets its reader, writes the queue and closes
   reader.join();
   EXPECT_EQ(received, 4);
-  EXPECT_EQ(dropped, 6);
+  EXPECT_NE(registry.serialize().find("\nxks_audit_records_dropped_total 6\n"), std::string::npos)
+      << registry.serialize();
 }
 
 }  // namespace

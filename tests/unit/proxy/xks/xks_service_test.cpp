@@ -11,7 +11,8 @@
 #include <thread>
 
 #include "hsm_fixture.h"
-#include "xks/proxy/app/proxy_metrics.h"
+#include "xks/proxy/ops/metrics.h"
+#include "xks/proxy/xks/xks_metrics.h"
 #include "xks/sigv4/canonical.h"
 #include "xks/sigv4/signer.h"
 #include "xks/wire/base64.h"
@@ -62,9 +63,9 @@ class XksServiceTest : public test::HsmFixture {
     config_.keystores = {
         {"/tenant-a", {"us-east-1"}, {{kTenantA, std::nullopt}}, std::nullopt},
         {"/restricted", {"us-east-1"}, {{kRestricted, std::nullopt}}, std::nullopt}};
-    metrics_ = std::make_unique<ProxyMetrics>(config_, "test-hsm", "test");
+    metrics_ = std::make_unique<XksMetrics>(registry_, config_.keystores, "test-hsm");
     audit_path_ = (token_.dir() / "audit.log").string();
-    audit_ = std::make_unique<AuditLog>(AuditConfig{audit_path_}, [] {});
+    audit_ = std::make_unique<AuditLog>(AuditConfig{audit_path_}, registry_);
     service_ = std::make_unique<XksService>(
         std::move(stores), *keys_, *health_,
         ProxyIdentity{3, "xks-proxy project", "xks-proxy test"},
@@ -106,7 +107,8 @@ class XksServiceTest : public test::HsmFixture {
   std::unique_ptr<hsm::KeyService> keys_;
   std::unique_ptr<hsm::HsmHealth> health_;
   Config config_;
-  std::unique_ptr<ProxyMetrics> metrics_;
+  metrics::Registry registry_;
+  std::unique_ptr<XksMetrics> metrics_;
   std::string audit_path_;
   std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<XksService> service_;
@@ -248,7 +250,7 @@ TEST_F(XksServiceTest, MetricsCountEachOutcome) {
   call("/tenant-a/kms/xks/v1/keys/decrypt_only_key/encrypt", encrypt_body("AAAA"));
   call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA"), kRestricted);
   call("/nowhere", "{}");
-  std::string text = metrics_->scrape();
+  std::string text = registry_.serialize();
   auto has = [&](const std::string& line) {
     EXPECT_NE(text.find(line + "\n"), std::string::npos) << line << "\n" << text;
   };
@@ -266,7 +268,7 @@ TEST_F(XksServiceTest, WithOnFullRejectNothingIsServedUnaudited) {
   std::string fifo = (token_.dir() / "audit.fifo").string();
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   std::optional<AuditLog> strict;
-  strict.emplace(AuditConfig{fifo, AuditConfig::OnFull::kReject, 1}, [] {});
+  strict.emplace(AuditConfig{fifo, AuditConfig::OnFull::kReject, 1}, registry_);
   std::vector<KeyStore> stores = {
       {"/tenant-a",
        std::make_shared<sigv4::Verifier>(std::vector<sigv4::Credential>{kTenantA},

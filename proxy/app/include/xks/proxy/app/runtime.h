@@ -9,8 +9,10 @@
 #include <tl/expected.hpp>
 
 #include "xks/hsm/backend.h"
-#include "xks/proxy/app/proxy_metrics.h"
 #include "xks/proxy/config/config.h"
+#include "xks/proxy/ops/audit_log.h"
+#include "xks/proxy/ops/metrics.h"
+#include "xks/proxy/xks/xks_metrics.h"
 #include "xks/proxy/xks/xks_service.h"
 
 namespace xks::proxy {
@@ -26,7 +28,8 @@ class Runtime {
   XksService& service() { return *service_; }
   hsm::HsmExecutor& executor() { return backend_->executor(); }
   hsm::HsmHealth& health() { return backend_->health(); }
-  ProxyMetrics& metrics() { return *metrics_; }
+  // Every layer registers its metrics here; served at GET /metrics.
+  metrics::Registry& metrics() { return registry_; }
   AuditLog* audit() { return audit_.get(); }  // null when auditing is off
   const hsm::TokenInfo& token() const { return backend_->token(); }
 
@@ -34,7 +37,8 @@ class Runtime {
   explicit Runtime(Config config) : config_(std::move(config)) {}
 
   Config config_;
-  std::unique_ptr<ProxyMetrics> metrics_;
+  metrics::Registry registry_;
+  std::unique_ptr<XksMetrics> xks_metrics_;
   std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<XksService> service_;
   std::unique_ptr<hsm::Backend> backend_;  // last: its executor and health loop stop first

@@ -12,20 +12,20 @@
 #include <cstddef>
 #include <cstdio>
 #include <deque>
-#include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
 
 #include "xks/proxy/config/config.h"
+#include "xks/proxy/ops/metrics.h"
 
 namespace xks::proxy {
 
 class AuditLog {
  public:
-  // `on_drop` runs (on the caller's thread) for every record the full queue turned away.
-  AuditLog(AuditConfig config, std::function<void()> on_drop);
+  // Registers xks_audit_records_dropped_total in `registry`.
+  AuditLog(AuditConfig config, metrics::Registry& registry);
   ~AuditLog();  // writes what is queued, then stops
   AuditLog(const AuditLog&) = delete;
   AuditLog& operator=(const AuditLog&) = delete;
@@ -35,8 +35,8 @@ class AuditLog {
   // Queues a record into a reserved place: JSON object members, each followed by a comma
   // (built with append_json_field), to which the log appends "prev" and "chain".
   void submit(std::string fields);
-  // Records that found no place (counted through on_drop).
-  void dropped();
+  // Counts a record that found no place.
+  void dropped() { dropped_->inc(); }
   // Reopens the file (after logrotate moved it); the chain continues into the new file.
   void reopen();
 
@@ -47,7 +47,7 @@ class AuditLog {
   bool open_output();
 
   AuditConfig config_;
-  std::function<void()> on_drop_;
+  metrics::Counter* dropped_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::string> queue_;

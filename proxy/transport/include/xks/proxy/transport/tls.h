@@ -9,10 +9,15 @@
 #include <tl/expected.hpp>
 
 #include "xks/proxy/config/config.h"
+#include "xks/proxy/ops/metrics.h"
 
 namespace xks::proxy {
 
 tl::expected<std::shared_ptr<boost::asio::ssl::context>, std::string> make_server_tls_context(
     const TlsConfig& config);
+
+// Registers xks_tls_certificate_expiry_timestamp_seconds: notAfter of the serving certificate
+// (the first in `config.certificate_chain`) as Unix time; left unset if it cannot be read.
+void register_certificate_expiry(metrics::Registry& registry, const TlsConfig& config);
 
 }  // namespace xks::proxy

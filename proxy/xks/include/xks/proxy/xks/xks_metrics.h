@@ -1,0 +1,43 @@
+// The XKS layer's metrics, registered once at start-up with every label set the request path
+// needs resolved in advance (see ops/metrics.h): requests by key store, operation and errorName,
+// request and HSM latency, SigV4 refusals by reason, HSM errors by PKCS#11 code, and the age of
+// each SigV4 credential.
+#pragma once
+
+#include <array>
+#include <string>
+#include <vector>
+
+#include "xks/proxy/config/config.h"
+#include "xks/proxy/ops/metrics.h"
+#include "xks/proxy/xks/outcome.h"
+#include "xks/sigv4/failure.h"
+#include "xks/wire/error.h"
+#include "xks/wire/operation.h"
+
+namespace xks::proxy {
+
+class XksMetrics {
+ public:
+  // `keystores` are the configured key stores, in the order XksOutcome::keystore indexes them;
+  // `hsm_id` labels the HSM-side series.
+  XksMetrics(metrics::Registry& registry, const std::vector<KeyStoreConfig>& keystores,
+             std::string hsm_id);
+
+  // One answered request; `seconds` from the request fully read to its answer ready.
+  void record(const XksOutcome& outcome, double seconds);
+
+ private:
+  static constexpr std::size_t kResults = wire::kXksErrorCount + 1;  // 0: ok, 1 + XksError
+
+  std::string hsm_id_;
+  // [keystore][operation][result]
+  std::vector<std::array<std::array<metrics::Counter*, kResults>, wire::kOperationCount>> requests_;
+  std::array<metrics::Counter*, kResults> unrouted_{};
+  std::array<metrics::Histogram*, wire::kOperationCount> request_seconds_{};
+  std::array<metrics::Histogram*, wire::kOperationCount> hsm_seconds_{};
+  std::array<metrics::Counter*, sigv4::kFailureCount> sigv4_failures_{};
+  metrics::Family<metrics::Counter>* hsm_errors_ = nullptr;  // by CKR name: resolved on errors
+};
+
+}  // namespace xks::proxy
