@@ -22,10 +22,6 @@ Application xks_application(Runtime& runtime) {
   application.ready = [&runtime] {
     return runtime.health().last().state != hsm::HealthState::kUnavailable;
   };
-  application.reopen_logs = [&runtime] {
-    if (AuditLog* audit = runtime.audit())
-      audit->reopen();
-  };
   return application;
 }
 

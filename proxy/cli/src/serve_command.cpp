@@ -8,6 +8,7 @@
 
 #include "xks/proxy/app/application.h"
 #include "xks/proxy/app/runtime.h"
+#include "xks/proxy/app/signals.h"
 #include "xks/proxy/config/config.h"
 #include "xks/proxy/ops/operational_log.h"
 #include "xks/proxy/transport/server.h"
@@ -87,6 +88,11 @@ int serve_command(const std::string& config_path) {
     return 1;
   }
   log_start_up_summary(*started->runtime, server);
+  SignalHandling signals([&server] { server.stop(); },
+                         [&runtime] {
+                           if (AuditLog* audit = runtime.audit())
+                             audit->reopen();
+                         });
   server.run();
   return 0;
 }

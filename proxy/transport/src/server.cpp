@@ -1,4 +1,4 @@
-// Listeners, I/O threads, signals and graceful shutdown.
+// Listeners, I/O threads and graceful shutdown.
 #include "xks/proxy/transport/server.h"
 
 #include <spdlog/spdlog.h>
@@ -6,7 +6,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -51,7 +50,6 @@ struct Server::State {
   std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
   std::optional<tcp::acceptor> acceptor;
   std::optional<tcp::acceptor> admin_acceptor;
-  std::optional<net::signal_set> signals;
   std::size_t next = 0;
   std::vector<std::thread> threads;
 
@@ -153,8 +151,6 @@ void Server::run() {
   State& state = *state_;
   accept_https(state);
   accept_admin(state);
-  state.signals.emplace(state.main_context(), SIGTERM, SIGINT, SIGHUP);
-  wait_for_signal();
   for (auto& context : state.contexts) {
     state.threads.emplace_back([&context] { context->run(); });
   }
@@ -173,7 +169,6 @@ void Server::run() {
     boost::system::error_code ignored;
     state.acceptor->close(ignored);
     state.admin_acceptor->close(ignored);
-    state.signals->cancel(ignored);
     closed.set_value();
   });
   closed.get_future().wait();
@@ -195,21 +190,6 @@ void Server::run() {
       (void)context.release();
   }
   spdlog::info("stopped");
-}
-
-void Server::wait_for_signal() {
-  state_->signals->async_wait([this](boost::system::error_code error, int signal) {
-    if (error)
-      return;
-    if (signal == SIGHUP) {
-      // logrotate moved the audit log: continue the chain in a new file.
-      state_->application.reopen_logs();
-      spdlog::info("SIGHUP: audit log reopened");
-      return wait_for_signal();
-    }
-    spdlog::info("signal {}: draining", signal);
-    stop();
-  });
 }
 
 void Server::stop() {

@@ -82,7 +82,6 @@ class TransportTest : public testing::Test {
     };
     application.scrape = [this] { return "stub_metric 1\n" + registry_.serialize(); };
     application.ready = [] { return true; };
-    application.reopen_logs = [] {};
     server_ =
         std::make_unique<Server>(config_, std::move(*context), std::move(application), registry_);
     auto listening = server_->listen();

@@ -24,8 +24,6 @@ struct Application {
   // answers ready.
   std::function<std::string()> scrape;
   std::function<bool()> ready;
-  // On SIGHUP (logrotate moved the audit log).
-  std::function<void()> reopen_logs;
 };
 
 }  // namespace xks::proxy

@@ -34,16 +34,14 @@ class Server {
   std::uint16_t port() const;
   std::uint16_t admin_port() const;
 
-  // Serves until SIGTERM or SIGINT (or stop()), then stops accepting, lets requests in flight
-  // finish (at most 5 s) and returns.
+  // Serves until stop() (from any thread), then stops accepting, lets requests in flight finish
+  // (at most 5 s) and returns.
   void run();
   void stop();
 
   struct State;  // opaque: listeners, I/O contexts and threads
 
  private:
-  void wait_for_signal();
-
   std::unique_ptr<State> state_;
 };
 
