@@ -109,32 +109,18 @@ std::string fixed_rate(double rate) {
   return text.str();
 }
 
-int fail(const std::string& message) {
-  std::cerr << "xks-load: " << message << "\n";
-  return 2;
-}
-
-}  // namespace
-
-int main(int argc, char** argv) {
-  ClientOptions options;
-  options.target.port = "8443";
-  options.target.uri_prefix = "/example";
-  options.threads = std::max(1u, std::thread::hardware_concurrency());
-  WorkloadMix mix;
-  Flags flags;
-  CLI::App app{"xks-load: a load generator that signs requests as AWS KMS does, for XKS proxies"};
+void add_options(CLI::App& app, ClientOptions& options, WorkloadMix& mix, Flags& flags) {
   app.add_option("--kms-console", flags.kms_console,
                  "kms-console.json with the URI path and credential (and endpoint, if present)");
-  auto* host = app.add_option("--host", options.target.host)->capture_default_str();
-  auto* port = app.add_option("--port", options.target.port)->capture_default_str();
-  auto* prefix = app.add_option("--prefix", options.target.uri_prefix, "Key store URI prefix")
-                     ->capture_default_str();
+  app.add_option("--host", options.target.host)->capture_default_str();
+  app.add_option("--port", options.target.port)->capture_default_str();
+  app.add_option("--prefix", options.target.uri_prefix, "Key store URI prefix")
+      ->capture_default_str();
   app.add_option("--cacert", options.ca_file, "CA to verify the proxy (default: system store)");
   app.add_option("--client-cert", options.client_certificate, "Client certificate for mTLS");
   app.add_option("--client-key", options.client_key, "Client key for mTLS");
-  auto* key_id = app.add_option("--access-key-id", options.target.access_key_id);
-  auto* secret = app.add_option("--secret-file", flags.secret_file, "File with the SigV4 secret");
+  app.add_option("--access-key-id", options.target.access_key_id);
+  app.add_option("--secret-file", flags.secret_file, "File with the SigV4 secret");
   app.add_option("--region", options.target.region)->capture_default_str();
   app.add_option("--key", mix.key_ids, "External key id (repeat or comma-separate)")
       ->delimiter(',')
@@ -184,57 +170,66 @@ int main(int argc, char** argv) {
                  "The fault module's control file (XKS_FAULT_CONTROL) the scenario writes");
   app.add_option("--json", flags.json_file, "Write the result as JSON");
   app.add_option("--html", flags.html_file, "Write a self-contained HTML report");
-  CLI11_PARSE(app, argc, argv);
+}
 
+// The target, credential, mix and protocol from the flags (a kms-console.json fills in what
+// the flags leave out).
+tl::expected<void, std::string> resolve_inputs(const CLI::App& app, const Flags& flags,
+                                               ClientOptions& options, WorkloadMix& mix) {
   if (!flags.kms_console.empty()) {
     auto text = read_file(flags.kms_console);
     if (!text)
-      return fail("cannot read " + flags.kms_console);
+      return tl::unexpected("cannot read " + flags.kms_console);
     auto settings = parse_kms_console(*text);
     if (!settings)
-      return fail(settings.error());
-    if (prefix->count() == 0)
+      return tl::unexpected(settings.error());
+    if (app.count("--prefix") == 0)
       options.target.uri_prefix = settings->uri_prefix;
-    if (key_id->count() == 0)
+    if (app.count("--access-key-id") == 0)
       options.target.access_key_id = settings->access_key_id;
-    if (secret->count() == 0)
+    if (app.count("--secret-file") == 0)
       options.target.secret_access_key = settings->secret_access_key;
-    if (!settings->endpoint_host.empty() && host->count() == 0)
+    if (!settings->endpoint_host.empty() && app.count("--host") == 0)
       options.target.host = settings->endpoint_host;
-    if (!settings->endpoint_port.empty() && port->count() == 0)
+    if (!settings->endpoint_port.empty() && app.count("--port") == 0)
       options.target.port = settings->endpoint_port;
   }
   if (!flags.secret_file.empty()) {
     auto text = read_file(flags.secret_file);
     if (!text)
-      return fail("cannot read the secret from " + flags.secret_file);
+      return tl::unexpected("cannot read the secret from " + flags.secret_file);
     options.target.secret_access_key = text->substr(0, text->find_first_of("\r\n"));
   }
   if (options.target.access_key_id.empty() || options.target.secret_access_key.empty())
-    return fail("no credential: give --kms-console, or --access-key-id and --secret-file");
+    return tl::unexpected(
+        std::string("no credential: give --kms-console, or --access-key-id and --secret-file"));
   if (options.client_certificate.empty() != options.client_key.empty())
-    return fail("--client-cert and --client-key go together");
+    return tl::unexpected(std::string("--client-cert and --client-key go together"));
   if (mix.key_ids.empty())
-    return fail("--key: at least one key id");
+    return tl::unexpected(std::string("--key: at least one key id"));
   auto weights = parse_mix(flags.mix);
   if (!weights)
-    return fail(weights.error());
+    return tl::unexpected(weights.error());
   mix.weights = *weights;
   options.http2 = flags.http == "2";
   if (flags.scenario.empty() != flags.fault_control.empty())
-    return fail("--scenario and --fault-control go together");
+    return tl::unexpected(std::string("--scenario and --fault-control go together"));
 
-  // The phases: ramp-up (not counted in the summary), then the scenario's or one steady phase.
+  return {};
+}
+
+// Ramp-up (not counted in the summary), then the scenario's phases or one steady phase.
+tl::expected<std::vector<PhasePlan>, std::string> plan_phases(const Flags& flags) {
   std::vector<PhasePlan> phases;
   if (flags.ramp_up > 0)
     phases.push_back({"ramp-up", 0, flags.ramp_up, {}, false});
   if (!flags.scenario.empty()) {
     auto text = read_file(flags.scenario);
     if (!text)
-      return fail("cannot read " + flags.scenario);
+      return tl::unexpected("cannot read " + flags.scenario);
     auto scenario = parse_scenario(*text);
     if (!scenario)
-      return fail(scenario.error());
+      return tl::unexpected(scenario.error());
     for (Phase& phase : *scenario)
       phases.push_back({phase.name, 0, phase.seconds, std::move(phase.faults), true});
   } else {
@@ -245,19 +240,11 @@ int main(int argc, char** argv) {
     phase.start_seconds = total_seconds;
     total_seconds += phase.seconds;
   }
+  return phases;
+}
 
-  std::shared_ptr<const std::vector<SealedRecord>> sealed;
-  if (mix.weights[1] > 0) {
-    auto records = warm_up(options, mix, flags.warm_up_per_key);
-    if (!records)
-      return fail(records.error());
-    sealed = std::make_shared<const std::vector<SealedRecord>>(std::move(*records));
-  }
-  if (!flags.fault_control.empty() && !write_control_file(flags.fault_control, {}))
-    return fail("cannot write " + flags.fault_control);
-
-  RunReport report;
-  report.target = "https://" + options.target.authority() + options.target.uri_prefix;
+// One line that says how the load was made, for the reports.
+std::string describe(const ClientOptions& options, const WorkloadMix& mix, const Flags& flags) {
   std::ostringstream description;
   description << (options.http2 ? "HTTP/2" : "HTTP/1.1") << ", "
               << (flags.rate > 0 ? "open loop at " + fixed_rate(flags.rate) + " req/s"
@@ -270,27 +257,14 @@ int main(int argc, char** argv) {
   description << ", " << options.threads << " threads, mix " << flags.mix << ", "
               << mix.plaintext_bytes << " B plaintext, " << mix.aad_bytes << " B AAD"
               << (mix.cdiv ? ", CDIV" : "") << (options.verify ? ", verified" : "");
-  report.description = description.str();
-  report.started_utc = utc_now();
+  return description.str();
+}
 
-  std::vector<double> phase_starts;
-  for (const PhasePlan& phase : phases)
-    phase_starts.push_back(phase.start_seconds);
-  auto start = Clock::now() + std::chrono::milliseconds(20);
-  auto second_count = static_cast<std::size_t>(std::ceil(total_seconds));
-  std::vector<std::unique_ptr<Recorder>> recorders;
-  for (unsigned i = 0; i < options.threads; ++i)
-    recorders.push_back(std::make_unique<Recorder>(start, phase_starts, second_count));
-  Schedule schedule(start, total_seconds - flags.ramp_up, flags.rate, flags.ramp_up,
-                    flags.max_requests);
-
-  std::atomic<bool> finished{false};
-  tl::expected<void, std::string> outcome;
-  std::thread load([&] {
-    outcome = run_load(options, mix, sealed, schedule, recorders);
-    finished = true;
-  });
-  // The main thread keeps time: phase changes (the scenario's faults) and the live line.
+// Keeps time on the calling thread while `finished` is false: writes each phase's faults to
+// the control file as the phase begins, and prints a live line per second on a terminal.
+void keep_time(const std::atomic<bool>& finished, Clock::time_point start,
+               const std::vector<PhasePlan>& phases, std::size_t second_count, const Flags& flags,
+               const std::vector<std::unique_ptr<Recorder>>& recorders) {
   const bool live = isatty(STDERR_FILENO) != 0;
   std::size_t next_phase = 0;
   std::size_t next_second = 1;
@@ -314,6 +288,81 @@ int main(int argc, char** argv) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+}
+
+tl::expected<void, std::string> write_reports(const RunReport& report, const Flags& flags) {
+  if (!flags.json_file.empty()) {
+    std::ofstream json(flags.json_file, std::ios::trunc);
+    json << json_report(report);
+    if (!json)
+      return tl::unexpected("cannot write " + flags.json_file);
+  }
+  if (!flags.html_file.empty()) {
+    std::ofstream html(flags.html_file, std::ios::trunc);
+    html << html_report(report);
+    if (!html)
+      return tl::unexpected("cannot write " + flags.html_file);
+  }
+  return {};
+}
+
+int fail(const std::string& message) {
+  std::cerr << "xks-load: " << message << "\n";
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ClientOptions options;
+  options.target.port = "8443";
+  options.target.uri_prefix = "/example";
+  options.threads = std::max(1u, std::thread::hardware_concurrency());
+  WorkloadMix mix;
+  Flags flags;
+  CLI::App app{"xks-load: a load generator that signs requests as AWS KMS does, for XKS proxies"};
+  add_options(app, options, mix, flags);
+  CLI11_PARSE(app, argc, argv);
+  if (auto resolved = resolve_inputs(app, flags, options, mix); !resolved)
+    return fail(resolved.error());
+  auto phases = plan_phases(flags);
+  if (!phases)
+    return fail(phases.error());
+  double total_seconds = phases->back().start_seconds + phases->back().seconds;
+
+  std::shared_ptr<const std::vector<SealedRecord>> sealed;
+  if (mix.weights[1] > 0) {
+    auto records = warm_up(options, mix, flags.warm_up_per_key);
+    if (!records)
+      return fail(records.error());
+    sealed = std::make_shared<const std::vector<SealedRecord>>(std::move(*records));
+  }
+  if (!flags.fault_control.empty() && !write_control_file(flags.fault_control, {}))
+    return fail("cannot write " + flags.fault_control);
+
+  RunReport report;
+  report.target = "https://" + options.target.authority() + options.target.uri_prefix;
+  report.description = describe(options, mix, flags);
+  report.started_utc = utc_now();
+
+  std::vector<double> phase_starts;
+  for (const PhasePlan& phase : *phases)
+    phase_starts.push_back(phase.start_seconds);
+  auto start = Clock::now() + std::chrono::milliseconds(20);
+  auto second_count = static_cast<std::size_t>(std::ceil(total_seconds));
+  std::vector<std::unique_ptr<Recorder>> recorders;
+  for (unsigned i = 0; i < options.threads; ++i)
+    recorders.push_back(std::make_unique<Recorder>(start, phase_starts, second_count));
+  Schedule schedule(start, total_seconds - flags.ramp_up, flags.rate, flags.ramp_up,
+                    flags.max_requests);
+
+  std::atomic<bool> finished{false};
+  tl::expected<void, std::string> outcome;
+  std::thread load([&] {
+    outcome = run_load(options, mix, sealed, schedule, recorders);
+    finished = true;
+  });
+  keep_time(finished, start, *phases, second_count, flags, recorders);
   load.join();
   if (!flags.fault_control.empty())
     write_control_file(flags.fault_control, {});
@@ -322,22 +371,12 @@ int main(int argc, char** argv) {
 
   report.elapsed_seconds = std::min(seconds_between(start, Clock::now()), total_seconds);
   report.unsent = schedule.unsent();
-  report.phases = std::move(phases);
+  report.phases = std::move(*phases);
   for (auto& recorder : recorders)
     report.stats.merge(recorder->take());
   print_summary(std::cout, report);
-  if (!flags.json_file.empty()) {
-    std::ofstream json(flags.json_file, std::ios::trunc);
-    json << json_report(report);
-    if (!json)
-      return fail("cannot write " + flags.json_file);
-  }
-  if (!flags.html_file.empty()) {
-    std::ofstream html(flags.html_file, std::ios::trunc);
-    html << html_report(report);
-    if (!html)
-      return fail("cannot write " + flags.html_file);
-  }
+  if (auto written = write_reports(report, flags); !written)
+    return fail(written.error());
   Totals total = totals(report);
   return total.all.requests > 0 && total.all.errors == 0 ? 0 : 1;
 }
