@@ -1,6 +1,7 @@
 // Wiring the XKS service, its metrics and health to the transport.
 #include "xks/proxy/app/application.h"
 
+#include "xks/proxy/app/runtime.h"
 #include "xks/proxy/xks/xks_error.h"
 
 namespace xks::proxy {

@@ -5,6 +5,8 @@
 
 #include <array>
 
+#include "xks/hsm/backend.h"
+
 namespace xks::proxy {
 
 void watch_hsm_backend(metrics::Registry& registry, hsm::Backend& backend) {

@@ -2,8 +2,11 @@
 // waiting for an executor thread, the health state) and health transitions, counted and logged.
 #pragma once
 
-#include "xks/hsm/backend.h"
 #include "xks/proxy/ops/metrics.h"
+
+namespace xks::hsm {
+class Backend;
+}
 
 namespace xks::proxy {
 

@@ -2,10 +2,11 @@
 // executor, with the request deadline starting when the request is handed over.
 #pragma once
 
-#include "xks/proxy/app/runtime.h"
 #include "xks/proxy/transport/application.h"
 
 namespace xks::proxy {
+
+class Runtime;
 
 Application xks_application(Runtime& runtime);
 
