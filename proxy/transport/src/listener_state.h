@@ -7,7 +7,7 @@
 #include <cstddef>
 
 #include "transport_metrics.h"
-#include "xks/proxy/config/config.h"
+#include "xks/proxy/config/server_config.h"
 #include "xks/proxy/transport/application.h"
 
 namespace xks::proxy {

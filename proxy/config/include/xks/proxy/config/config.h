@@ -14,35 +14,11 @@
 #include "xks/hsm/pin.h"
 #include "xks/hsm/pkcs11_module.h"
 #include "xks/hsm/vendor_profile.h"
-#include "xks/proxy/config/http_limits.h"
+#include "xks/proxy/config/ops_config.h"
+#include "xks/proxy/config/server_config.h"
 #include "xks/sigv4/credential.h"
 
 namespace xks::proxy {
-
-struct ListenAddress {
-  std::string host;  // IPv4 or IPv6 literal
-  std::uint16_t port = 0;
-};
-
-struct ServerConfig {
-  ListenAddress listen{"0.0.0.0", 8443};
-  ListenAddress admin_listen{"127.0.0.1", 9090};
-  unsigned io_threads = 0;  // 0: one per core
-  std::chrono::milliseconds request_deadline{200};
-  HttpLimits limits;
-  std::chrono::milliseconds handshake_timeout{5000};
-  std::chrono::milliseconds header_timeout{5000};
-  std::chrono::milliseconds idle_timeout{60000};
-  std::size_t max_connections = 10000;
-  int fleet_size = 1;  // xksProxyFleetSize in GetHealthStatus
-};
-
-struct TlsConfig {
-  std::string certificate_chain;          // PEM file
-  std::string private_key;                // PEM file
-  std::string client_ca;                  // PEM file; set = mTLS required
-  std::vector<std::string> client_names;  // allowed CN or DNS SAN of client certificates
-};
 
 struct HsmConfig {
   std::string module;
@@ -64,17 +40,6 @@ struct KeyStoreConfig {
   std::vector<std::string> regions;
   std::vector<CredentialConfig> credentials;
   std::optional<std::vector<std::string>> allowed_keys;  // absent: every key on the token
-};
-
-struct AuditConfig {
-  std::string path;  // "" off, "-" standard output, else a file appended to
-  enum class OnFull { kDrop, kReject } on_full = OnFull::kDrop;
-  std::size_t queue_size = 65536;
-};
-
-struct LogConfig {
-  bool json = false;           // operational log as JSON lines instead of text
-  std::string level = "info";  // trace, debug, info, warn, error
 };
 
 struct Config {

@@ -17,7 +17,7 @@
 #include <string_view>
 #include <thread>
 
-#include "xks/proxy/config/config.h"
+#include "xks/proxy/config/ops_config.h"
 #include "xks/proxy/ops/metrics.h"
 
 namespace xks::proxy {

@@ -2,7 +2,7 @@
 // for log pipelines. It never carries request data: that is the audit log's job.
 #pragma once
 
-#include "xks/proxy/config/config.h"
+#include "xks/proxy/config/ops_config.h"
 
 namespace xks::proxy {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <tl/expected.hpp>
 
-#include "xks/proxy/config/config.h"
+#include "xks/proxy/config/server_config.h"
 #include "xks/proxy/ops/metrics.h"
 
 namespace xks::proxy {

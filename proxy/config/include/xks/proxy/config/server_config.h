@@ -1,0 +1,40 @@
+// The transport's options: listeners, request limits and timeouts ([server]) and TLS ([tls]).
+// Plain values, parsed by load_config (config.h).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "xks/proxy/config/http_limits.h"
+
+namespace xks::proxy {
+
+struct ListenAddress {
+  std::string host;  // IPv4 or IPv6 literal
+  std::uint16_t port = 0;
+};
+
+struct ServerConfig {
+  ListenAddress listen{"0.0.0.0", 8443};
+  ListenAddress admin_listen{"127.0.0.1", 9090};
+  unsigned io_threads = 0;  // 0: one per core
+  std::chrono::milliseconds request_deadline{200};
+  HttpLimits limits;
+  std::chrono::milliseconds handshake_timeout{5000};
+  std::chrono::milliseconds header_timeout{5000};
+  std::chrono::milliseconds idle_timeout{60000};
+  std::size_t max_connections = 10000;
+  int fleet_size = 1;  // xksProxyFleetSize in GetHealthStatus
+};
+
+struct TlsConfig {
+  std::string certificate_chain;          // PEM file
+  std::string private_key;                // PEM file
+  std::string client_ca;                  // PEM file; set = mTLS required
+  std::vector<std::string> client_names;  // allowed CN or DNS SAN of client certificates
+};
+
+}  // namespace xks::proxy
