@@ -83,6 +83,17 @@ class LayoutTest(unittest.TestCase):
         for concern in CONCERNS:
             visit(concern, [])
 
+    def test_the_transport_and_ops_read_only_their_own_options(self):
+        # config.h carries the HSM and key-store options (PKCS#11 and SigV4 types); the layers
+        # below the XKS layer take their own option headers and so never compile those.
+        own = {"xks/proxy/config/server_config.h", "xks/proxy/config/ops_config.h",
+               "xks/proxy/config/http_limits.h"}
+        for concern in ("ops", "transport"):
+            for path in sources(os.path.join(ROOT, "proxy", concern)):
+                for include in includes(path):
+                    if include.startswith(("xks/proxy/config/", "xks/hsm/", "xks/sigv4/")):
+                        self.assertIn(include, own, "%s includes %s" % (path, include))
+
     def test_the_modules_below_never_include_the_proxy_and_load_only_sigv4_and_wire(self):
         for module, allowed in (("wire", {"wire"}), ("sigv4", {"sigv4"}),
                                 ("hsm_adapters", {"hsm"}), ("load", {"sigv4", "wire", "load"})):
