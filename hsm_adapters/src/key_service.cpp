@@ -9,6 +9,10 @@ bool worth_retrying(HsmErrorKind kind) {
   return kind == HsmErrorKind::kSessionLost || kind == HsmErrorKind::kKeyHandleInvalid;
 }
 
+HsmError late() {
+  return {HsmErrorKind::kBusy, CKR_OK, "the request's deadline passed before the HSM call"};
+}
+
 HsmError usage_error(std::string message) {
   return {HsmErrorKind::kKeyUsage, CKR_OK, std::move(message)};
 }
@@ -26,7 +30,12 @@ auto KeyService::with_key(std::string_view key_id, Deadline deadline, Operation 
     auto lease = pool_.acquire(deadline);
     if (!lease)
       return tl::unexpected(lease.error());
+    // Work that can no longer be answered in time is not started (checked before each call).
+    if (SessionPool::Clock::now() >= deadline)
+      return tl::unexpected(late());
     auto key = directory_.find(pool_.api(), lease->handle(), key_id);
+    if (key && SessionPool::Clock::now() >= deadline)
+      return tl::unexpected(late());
     auto result =
         key ? operation(lease->handle(), *key)
             : decltype(operation(CK_SESSION_HANDLE{}, KeyInfo{}))(tl::unexpected(key.error()));

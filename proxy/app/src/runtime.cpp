@@ -50,13 +50,10 @@ tl::expected<std::unique_ptr<Runtime>, std::string> Runtime::start(const Config&
   if (!runtime->config_.audit.path.empty())
     runtime->audit_ = std::make_unique<AuditLog>(runtime->config_.audit, registry);
   runtime->service_ = std::make_unique<XksService>(
-      std::move(stores), hsm.keys(), hsm.health(),
+      std::move(stores), hsm.keys(), hsm.health(), hsm.executor(),
       ProxyIdentity{runtime->config_.server.fleet_size, "xks-proxy project",
                     std::string("xks-proxy ") + XKS_PROXY_VERSION},
-      [metrics = runtime->xks_metrics_.get()](const XksOutcome& outcome, double seconds) {
-        metrics->record(outcome, seconds);
-      },
-      runtime->audit_.get());
+      runtime->xks_metrics_.get(), runtime->audit_.get());
   watch_hsm_backend(registry, hsm);
   return runtime;
 }

@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "router.h"
-#include "xks/wire/request_metadata.h"
 #include "xks/proxy/xks/xks_error.h"
+#include "xks/wire/request_metadata.h"
 
 namespace xks::proxy {
 

@@ -59,6 +59,14 @@ XksMetrics::XksMetrics(metrics::Registry& registry, const std::vector<KeyStoreCo
     sigv4_failures_[i] =
         &sigv4.labels({std::string(sigv4::failure_name(static_cast<sigv4::Failure>(i)))});
   }
+  auto& late = registry.counter(
+      "xks_hsm_late_results_total",
+      "HSM results discarded because the request had been answered at its deadline, by XKS "
+      "operation.",
+      {"operation"});
+  for (wire::Operation operation : wire::kOperations)
+    late_results_[static_cast<std::size_t>(operation)] =
+        &late.labels({std::string(operation_name(operation))});
   hsm_errors_ = &registry.counter("xks_hsm_errors_total", "HSM call failures by PKCS#11 code.",
                                   {"hsm", "ckr"});
   auto& credential_age =
@@ -94,6 +102,11 @@ void XksMetrics::record(const XksOutcome& outcome, double seconds) {
     sigv4_failures_[static_cast<std::size_t>(*outcome.auth_failure)]->inc();
   if (outcome.hsm_rv != CKR_OK)
     hsm_errors_->labels({hsm_id_, hsm::ckr_name(outcome.hsm_rv)}).inc();
+}
+
+void XksMetrics::record_late_result(wire::Operation operation, double hsm_seconds) {
+  late_results_[static_cast<std::size_t>(operation)]->inc();
+  hsm_seconds_[static_cast<std::size_t>(operation)]->observe(hsm_seconds);
 }
 
 }  // namespace xks::proxy

@@ -1,6 +1,9 @@
 // The XKS request path, from route to response.
 #include "xks/proxy/xks/xks_service.h"
 
+#include <atomic>
+
+#include "deadline_watch.h"
 #include "router.h"
 #include "xks/proxy/ops/audit_log.h"
 #include "xks/proxy/xks/xks_error.h"
@@ -8,97 +11,171 @@
 
 namespace xks::proxy {
 
+// What the HSM part of a request produced, kept apart from the request's outcome until the
+// answer is claimed (the deadline watch may answer first).
+struct XksService::HsmAnswer {
+  HttpResponse response;
+  std::optional<XksError> error;
+  CK_RV hsm_rv = CKR_OK;
+  double hsm_seconds = -1;
+};
+
+// The HSM part of a request, with everything it needs parsed and checked.
+struct XksService::HsmWork {
+  wire::Operation operation;
+  std::string key_id;
+  XksRequest parsed;
+  Bytes hsm_aad;  // Encrypt and Decrypt: the AAD the HSM authenticates (see hsm::xks_aad)
+};
+
+// One request from hand-over to answer. Whoever claims it (the HSM work or the deadline watch)
+// owns `outcome` from then on; before the hop, only the handling thread touches it.
+struct XksService::Exchange final : DeadlineWatch::Watched {
+  Exchange(const XksService& service_, HttpRequest request_, Clock::time_point received_,
+           Deadline deadline_, Respond respond_)
+      : service(service_),
+        request(std::move(request_)),
+        received(received_),
+        deadline(deadline_),
+        respond(std::move(respond_)) {}
+
+  bool claim() { return !answered.exchange(true, std::memory_order_acq_rel); }
+  bool done() const override { return answered.load(std::memory_order_acquire); }
+  void expire() override {
+    if (!claim())
+      return;
+    outcome.error = XksError::kDependencyTimeout;
+    service.finish(*this, error_response(XksError::kDependencyTimeout,
+                                         "the HSM did not answer before the deadline"));
+  }
+
+  const XksService& service;
+  HttpRequest request;
+  Clock::time_point received;
+  Deadline deadline;
+  Respond respond;
+  XksOutcome outcome;
+  bool audited = false;
+  std::atomic<bool> answered{false};
+};
+
 namespace {
+
+XksService::Clock::time_point now() {
+  return XksService::Clock::now();
+}
+
+// The one place where HSM errors become XKS errors.
+std::pair<XksError, std::string_view> xks_error_of(const hsm::HsmError& error) {
+  using hsm::HsmErrorKind;
+  switch (error.kind) {
+    case HsmErrorKind::kKeyNotFound:
+      return {XksError::kKeyNotFound, "no such key in the HSM"};
+    case HsmErrorKind::kDuplicateKey:
+      return {XksError::kInvalidState, "several HSM keys share this external key id"};
+    case HsmErrorKind::kKeyUsage:
+      return {XksError::kInvalidKeyUsage, error.message};
+    case HsmErrorKind::kInvalidCiphertext:
+      return {XksError::kInvalidCiphertext,
+              "ciphertext, IV, tag, AAD or metadata do not authenticate"};
+    case HsmErrorKind::kBusy:
+      return {XksError::kDependencyTimeout, "the HSM could not start the call before the deadline"};
+    case HsmErrorKind::kSessionLost:
+    case HsmErrorKind::kKeyHandleInvalid:
+    case HsmErrorKind::kLoginFailed:
+    case HsmErrorKind::kUnavailable:
+      return {XksError::kInternal, "the HSM is unavailable"};
+    case HsmErrorKind::kBadIv:
+    case HsmErrorKind::kOther:
+      break;
+  }
+  return {XksError::kInternal, "the HSM operation failed"};
+}
 
 HttpResponse error_response(XksOutcome& outcome, XksError error, std::string_view message) {
   outcome.error = error;
   return proxy::error_response(error, message);
 }
 
-// The one place where HSM errors become XKS errors.
-HttpResponse hsm_error_response(XksOutcome& outcome, const hsm::HsmError& error) {
-  outcome.hsm_rv = error.rv;
-  using hsm::HsmErrorKind;
-  switch (error.kind) {
-    case HsmErrorKind::kKeyNotFound:
-      return error_response(outcome, XksError::kKeyNotFound, "no such key in the HSM");
-    case HsmErrorKind::kDuplicateKey:
-      return error_response(outcome, XksError::kInvalidState,
-                            "several HSM keys share this external key id");
-    case HsmErrorKind::kKeyUsage:
-      return error_response(outcome, XksError::kInvalidKeyUsage, error.message);
-    case HsmErrorKind::kInvalidCiphertext:
-      return error_response(outcome, XksError::kInvalidCiphertext,
-                            "ciphertext, IV, tag, AAD or metadata do not authenticate");
-    case HsmErrorKind::kBusy:
-      return error_response(outcome, XksError::kDependencyTimeout,
-                            "no HSM session became free before the deadline");
-    case HsmErrorKind::kSessionLost:
-    case HsmErrorKind::kKeyHandleInvalid:
-    case HsmErrorKind::kLoginFailed:
-    case HsmErrorKind::kUnavailable:
-      return error_response(outcome, XksError::kInternal, "the HSM is unavailable");
-    case HsmErrorKind::kBadIv:
-    case HsmErrorKind::kOther:
-      break;
-  }
-  return error_response(outcome, XksError::kInternal, "the HSM operation failed");
-}
-
 const Bytes kEmpty;
-
-// Measures the HSM part of a request, however it returns.
-class HsmTimer {
- public:
-  explicit HsmTimer(XksOutcome& outcome) : outcome_(outcome), started_(XksService::Clock::now()) {}
-  ~HsmTimer() {
-    outcome_.hsm_seconds =
-        std::chrono::duration<double>(XksService::Clock::now() - started_).count();
-  }
-  HsmTimer(const HsmTimer&) = delete;
-  HsmTimer& operator=(const HsmTimer&) = delete;
-
- private:
-  XksOutcome& outcome_;
-  XksService::Clock::time_point started_;
-};
 
 }  // namespace
 
 XksService::XksService(std::vector<KeyStore> key_stores, hsm::KeyService& keys,
-                       hsm::HsmHealth& health, ProxyIdentity identity, OutcomeObserver observe,
-                       AuditLog* audit)
+                       hsm::HsmHealth& health, hsm::HsmExecutor& executor, ProxyIdentity identity,
+                       XksMetrics* metrics, AuditLog* audit)
     : key_stores_(std::move(key_stores)),
       keys_(keys),
       health_(health),
+      executor_(executor),
       identity_(std::move(identity)),
-      observe_(std::move(observe)),
-      audit_(audit) {
+      metrics_(metrics),
+      audit_(audit),
+      watch_(std::make_unique<DeadlineWatch>()) {
   for (const KeyStore& store : key_stores_)
     prefixes_.push_back(store.prefix);
 }
 
-HttpResponse XksService::handle(const HttpRequest& request, Clock::time_point received,
-                                Deadline deadline) const {
-  XksOutcome outcome;
+XksService::~XksService() = default;
+
+void XksService::handle(HttpRequest request, Clock::time_point received, Deadline deadline,
+                        Respond respond) const {
+  auto exchange =
+      std::make_shared<Exchange>(*this, std::move(request), received, deadline, std::move(respond));
+  XksOutcome& outcome = exchange->outcome;
   // A place in the audit queue first: with on_full = reject, nothing is served unaudited.
-  bool audited = audit_ != nullptr && audit_->reserve();
-  HttpResponse response;
-  if (audit_ != nullptr && !audited && audit_->config().on_full == AuditConfig::OnFull::kReject) {
-    response = error_response(outcome, XksError::kThrottling, "the audit log is backlogged");
-  } else {
-    response = answer(request, deadline, outcome);
+  exchange->audited = audit_ != nullptr && audit_->reserve();
+  if (audit_ != nullptr && !exchange->audited &&
+      audit_->config().on_full == AuditConfig::OnFull::kReject) {
+    exchange->claim();
+    return finish(*exchange,
+                  error_response(outcome, XksError::kThrottling, "the audit log is backlogged"));
   }
+  std::optional<HsmWork> work;
+  std::optional<HttpResponse> response = prepare(exchange->request, outcome, work);
+  if (response) {
+    exchange->claim();
+    return finish(*exchange, std::move(*response));
+  }
+  submit(std::move(exchange), std::move(*work));
+}
+
+void XksService::submit(std::shared_ptr<Exchange> exchange, HsmWork work) const {
+  // Watched weakly: once the HSM work is done and gone, the watch forgets the request.
+  watch_->watch(exchange->deadline, exchange);
+  Exchange& raw = *exchange;
+  bool queued = executor_.submit([this, exchange, work = std::move(work)]() {
+    if (exchange->done() || now() >= exchange->deadline)
+      return;  // answered by the watch, or too late to start: the HSM is not called
+    HsmAnswer answer = call_hsm(work, exchange->deadline);
+    if (!exchange->claim()) {
+      if (metrics_ != nullptr)
+        metrics_->record_late_result(work.operation, answer.hsm_seconds);
+      return;
+    }
+    XksOutcome& outcome = exchange->outcome;
+    outcome.error = answer.error;
+    outcome.hsm_rv = answer.hsm_rv;
+    outcome.hsm_seconds = answer.hsm_seconds;
+    finish(*exchange, std::move(answer.response));
+  });
+  if (!queued && raw.claim()) {
+    finish(raw, error_response(raw.outcome, XksError::kDependencyTimeout, "the HSM queue is full"));
+  }
+}
+
+void XksService::finish(Exchange& exchange, HttpResponse response) const {
+  XksOutcome& outcome = exchange.outcome;
   outcome.status = response.status;
-  double seconds = std::chrono::duration<double>(Clock::now() - received).count();
-  if (observe_)
-    observe_(outcome, seconds);
-  if (audited) {
-    audit_->submit(audit_fields(audit_record(outcome, request, seconds)));
+  double seconds = std::chrono::duration<double>(now() - exchange.received).count();
+  if (metrics_ != nullptr)
+    metrics_->record(outcome, seconds);
+  if (exchange.audited) {
+    audit_->submit(audit_fields(audit_record(outcome, exchange.request, seconds)));
   } else if (audit_ != nullptr) {
     audit_->dropped();
   }
-  return response;
+  exchange.respond(std::move(response));
 }
 
 AuditRecord XksService::audit_record(XksOutcome& outcome, const HttpRequest& request,
@@ -121,8 +198,8 @@ AuditRecord XksService::audit_record(XksOutcome& outcome, const HttpRequest& req
   return record;
 }
 
-HttpResponse XksService::answer(const HttpRequest& request, Deadline deadline,
-                                XksOutcome& outcome) const {
+std::optional<HttpResponse> XksService::prepare(const HttpRequest& request, XksOutcome& outcome,
+                                                std::optional<HsmWork>& work) const {
   auto found = route(request.target, prefixes_);
   if (!found)
     return error_response(outcome, XksError::kInvalidUriPath, "not an XKS API path");
@@ -150,11 +227,13 @@ HttpResponse XksService::answer(const HttpRequest& request, Deadline deadline,
   outcome.metadata = parsed->metadata;
 
   if (found->operation == wire::Operation::kGetHealthStatus) {
-    hsm::HealthReport report = health_.current(deadline);
+    // The background check keeps this fresh (spec: up to 60 s old): no HSM call here.
+    hsm::HealthReport report = health_.last();
     FleetMember member{health_.token().serial, health_.model(),
                        std::string(hsm::health_state_name(report.state))};
-    return {200, health_response(identity_.fleet_size, identity_.vendor, identity_.model,
-                                 health_.token().manufacturer, {&member, 1})};
+    return HttpResponse{200,
+                        health_response(identity_.fleet_size, identity_.vendor, identity_.model,
+                                        health_.token().manufacturer, {&member, 1})};
   }
 
   std::string key_id(found->key_id);
@@ -162,59 +241,90 @@ HttpResponse XksService::answer(const HttpRequest& request, Deadline deadline,
   if (store.allowed_key_ids && !store.allowed_key_ids->contains(key_id)) {
     return error_response(outcome, XksError::kKeyNotFound, "no such key in this key store");
   }
-  HsmTimer hsm_timer(outcome);
-  switch (found->operation) {
+  Bytes hsm_aad;
+  if (parsed->encrypt || parsed->decrypt) {
+    const std::optional<Bytes>& aad = parsed->encrypt ? parsed->encrypt->aad : parsed->decrypt->aad;
+    const std::optional<Bytes>& metadata =
+        parsed->decrypt ? parsed->decrypt->ciphertext_metadata : std::nullopt;
+    auto built = hsm::xks_aad(aad ? *aad : kEmpty, metadata ? *metadata : kEmpty);
+    if (!built)
+      return error_response(outcome, XksError::kValidation, built.error().message);
+    hsm_aad = std::move(*built);
+  }
+  work.emplace(
+      HsmWork{found->operation, std::move(key_id), std::move(*parsed), std::move(hsm_aad)});
+  return std::nullopt;
+}
+
+XksService::HsmAnswer XksService::call_hsm(const HsmWork& work, Deadline deadline) const {
+  auto started = now();
+  HsmAnswer answer;
+  auto fail = [&answer](XksError error, std::string_view message) {
+    answer.error = error;
+    answer.response = proxy::error_response(error, message);
+  };
+  auto hsm_fail = [&answer, &fail](const hsm::HsmError& error) {
+    answer.hsm_rv = error.rv;
+    auto [xks_error, message] = xks_error_of(error);
+    fail(xks_error, message);
+  };
+  switch (work.operation) {
     case wire::Operation::kGetKeyMetadata: {
-      auto key = keys_.metadata(key_id, deadline);
-      if (!key)
-        return hsm_error_response(outcome, key.error());
-      if (!key->is_aes_256())
-        return error_response(outcome, XksError::kInvalidState, "not an AES-256 key");
-      auto usage = key->key_usage();
-      return {200, metadata_response(usage)};
+      auto key = keys_.metadata(work.key_id, deadline);
+      if (!key) {
+        hsm_fail(key.error());
+      } else if (!key->is_aes_256()) {
+        fail(XksError::kInvalidState, "not an AES-256 key");
+      } else {
+        answer.response = {200, metadata_response(key->key_usage())};
+      }
+      break;
     }
     case wire::Operation::kEncrypt: {
-      const EncryptRequest& encrypt = *parsed->encrypt;
-      const Bytes& aad = encrypt.aad ? *encrypt.aad : kEmpty;
-      auto hsm_aad = hsm::xks_aad(aad, {});
-      if (!hsm_aad)
-        return error_response(outcome, XksError::kValidation, hsm_aad.error().message);
-      auto sealed = keys_.encrypt(key_id, encrypt.plaintext, *hsm_aad, deadline);
-      if (!sealed)
-        return hsm_error_response(outcome, sealed.error());
+      const EncryptRequest& encrypt = *work.parsed.encrypt;
+      auto sealed = keys_.encrypt(work.key_id, encrypt.plaintext, work.hsm_aad, deadline);
+      if (!sealed) {
+        hsm_fail(sealed.error());
+        break;
+      }
       std::string integrity;
       if (encrypt.cdiv) {
         // Spec appendix C: the CDIV is computed before the verification decrypt, so that any
         // corruption after it cannot go unnoticed; a failed decrypt is the answer.
-        integrity = cdiv(aad, {}, sealed->iv, sealed->ciphertext, sealed->tag);
-        auto opened =
-            keys_.decrypt(key_id, sealed->ciphertext, sealed->iv, sealed->tag, *hsm_aad, deadline);
-        if (!opened)
-          return hsm_error_response(outcome, opened.error());
+        integrity = cdiv(encrypt.aad ? *encrypt.aad : kEmpty, {}, sealed->iv, sealed->ciphertext,
+                         sealed->tag);
+        auto opened = keys_.decrypt(work.key_id, sealed->ciphertext, sealed->iv, sealed->tag,
+                                    work.hsm_aad, deadline);
+        if (!opened) {
+          hsm_fail(opened.error());
+          break;
+        }
         if (*opened != encrypt.plaintext) {
-          return error_response(outcome, XksError::kInternal,
-                                "verification decrypt did not round-trip");
+          fail(XksError::kInternal, "verification decrypt did not round-trip");
+          break;
         }
       }
-      return {200, encrypt_response(sealed->ciphertext, sealed->iv, sealed->tag, integrity)};
+      answer.response = {200,
+                         encrypt_response(sealed->ciphertext, sealed->iv, sealed->tag, integrity)};
+      break;
     }
     case wire::Operation::kDecrypt: {
-      const DecryptRequest& decrypt = *parsed->decrypt;
-      auto hsm_aad =
-          hsm::xks_aad(decrypt.aad ? *decrypt.aad : kEmpty,
-                       decrypt.ciphertext_metadata ? *decrypt.ciphertext_metadata : kEmpty);
-      if (!hsm_aad)
-        return error_response(outcome, XksError::kValidation, hsm_aad.error().message);
-      auto opened =
-          keys_.decrypt(key_id, decrypt.ciphertext, decrypt.iv, decrypt.tag, *hsm_aad, deadline);
-      if (!opened)
-        return hsm_error_response(outcome, opened.error());
-      return {200, decrypt_response(*opened)};
+      const DecryptRequest& decrypt = *work.parsed.decrypt;
+      auto opened = keys_.decrypt(work.key_id, decrypt.ciphertext, decrypt.iv, decrypt.tag,
+                                  work.hsm_aad, deadline);
+      if (!opened) {
+        hsm_fail(opened.error());
+        break;
+      }
+      answer.response = {200, decrypt_response(*opened)};
+      break;
     }
     case wire::Operation::kGetHealthStatus:
+      fail(XksError::kInternal, "unhandled operation");
       break;
   }
-  return error_response(outcome, XksError::kInternal, "unhandled operation");
+  answer.hsm_seconds = std::chrono::duration<double>(now() - started).count();
+  return answer;
 }
 
 }  // namespace xks::proxy

@@ -20,7 +20,7 @@ enum class HsmErrorKind : std::uint8_t {
   kKeyHandleInvalid,   // the cached object handle went stale; looked up again
   kLoginFailed,        // wrong, locked or expired PIN
   kUnavailable,        // module, slot or token gone or failing
-  kBusy,               // no session free before the request's deadline
+  kBusy,               // the request's deadline came before a session or the call itself
   kBadIv,              // the HSM produced an IV of the wrong length or all zeros
   kOther,
 };

@@ -7,6 +7,7 @@
 
 #include <boost/json.hpp>
 #include <fstream>
+#include <future>
 #include <optional>
 #include <thread>
 
@@ -50,6 +51,7 @@ class XksServiceTest : public test::HsmFixture {
     auto token = module_->token_info(slot_);
     ASSERT_TRUE(token.has_value());
     health_ = std::make_unique<hsm::HsmHealth>(*keys_, "xks-health", *token, hsm::HealthOptions{});
+    health_->check(hsm::SessionPool::Clock::now() + 2s);  // as Backend::start does
     std::vector<KeyStore> stores;
     stores.push_back(
         {"/tenant-a",
@@ -66,14 +68,14 @@ class XksServiceTest : public test::HsmFixture {
     metrics_ = std::make_unique<XksMetrics>(registry_, config_.keystores, "test-hsm");
     audit_path_ = (token_.dir() / "audit.log").string();
     audit_ = std::make_unique<AuditLog>(AuditConfig{audit_path_}, registry_);
-    service_ = std::make_unique<XksService>(
-        std::move(stores), *keys_, *health_,
-        ProxyIdentity{3, "xks-proxy project", "xks-proxy test"},
-        [this](const XksOutcome& outcome, double seconds) { metrics_->record(outcome, seconds); },
-        audit_.get());
+    executor_ = std::make_unique<hsm::HsmExecutor>(2, 64);
+    service_ = std::make_unique<XksService>(std::move(stores), *keys_, *health_, *executor_,
+                                            ProxyIdentity{3, "xks-proxy project", "xks-proxy test"},
+                                            metrics_.get(), audit_.get());
   }
 
   void TearDown() override {
+    executor_.reset();
     service_.reset();
     audit_.reset();
     metrics_.reset();
@@ -95,8 +97,16 @@ class XksServiceTest : public test::HsmFixture {
     request.headers.emplace_back("Authorization",
                                  signer.authorization({method, path, "", views, body}, date));
     request.headers.emplace_back("Content-Type", "application/json");
-    return service_->handle(request, hsm::SessionPool::Clock::now(),
-                            hsm::SessionPool::Clock::now() + budget);
+    return handle(std::move(request), budget);
+  }
+
+  // The service's answer, waited for (it may come from another thread).
+  HttpResponse handle(HttpRequest request, std::chrono::milliseconds budget = 2000ms) {
+    std::promise<HttpResponse> answer;
+    auto now = XksService::Clock::now();
+    service_->handle(std::move(request), now, now + budget,
+                     [&answer](HttpResponse response) { answer.set_value(std::move(response)); });
+    return answer.get_future().get();
   }
 
   static std::string error_name_of(const HttpResponse& response) {
@@ -111,6 +121,7 @@ class XksServiceTest : public test::HsmFixture {
   std::unique_ptr<XksMetrics> metrics_;
   std::string audit_path_;
   std::unique_ptr<AuditLog> audit_;
+  std::unique_ptr<hsm::HsmExecutor> executor_;
   std::unique_ptr<XksService> service_;
 };
 
@@ -206,8 +217,7 @@ TEST_F(XksServiceTest, RoutingAndAuthenticationErrors) {
   EXPECT_EQ(error_name_of(unknown_path), "InvalidUriPathException");
 
   HttpRequest unsigned_request{"POST", "/tenant-a/kms/xks/v1/health", {{"Host", "h"}}, "{}", ""};
-  auto unsigned_response = service_->handle(unsigned_request, hsm::SessionPool::Clock::now(),
-                                            hsm::SessionPool::Clock::now() + 1s);
+  auto unsigned_response = handle(unsigned_request, 1s);
   EXPECT_EQ(unsigned_response.status, 401);
   EXPECT_EQ(error_name_of(unsigned_response), "AuthenticationFailedException");
 
@@ -263,6 +273,28 @@ TEST_F(XksServiceTest, MetricsCountEachOutcome) {
   has(R"(xks_hsm_operation_duration_seconds_count{hsm="test-hsm",operation="Encrypt"} 3)");
 }
 
+TEST_F(XksServiceTest, AnswersAtTheDeadlineAndNeverStartsHsmWorkThatIsTooLate) {
+  // Both executor threads are held: the Encrypt's HSM work waits in the queue past its deadline.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  for (int i = 0; i < 2; ++i)
+    ASSERT_TRUE(executor_->submit([released] { released.wait(); }));
+  HttpResponse answer =
+      call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA"), kTenantA, "POST", 100ms);
+  release.set_value();
+  EXPECT_EQ(answer.status, 503);
+  EXPECT_EQ(error_name_of(answer), "DependencyTimeoutException");
+  executor_.reset();  // runs what was queued: the late work finds its deadline passed
+  std::string text = registry_.serialize();
+  auto has = [&text](const std::string& line) {
+    EXPECT_NE(text.find("\n" + line + "\n"), std::string::npos) << line;
+  };
+  has(R"(xks_requests_total{keystore="/tenant-a",operation="Encrypt",result="error",error="DependencyTimeoutException"} 1)");
+  // The HSM was never called for it, so nothing came late either.
+  has(R"(xks_hsm_operation_duration_seconds_count{hsm="test-hsm",operation="Encrypt"} 0)");
+  has(R"(xks_hsm_late_results_total{operation="Encrypt"} 0)");
+}
+
 TEST_F(XksServiceTest, WithOnFullRejectNothingIsServedUnaudited) {
   // The audit writer blocks opening a FIFO nobody reads: its one-place queue stays full.
   std::string fifo = (token_.dir() / "audit.fifo").string();
@@ -274,8 +306,8 @@ TEST_F(XksServiceTest, WithOnFullRejectNothingIsServedUnaudited) {
        std::make_shared<sigv4::Verifier>(std::vector<sigv4::Credential>{kTenantA},
                                          std::vector<std::string>{"us-east-1"}),
        std::nullopt}};
-  service_ = std::make_unique<XksService>(std::move(stores), *keys_, *health_, ProxyIdentity{},
-                                          nullptr, &*strict);
+  service_ = std::make_unique<XksService>(std::move(stores), *keys_, *health_, *executor_,
+                                          ProxyIdentity{}, nullptr, &*strict);
   EXPECT_EQ(call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA")).status, 200);
   auto refused = call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA"));
   EXPECT_EQ(refused.status, 429);

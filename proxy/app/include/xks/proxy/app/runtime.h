@@ -26,7 +26,6 @@ class Runtime {
 
   const Config& config() const { return config_; }
   XksService& service() { return *service_; }
-  hsm::HsmExecutor& executor() { return backend_->executor(); }
   hsm::HsmHealth& health() { return backend_->health(); }
   // Every layer registers its metrics here; served at GET /metrics.
   metrics::Registry& metrics() { return registry_; }

@@ -26,6 +26,9 @@ class XksMetrics {
 
   // One answered request; `seconds` from the request fully read to its answer ready.
   void record(const XksOutcome& outcome, double seconds);
+  // An HSM result that came after the deadline answer was sent, and was discarded; its HSM
+  // time still counts in the HSM latency histogram.
+  void record_late_result(wire::Operation operation, double hsm_seconds);
 
  private:
   static constexpr std::size_t kResults = wire::kXksErrorCount + 1;  // 0: ok, 1 + XksError
@@ -38,6 +41,7 @@ class XksMetrics {
   std::array<metrics::Histogram*, wire::kOperationCount> hsm_seconds_{};
   std::array<metrics::Counter*, sigv4::kFailureCount> sigv4_failures_{};
   metrics::Family<metrics::Counter>* hsm_errors_ = nullptr;  // by CKR name: resolved on errors
+  std::array<metrics::Counter*, wire::kOperationCount> late_results_{};
 };
 
 }  // namespace xks::proxy
