@@ -10,8 +10,13 @@ namespace xks::hsm {
 
 namespace {
 
-std::size_t threads_or_cores(std::size_t configured) {
-  return configured != 0 ? configured : std::max(1u, std::thread::hardware_concurrency());
+std::size_t executor_threads(const BackendOptions& options) {
+  if (options.workers != 0)
+    return options.workers;
+  if (!options.profile.in_process)
+    return options.sessions;
+  std::size_t cores = std::max(1u, std::thread::hardware_concurrency());
+  return std::min(cores, options.sessions);
 }
 
 HsmError with_context(HsmError error, const std::string& context) {
@@ -60,7 +65,7 @@ HsmResult<std::unique_ptr<Backend>> Backend::start(BackendOptions options) {
       std::make_unique<HsmHealth>(*backend->keys_, o.health_key, backend->token_, HealthOptions{});
   backend->health_->check(deadline);
   // Queue bound: a few deadlines' worth of work per session; beyond that, shed at once.
-  backend->executor_ = std::make_unique<HsmExecutor>(threads_or_cores(o.workers), 64 * o.sessions);
+  backend->executor_ = std::make_unique<HsmExecutor>(executor_threads(o), 64 * o.sessions);
   return backend;
 }
 

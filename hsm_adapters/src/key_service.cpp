@@ -5,8 +5,12 @@ namespace xks::hsm {
 
 namespace {
 
+// Errors another session may not have: a lost session or stale handle, or a device error on
+// this session's connection (all four XKS operations are safe to repeat). A bad tag or a key
+// the HSM refuses is the answer, never retried.
 bool worth_retrying(HsmErrorKind kind) {
-  return kind == HsmErrorKind::kSessionLost || kind == HsmErrorKind::kKeyHandleInvalid;
+  return kind == HsmErrorKind::kSessionLost || kind == HsmErrorKind::kKeyHandleInvalid ||
+         kind == HsmErrorKind::kUnavailable;
 }
 
 HsmError late() {
@@ -25,8 +29,11 @@ KeyService::KeyService(SessionPool& pool, VendorProfile profile)
 template <typename Operation>
 auto KeyService::with_key(std::string_view key_id, Deadline deadline, Operation operation)
     -> decltype(operation(CK_SESSION_HANDLE{}, KeyInfo{})) {
-  const std::size_t max_attempts = pool_.size() + 1;
-  for (std::size_t attempt = 1;; ++attempt) {
+  // One attempt per session and one more; a stale key handle is looked up again without
+  // counting as an attempt (a token that dropped every session may renumber its objects).
+  std::size_t attempts_left = pool_.size() + 1;
+  std::size_t lookups_left = 2;
+  for (;;) {
     auto lease = pool_.acquire(deadline);
     if (!lease)
       return tl::unexpected(lease.error());
@@ -43,12 +50,17 @@ auto KeyService::with_key(std::string_view key_id, Deadline deadline, Operation 
       return result;
     const HsmError& error = result.error();
     lease->report(error);
-    if (error.kind == HsmErrorKind::kKeyHandleInvalid)
+    bool stale_handle = error.kind == HsmErrorKind::kKeyHandleInvalid;
+    if (stale_handle)
       directory_.forget(key_id);
-    if (attempt == max_attempts || !worth_retrying(error.kind) ||
-        SessionPool::Clock::now() >= deadline) {
+    if (SessionPool::Clock::now() >= deadline || !worth_retrying(error.kind))
       return result;
+    if (stale_handle && lookups_left > 0) {
+      --lookups_left;
+      continue;
     }
+    if (--attempts_left == 0)
+      return result;
   }
 }
 

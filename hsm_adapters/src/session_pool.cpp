@@ -69,7 +69,10 @@ HsmResult<CK_SESSION_HANDLE> SessionPool::open_session() {
 
 HsmResult<SessionPool::Lease> SessionPool::acquire(Clock::time_point deadline) {
   std::unique_lock lock(mutex_);
-  if (!idle_available_.wait_until(lock, deadline, [this] { return !idle_.empty(); })) {
+  auto none_coming = [this] { return counts_.busy == 0 && reopen_failing_; };
+  if (!idle_available_.wait_until(lock, deadline,
+                                  [&] { return !idle_.empty() || none_coming(); }) ||
+      idle_.empty()) {
     if (counts_.busy == 0) {
       return tl::unexpected(HsmError{HsmErrorKind::kUnavailable, CKR_OK,
                                      "no open HSM session: the token is being reconnected"});
@@ -105,7 +108,8 @@ void SessionPool::give_back(CK_SESSION_HANDLE handle, bool discard, const std::s
 }
 
 void SessionPool::replace_missing(std::stop_token stop) {
-  std::chrono::milliseconds retry = options_.first_retry;
+  std::chrono::milliseconds login_retry = options_.first_retry;
+  std::chrono::milliseconds device_retry = options_.first_device_retry;
   std::unique_lock lock(mutex_);
   while (missing_changed_.wait(lock, stop, [this] { return counts_.missing > 0; })) {
     lock.unlock();
@@ -115,20 +119,28 @@ void SessionPool::replace_missing(std::stop_token stop) {
       idle_.push_back(*session);
       --counts_.missing;
       ++counts_.replaced;
-      retry = options_.first_retry;
+      reopen_failing_ = false;
+      login_retry = options_.first_retry;
+      device_retry = options_.first_device_retry;
       idle_available_.notify_one();
       lock.unlock();
       event("HSM session reopened");
       lock.lock();
       continue;
     }
+    // Callers waiting for a session learn at once that none is coming.
+    reopen_failing_ = true;
+    idle_available_.notify_all();
+    // Back off: never hammer a failing HSM, and never retry a wrong PIN quickly.
+    bool login = session.error().kind == HsmErrorKind::kLoginFailed;
+    std::chrono::milliseconds& retry = login ? login_retry : device_retry;
+    std::chrono::milliseconds wait = retry;
+    retry = std::min(retry * 2, login ? options_.max_retry : options_.max_device_retry);
     lock.unlock();
     event("reopening an HSM session failed (" + session.error().message + "); retrying in " +
-          std::to_string(retry.count()) + " ms");
+          std::to_string(wait.count()) + " ms");
     lock.lock();
-    // Back off: never hammer a failing HSM, and never retry a wrong PIN quickly.
-    missing_changed_.wait_for(lock, stop, retry, [] { return false; });
-    retry = std::min(retry * 2, options_.max_retry);
+    missing_changed_.wait_for(lock, stop, wait, [] { return false; });
   }
 }
 

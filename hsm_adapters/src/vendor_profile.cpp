@@ -5,7 +5,11 @@ namespace xks::hsm {
 
 std::optional<VendorProfile> vendor_profile(std::string_view name) {
   if (name == "softhsm") {
-    return VendorProfile{"softhsm", IvSource::kProxyFromHsmRng, CKR_GENERAL_ERROR};
+    return VendorProfile{.name = "softhsm",
+                         .iv_source = IvSource::kProxyFromHsmRng,
+                         .bad_tag_rv = CKR_GENERAL_ERROR,
+                         .in_process = true,
+                         .default_sessions = 8};
   }
   if (name == "cloudhsm")
     return VendorProfile{"cloudhsm", IvSource::kHsmFillsBuffer};

@@ -50,6 +50,15 @@ class HsmTroubleTest(unittest.TestCase):
                                                     "plaintext": b64(b"x" * 32),
                                                     "encryptionAlgorithm": "AES_GCM"})
 
+    def test_device_errors_are_retried_on_another_session(self):
+        self.faults("fail C_Encrypt CKR_DEVICE_ERROR every 3")
+        try:
+            for _ in range(30):
+                status, body = self.encrypt()
+                self.assertEqual(status, 200, body)
+        finally:
+            self.faults()
+
     def test_a_hung_hsm_is_answered_at_the_deadline_and_the_proxy_recovers(self):
         late = 'xks_hsm_late_results_total{operation="Encrypt"}'
         late_before = self.metric(late)

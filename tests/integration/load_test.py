@@ -133,7 +133,8 @@ class AvailabilityScenarioTest(unittest.TestCase):
             with open(scenario, "w") as f:
                 f.write('[[phase]]\nname = "baseline"\nseconds = 1.5\n\n'
                         '[[phase]]\nname = "error burst"\nseconds = 1.5\n'
-                        'faults = ["fail C_Encrypt CKR_DEVICE_ERROR every 2"]\n\n'
+                        # An error the proxy does not retry (a device error would be).
+                        'faults = ["fail C_Encrypt CKR_GENERAL_ERROR every 2"]\n\n'
                         '[[phase]]\nname = "latency spike"\nseconds = 1.5\n'
                         'faults = ["delay C_Encrypt 30"]\n\n'
                         '[[phase]]\nname = "recovery"\nseconds = 2\n')
@@ -160,7 +161,7 @@ class AvailabilityScenarioTest(unittest.TestCase):
             burst = phases["error burst"]
             self.assertGreater(burst["error_rate"], 0.2, burst)
             self.assertEqual(list(burst["errors_by_error_name"]), ["InternalException"], burst)
-            self.assertEqual(burst["faults"], ["fail C_Encrypt CKR_DEVICE_ERROR every 2"])
+            self.assertEqual(burst["faults"], ["fail C_Encrypt CKR_GENERAL_ERROR every 2"])
             spike = phases["latency spike"]
             self.assertGreater(spike["latency_ms"]["p50"], 30)
             self.assertLess(baseline["latency_ms"]["p50"], 30)

@@ -63,7 +63,12 @@ module = {{ .Values.hsm.module | quote }}
 vendor_profile = {{ .Values.hsm.vendorProfile | quote }}
 token_label = {{ .Values.hsm.tokenLabel | quote }}
 pin_file = "/etc/xks-proxy/pin/{{ .Values.hsm.pin.key }}"
-sessions = {{ .Values.hsm.sessions }}
+{{- with .Values.hsm.sessions }}
+sessions = {{ . }}
+{{- end }}
+{{- with .Values.hsm.workers }}
+workers = {{ . }}
+{{- end }}
 health_key = {{ .Values.hsm.healthKey | quote }}
 {{- range .Values.keystores }}
 

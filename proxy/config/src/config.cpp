@@ -244,6 +244,7 @@ HsmConfig parse_hsm(TableReader reader) {
   }
   hsm.pin = pin_file ? hsm::PinSource{hsm::PinSource::From::kFile, *pin_file}
                      : hsm::PinSource{hsm::PinSource::From::kEnvironment, *pin_env};
+  hsm.sessions = hsm.profile.default_sessions;
   reader.read_integer("sessions", hsm.sessions, 1, 1024);
   reader.read_integer("workers", hsm.workers, 0, 1024);
   hsm.health_key = reader.required_string("health_key");

@@ -139,6 +139,38 @@ TEST_F(FaultModuleTest, EveryThirdCallFailingIsRetriedWithinTheDeadline) {
   }
 }
 
+TEST_F(FaultModuleTest, ADeviceErrorIsRetriedOnAnotherSession) {
+  start("softhsm", 4);
+  control("fail C_Encrypt CKR_DEVICE_ERROR every 3\n");
+  for (int i = 0; i < 30; ++i) {
+    auto sealed = service_->encrypt("foo", Bytes(16, 1), {}, in(5s));
+    ASSERT_TRUE(sealed.has_value()) << i << ": " << sealed.error().message;
+  }
+}
+
+TEST_F(FaultModuleTest, WhileTheHsmIsGoneCallersFailAtOnceAndServingResumesWhenItReturns) {
+  start("softhsm", 2);
+  control(
+      "fail C_Encrypt CKR_DEVICE_REMOVED every 1\n"
+      "fail C_OpenSession CKR_DEVICE_REMOVED every 1\n");
+  // The first call loses both sessions; reopening them fails.
+  auto failed = service_->encrypt("foo", Bytes(16, 1), {}, in(30s));
+  ASSERT_FALSE(failed.has_value());
+  // No session is coming back: callers are told at once instead of waiting for their deadline.
+  auto deadline = in(30s);
+  auto unavailable = service_->encrypt("foo", Bytes(16, 1), {}, deadline);
+  ASSERT_FALSE(unavailable.has_value());
+  EXPECT_EQ(unavailable.error().kind, HsmErrorKind::kUnavailable);
+  EXPECT_LT(SessionPool::Clock::now(), deadline);
+  control("");
+  HsmResult<GcmCiphertext> recovered = tl::unexpected(failed.error());
+  for (int i = 0; i < 200 && !recovered; ++i) {
+    std::this_thread::sleep_for(20ms);
+    recovered = service_->encrypt("foo", Bytes(16, 1), {}, in(2s));
+  }
+  ASSERT_TRUE(recovered.has_value()) << recovered.error().message;
+}
+
 TEST_F(FaultModuleTest, ASlowHsmMakesLaterRequestsFailBusyAtTheirDeadline) {
   start("softhsm", 1);
   control("delay C_Encrypt 500\n");

@@ -41,7 +41,9 @@ struct BackendOptions {
   VendorProfile profile;
   std::string health_key;
   std::size_t sessions = 8;
-  std::size_t workers = 0;  // executor threads; 0: one per core (measured best for SoftHSM)
+  // Executor threads; 0: one per session, or for an in-process module one per core (at most
+  // one per session); see VendorProfile.
+  std::size_t workers = 0;
   // Session events (lost, reopened), for logs; may be empty.
   std::function<void(const std::string& event)> on_session_event;
 };

@@ -20,8 +20,13 @@ namespace xks::hsm {
 
 struct SessionPoolOptions {
   std::size_t sessions = 8;
-  std::chrono::milliseconds first_retry{1000};  // after the first failed reopen or login
+  // After a failed login: slow, so that a wrong PIN never locks the partition.
+  std::chrono::milliseconds first_retry{1000};
   std::chrono::milliseconds max_retry{std::chrono::minutes{5}};
+  // After any other failed reopen (the HSM unreachable): short, so that serving resumes within
+  // about half a second of the HSM's return. The first reopen is always tried at once.
+  std::chrono::milliseconds first_device_retry{50};
+  std::chrono::milliseconds max_device_retry{400};
   // Told about sessions dropped and reopened and failed reconnects (with CKR names), for the
   // operational log; called without the pool's lock held.
   std::function<void(const std::string&)> on_event = nullptr;
@@ -71,7 +76,7 @@ class SessionPool {
   SessionPool& operator=(const SessionPool&) = delete;
 
   // An idle session, waiting for one until `deadline`; then kBusy. kUnavailable at once when
-  // no session is open at all (the token is gone and being retried).
+  // no session is open at all and reopening them is failing (the token is gone).
   HsmResult<Lease> acquire(Clock::time_point deadline);
 
   Counts counts() const;
@@ -97,7 +102,8 @@ class SessionPool {
   std::condition_variable_any missing_changed_;
   std::vector<CK_SESSION_HANDLE> idle_;
   Counts counts_;
-  std::jthread replacer_;  // last: stopped and joined before the members it uses go
+  bool reopen_failing_ = false;  // the last reopen failed: nothing will come back soon
+  std::jthread replacer_;        // last: stopped and joined before the members it uses go
 };
 
 }  // namespace xks::hsm

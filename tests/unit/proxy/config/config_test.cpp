@@ -72,6 +72,19 @@ TEST_F(ConfigTest, AMinimalFileGetsTheDefaults) {
   EXPECT_FALSE(config->keystores[0].allowed_keys.has_value());
 }
 
+TEST_F(ConfigTest, SessionsDefaultToTheVendorProfiles) {
+  auto softhsm = load(minimal());
+  ASSERT_TRUE(softhsm.has_value()) << softhsm.error();
+  EXPECT_EQ(softhsm->hsm.sessions, 8u);  // in-process: CPU-bound calls
+  auto network = load(minimal("", "vendor_profile = \"luna\"\n"));
+  ASSERT_TRUE(network.has_value()) << network.error();
+  EXPECT_EQ(network->hsm.sessions, 32u);  // a network HSM: calls in flight during a spike
+  EXPECT_EQ(network->hsm.workers, 0u);    // sized from the sessions at start
+  auto chosen = load(minimal("", "vendor_profile = \"luna\"\nsessions = 4\n"));
+  ASSERT_TRUE(chosen.has_value()) << chosen.error();
+  EXPECT_EQ(chosen->hsm.sessions, 4u);
+}
+
 TEST_F(ConfigTest, ParsesTextInMemoryLikeAFile) {
   auto config = parse_config(minimal(), "inline.toml");
   ASSERT_TRUE(config.has_value()) << config.error();

@@ -25,8 +25,8 @@ struct HsmConfig {
   hsm::VendorProfile profile;
   hsm::TokenSelector token;
   hsm::PinSource pin;
-  std::size_t sessions = 8;
-  std::size_t workers = 0;  // HSM executor threads; 0: one per core (measured best for SoftHSM)
+  std::size_t sessions = 8;  // default: the vendor profile's (8 for SoftHSM, 32 otherwise)
+  std::size_t workers = 0;   // HSM executor threads; 0: sized from sessions (see VendorProfile)
   std::string health_key;
 };
 
