@@ -64,6 +64,11 @@ HsmResult<std::unique_ptr<Backend>> Backend::start(BackendOptions options) {
   backend->health_ =
       std::make_unique<HsmHealth>(*backend->keys_, o.health_key, backend->token_, HealthOptions{});
   backend->health_->check(deadline);
+  backend->circuit_ = std::make_unique<CircuitBreaker>(o.circuit_breaker);
+  Backend* raw = backend.get();
+  backend->circuit_->on_change(
+      [raw](CircuitState from, CircuitState to) { raw->circuit_changed(from, to); });
+  backend->prober_ = std::jthread([raw](std::stop_token stop) { raw->probe_open_circuit(stop); });
   // Queue bound: a few deadlines' worth of work per session; beyond that, shed at once.
   backend->executor_ = std::make_unique<HsmExecutor>(executor_threads(o), 64 * o.sessions);
   return backend;
@@ -76,6 +81,46 @@ void Backend::watch_health(
   health_checks_ = std::jthread([this, on_change = std::move(on_change)](std::stop_token stop) {
     check_health_periodically(stop, on_change);
   });
+}
+
+void Backend::watch_circuit(CircuitBreaker::OnChange on_change) {
+  std::lock_guard lock(circuit_mutex_);
+  circuit_listener_ = std::move(on_change);
+}
+
+void Backend::circuit_changed(CircuitState from, CircuitState to) {
+  CircuitBreaker::OnChange listener;
+  {
+    // Under the prober's lock, so that the prober cannot miss the change between its check
+    // and its wait.
+    std::lock_guard lock(circuit_mutex_);
+    listener = circuit_listener_;
+  }
+  circuit_wake_.notify_all();
+  if (listener)
+    listener(from, to);
+}
+
+// While the circuit is open: after each cool-down, one probe with the health key decides.
+void Backend::probe_open_circuit(std::stop_token stop) {
+  constexpr auto kProbeDeadline = std::chrono::seconds(1);
+  std::unique_lock lock(circuit_mutex_);
+  while (!stop.stop_requested()) {
+    auto at = circuit_->probe_at();
+    if (!at) {
+      circuit_wake_.wait(lock, stop, [this] { return circuit_->probe_at().has_value(); });
+      continue;
+    }
+    circuit_wake_.wait_until(lock, stop, *at, [] { return false; });
+    // Transitions call back into circuit_changed(), which takes this lock.
+    lock.unlock();
+    if (!stop.stop_requested() && circuit_->begin_probe()) {
+      auto probed =
+          keys_->self_test(options_.health_key, SessionPool::Clock::now() + kProbeDeadline);
+      circuit_->end_probe(probed.has_value());
+    }
+    lock.lock();
+  }
 }
 
 // Deep health in the background, so that GetHealthStatus and /readyz answer from a fresh

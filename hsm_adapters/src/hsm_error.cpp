@@ -159,6 +159,25 @@ HsmErrorKind classify(CK_RV rv) {
   }
 }
 
+bool is_backend_failure(HsmErrorKind kind) {
+  switch (kind) {
+    case HsmErrorKind::kSessionLost:
+    case HsmErrorKind::kKeyHandleInvalid:
+    case HsmErrorKind::kLoginFailed:
+    case HsmErrorKind::kUnavailable:
+    case HsmErrorKind::kBusy:
+    case HsmErrorKind::kBadIv:
+      return true;
+    case HsmErrorKind::kKeyNotFound:
+    case HsmErrorKind::kDuplicateKey:
+    case HsmErrorKind::kKeyUsage:
+    case HsmErrorKind::kInvalidCiphertext:
+    case HsmErrorKind::kOther:
+      return false;
+  }
+  return false;
+}
+
 HsmError HsmError::from_rv(std::string_view function, CK_RV rv) {
   std::string message(function);
   message.append(": ").append(ckr_name(rv));

@@ -110,6 +110,7 @@ class ChartTest(unittest.TestCase):
         self.assertIn('vendor_profile = "cloudhsm"', config)
         self.assertIn('client_names = ["cks.kms.us-east-1.amazonaws.com"]', config)
         self.assertIn("fleet_size = 5", config)  # the HPA's maximum
+        self.assertIn("[hsm.circuit_breaker]\nconsecutive_failures = 3\nopen_ms = 100\n", config)
         self.check_no_secret_inline(text, documents)
 
     def test_a_config_change_rolls_the_pods(self):

@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
@@ -38,10 +39,13 @@ class HsmTroubleTest(unittest.TestCase):
             f.write("".join(line + "\n" for line in lines))
         os.replace(self.control + ".new", self.control)
 
-    def metric(self, series):
+    def scrape(self):
         with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.proxy.admin_port,
                                     timeout=10) as response:
-            text = response.read().decode()
+            return response.read().decode()
+
+    def metric(self, series):
+        text = self.scrape()
         match = re.search("^" + re.escape(series) + r" (\S+)$", text, re.MULTILINE)
         return float(match.group(1)) if match else None
 
@@ -49,6 +53,54 @@ class HsmTroubleTest(unittest.TestCase):
         return self.proxy.call("keys/foo/encrypt", {"requestMetadata": metadata(),
                                                     "plaintext": b64(b"x" * 32),
                                                     "encryptionAlgorithm": "AES_GCM"})
+
+    def ready(self):
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % self.proxy.admin_port,
+                                        timeout=10) as response:
+                return response.status == 200
+        except urllib.error.HTTPError as error:
+            return error.code == 200
+
+    def health_status(self):
+        status, body = self.proxy.call("health", {"requestMetadata": metadata("KmsHealthCheck")})
+        self.assertEqual(status, 200, body)
+        return body["ekmFleetDetails"][0]["healthStatus"]
+
+    def wait_for(self, condition, seconds=20):
+        give_up = time.time() + seconds
+        while not condition() and time.time() < give_up:
+            time.sleep(0.05)
+        return condition()
+
+    def test_an_outage_opens_the_circuit_and_its_end_closes_it(self):
+        state = 'xks_hsm_circuit_state{backend="%s"}'
+        backend = re.search(r'xks_hsm_circuit_state\{backend="([^"]+)"\}', self.scrape()).group(1)
+        state = state % backend
+        self.assertEqual(self.metric(state), 0)
+        self.faults("fail C_Encrypt CKR_DEVICE_REMOVED every 1",
+                    "fail C_OpenSession CKR_DEVICE_REMOVED every 1")
+        try:
+            # Failing requests open the circuit (5 failures in a row by default).
+            self.assertTrue(self.wait_for(lambda: self.encrypt()[0] != 200 and
+                                          self.metric(state) == 2))
+            status, body = self.encrypt()
+            self.assertEqual(status, 503, body)
+            self.assertEqual(body["errorName"], "DependencyTimeoutException", body)
+            self.assertEqual(self.health_status(), "UNAVAILABLE")
+            self.assertFalse(self.ready())
+            self.assertGreater(self.metric(
+                'xks_hsm_circuit_rejections_total{backend="%s"}' % backend), 0)
+        finally:
+            self.faults()
+        # The prober finds the HSM back and closes the circuit; serving resumes.
+        self.assertTrue(self.wait_for(lambda: self.metric(state) == 0))
+        self.assertTrue(self.wait_for(lambda: self.encrypt()[0] == 200))
+        self.assertTrue(self.ready())
+        self.assertEqual(self.health_status(), "ACTIVE")
+        for to in ("open", "half_open", "closed"):
+            self.assertGreater(self.metric(
+                'xks_hsm_circuit_transitions_total{backend="%s",to="%s"}' % (backend, to)), 0)
 
     def test_device_errors_are_retried_on_another_session(self):
         self.faults("fail C_Encrypt CKR_DEVICE_ERROR every 3")

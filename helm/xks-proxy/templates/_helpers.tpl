@@ -70,6 +70,30 @@ sessions = {{ . }}
 workers = {{ . }}
 {{- end }}
 health_key = {{ .Values.hsm.healthKey | quote }}
+{{- with .Values.hsm.circuitBreaker }}
+{{- if or .consecutiveFailures .failurePercent .minimumCalls .windowMs .openMs .maxOpenMs }}
+
+[hsm.circuit_breaker]
+{{- with .consecutiveFailures }}
+consecutive_failures = {{ . }}
+{{- end }}
+{{- with .failurePercent }}
+failure_percent = {{ . }}
+{{- end }}
+{{- with .minimumCalls }}
+minimum_calls = {{ . }}
+{{- end }}
+{{- with .windowMs }}
+window_ms = {{ . }}
+{{- end }}
+{{- with .openMs }}
+open_ms = {{ . }}
+{{- end }}
+{{- with .maxOpenMs }}
+max_open_ms = {{ . }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- range .Values.keystores }}
 
 [[keystore]]

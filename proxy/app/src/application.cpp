@@ -16,7 +16,8 @@ Application xks_application(Runtime& runtime) {
   application.render_refusal = refusal_answer;
   application.scrape = [&runtime] { return runtime.metrics().serialize(); };
   application.ready = [&runtime] {
-    return runtime.health().last().state != hsm::HealthState::kUnavailable;
+    return runtime.health().last().state != hsm::HealthState::kUnavailable &&
+           runtime.circuit().state() == hsm::CircuitState::kClosed;
   };
   return application;
 }

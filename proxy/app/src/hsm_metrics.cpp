@@ -37,6 +37,20 @@ void watch_hsm_backend(metrics::Registry& registry, hsm::Backend& backend) {
   auto& transitions =
       registry.counter("xks_hsm_health_transitions_total",
                        "Changes of an HSM's health state, by new state.", {"hsm", "state"});
+  auto& circuit_state = registry.gauge(
+      "xks_hsm_circuit_state", "The HSM backend's circuit breaker: 0 closed, 1 half-open, 2 open.",
+      {"backend"});
+  metrics::Gauge& circuit = circuit_state.labels({hsm});
+  registry.on_scrape(
+      [&backend, &circuit] { circuit.set(static_cast<double>(backend.circuit().state())); });
+  auto& circuit_transitions = registry.counter(
+      "xks_hsm_circuit_transitions_total",
+      "Changes of the HSM backend's circuit breaker, by new state.", {"backend", "to"});
+  backend.watch_circuit([&circuit_transitions, hsm](hsm::CircuitState from, hsm::CircuitState to) {
+    spdlog::warn("HSM {} circuit {} -> {}", hsm, hsm::circuit_state_name(from),
+                 hsm::circuit_state_name(to));
+    circuit_transitions.labels({hsm, std::string(hsm::circuit_state_name(to))}).inc();
+  });
   backend.watch_health([&transitions, hsm](hsm::HealthState state, const std::string& detail) {
     auto name = hsm::health_state_name(state);
     spdlog::warn("HSM {} is now {}: {}", hsm, name, detail);

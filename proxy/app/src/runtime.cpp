@@ -21,6 +21,7 @@ tl::expected<std::unique_ptr<Runtime>, std::string> Runtime::start(const Config&
        .health_key = hsm_config.health_key,
        .sessions = hsm_config.sessions,
        .workers = hsm_config.workers,
+       .circuit_breaker = hsm_config.circuit_breaker,
        .on_session_event = [](const std::string& what) { spdlog::warn("{}", what); }});
   if (!backend)
     return tl::unexpected(backend.error().message);
@@ -50,7 +51,7 @@ tl::expected<std::unique_ptr<Runtime>, std::string> Runtime::start(const Config&
   if (!runtime->config_.audit.path.empty())
     runtime->audit_ = std::make_unique<AuditLog>(runtime->config_.audit, registry);
   runtime->service_ = std::make_unique<XksService>(
-      std::move(stores), hsm.keys(), hsm.health(), hsm.executor(),
+      std::move(stores), hsm.keys(), hsm.health(), hsm.executor(), hsm.circuit(),
       ProxyIdentity{runtime->config_.server.fleet_size, "xks-proxy project",
                     std::string("xks-proxy ") + XKS_PROXY_VERSION},
       runtime->xks_metrics_.get(), runtime->audit_.get());

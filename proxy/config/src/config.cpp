@@ -207,6 +207,26 @@ TlsConfig parse_tls(TableReader reader) {
   return tls;
 }
 
+hsm::CircuitBreakerOptions parse_circuit_breaker(TableReader reader) {
+  hsm::CircuitBreakerOptions breaker;
+  reader.read_integer("consecutive_failures", breaker.consecutive_failures, 1, 1000);
+  std::int64_t percent = static_cast<std::int64_t>(breaker.failure_ratio * 100);
+  reader.read_integer("failure_percent", percent, 1, 100);
+  breaker.failure_ratio = static_cast<double>(percent) / 100;
+  reader.read_integer("minimum_calls", breaker.minimum_calls, 1, 1'000'000);
+  reader.read_millis("window_ms", breaker.window, 100, 3'600'000);
+  reader.read_millis("open_ms", breaker.open_for, 10, 3'600'000);
+  if (auto max_open = reader.integer("max_open_ms", 10, 3'600'000))
+    breaker.max_open_for = std::chrono::milliseconds(*max_open);
+  else
+    breaker.max_open_for = std::max(breaker.max_open_for, breaker.open_for);
+  if (breaker.max_open_for < breaker.open_for) {
+    reader.fail(reader.table().get("max_open_ms"), "max_open_ms", "must be at least open_ms");
+  }
+  reader.finish();
+  return breaker;
+}
+
 HsmConfig parse_hsm(TableReader reader) {
   HsmConfig hsm;
   hsm.module = reader.required_string("module");
@@ -248,6 +268,12 @@ HsmConfig parse_hsm(TableReader reader) {
   reader.read_integer("sessions", hsm.sessions, 1, 1024);
   reader.read_integer("workers", hsm.workers, 0, 1024);
   hsm.health_key = reader.required_string("health_key");
+  if (const toml::node* breaker = reader.node("circuit_breaker")) {
+    if (!breaker->is_table())
+      reader.fail(breaker, "circuit_breaker", "must be a table");
+    hsm.circuit_breaker = parse_circuit_breaker(
+        TableReader(*breaker->as_table(), reader.qualified("circuit_breaker"), reader.file()));
+  }
   reader.finish();
   return hsm;
 }

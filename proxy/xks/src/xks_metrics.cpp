@@ -67,6 +67,12 @@ XksMetrics::XksMetrics(metrics::Registry& registry, const std::vector<KeyStoreCo
   for (wire::Operation operation : wire::kOperations)
     late_results_[static_cast<std::size_t>(operation)] =
         &late.labels({std::string(operation_name(operation))});
+  circuit_rejections_ = &registry
+                             .counter("xks_hsm_circuit_rejections_total",
+                                      "Requests failed at once because the HSM backend's circuit "
+                                      "was not closed.",
+                                      {"backend"})
+                             .labels({hsm_id_});
   hsm_errors_ = &registry.counter("xks_hsm_errors_total", "HSM call failures by PKCS#11 code.",
                                   {"hsm", "ckr"});
   auto& credential_age =

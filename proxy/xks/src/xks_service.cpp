@@ -18,6 +18,7 @@ struct XksService::HsmAnswer {
   std::optional<XksError> error;
   CK_RV hsm_rv = CKR_OK;
   double hsm_seconds = -1;
+  bool backend_failed = false;  // what the circuit breaker counts (hsm::is_backend_failure)
 };
 
 // The HSM part of a request, with everything it needs parsed and checked.
@@ -44,6 +45,7 @@ struct XksService::Exchange final : DeadlineWatch::Watched {
   void expire() override {
     if (!claim())
       return;
+    service.circuit_.record_failure();  // the HSM did not answer in time
     outcome.error = XksError::kDependencyTimeout;
     service.finish(*this, error_response(XksError::kDependencyTimeout,
                                          "the HSM did not answer before the deadline"));
@@ -102,12 +104,14 @@ const Bytes kEmpty;
 }  // namespace
 
 XksService::XksService(std::vector<KeyStore> key_stores, hsm::KeyService& keys,
-                       hsm::HsmHealth& health, hsm::HsmExecutor& executor, ProxyIdentity identity,
-                       XksMetrics* metrics, AuditLog* audit)
+                       hsm::HsmHealth& health, hsm::HsmExecutor& executor,
+                       hsm::CircuitBreaker& circuit, ProxyIdentity identity, XksMetrics* metrics,
+                       AuditLog* audit)
     : key_stores_(std::move(key_stores)),
       keys_(keys),
       health_(health),
       executor_(executor),
+      circuit_(circuit),
       identity_(std::move(identity)),
       metrics_(metrics),
       audit_(audit),
@@ -141,6 +145,13 @@ void XksService::handle(HttpRequest request, Clock::time_point received, Deadlin
 }
 
 void XksService::submit(std::shared_ptr<Exchange> exchange, HsmWork work) const {
+  if (!circuit_.allow()) {
+    exchange->claim();
+    if (metrics_ != nullptr)
+      metrics_->record_circuit_rejection();
+    return finish(*exchange, error_response(exchange->outcome, XksError::kDependencyTimeout,
+                                            "the HSM is unavailable (its circuit is open)"));
+  }
   // Watched weakly: once the HSM work is done and gone, the watch forgets the request.
   watch_->watch(exchange->deadline, exchange);
   Exchange& raw = *exchange;
@@ -153,6 +164,10 @@ void XksService::submit(std::shared_ptr<Exchange> exchange, HsmWork work) const 
         metrics_->record_late_result(work.operation, answer.hsm_seconds);
       return;
     }
+    if (answer.backend_failed)
+      circuit_.record_failure();
+    else
+      circuit_.record_success();
     XksOutcome& outcome = exchange->outcome;
     outcome.error = answer.error;
     outcome.hsm_rv = answer.hsm_rv;
@@ -228,9 +243,11 @@ std::optional<HttpResponse> XksService::prepare(const HttpRequest& request, XksO
 
   if (found->operation == wire::Operation::kGetHealthStatus) {
     // The background check keeps this fresh (spec: up to 60 s old): no HSM call here.
-    hsm::HealthReport report = health_.last();
+    hsm::HealthState state = circuit_.state() == hsm::CircuitState::kClosed
+                                 ? health_.last().state
+                                 : hsm::HealthState::kUnavailable;
     FleetMember member{health_.token().serial, health_.model(),
-                       std::string(hsm::health_state_name(report.state))};
+                       std::string(hsm::health_state_name(state))};
     return HttpResponse{200,
                         health_response(identity_.fleet_size, identity_.vendor, identity_.model,
                                         health_.token().manufacturer, {&member, 1})};
@@ -265,6 +282,7 @@ XksService::HsmAnswer XksService::call_hsm(const HsmWork& work, Deadline deadlin
   };
   auto hsm_fail = [&answer, &fail](const hsm::HsmError& error) {
     answer.hsm_rv = error.rv;
+    answer.backend_failed = hsm::is_backend_failure(error.kind);
     auto [xks_error, message] = xks_error_of(error);
     fail(xks_error, message);
   };

@@ -6,14 +6,19 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <cstdlib>
 #include <fstream>
 #include <future>
+#include <mutex>
+#include <vector>
 
 #include "hsm_fixture.h"
 
 namespace xks::hsm {
 namespace {
+
+using namespace std::chrono_literals;
 
 class BackendTest : public test::HsmFixture {
  protected:
@@ -30,6 +35,7 @@ class BackendTest : public test::HsmFixture {
             .health_key = "health",
             .sessions = 2,
             .workers = 1,
+            .circuit_breaker = {.consecutive_failures = 1, .open_for = 20ms},
             .on_session_event = {}};
   }
 };
@@ -49,6 +55,26 @@ TEST_F(BackendTest, StartsAfterItsSelfTestAndServesThroughItsExecutor) {
     sealed.set_value(result.has_value());
   }));
   EXPECT_TRUE(sealed.get_future().get());
+}
+
+TEST_F(BackendTest, AnOpenCircuitIsProbedWithTheHealthKeyAndClosesWhenTheHsmAnswers) {
+  create_key("health");
+  auto backend = Backend::start(options());
+  ASSERT_TRUE(backend.has_value()) << backend.error().message;
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<CircuitState> seen;
+  (*backend)->watch_circuit([&](CircuitState, CircuitState to) {
+    std::lock_guard lock(mutex);
+    seen.push_back(to);
+    changed.notify_all();
+  });
+  (*backend)->circuit().record_failure();  // the HSM stopped answering, as far as it knows
+  std::unique_lock lock(mutex);
+  ASSERT_TRUE(changed.wait_for(lock, 10s, [&] { return seen.size() == 3; }));
+  EXPECT_EQ(seen, (std::vector<CircuitState>{CircuitState::kOpen, CircuitState::kHalfOpen,
+                                             CircuitState::kClosed}));
+  EXPECT_TRUE((*backend)->circuit().allow());
 }
 
 TEST_F(BackendTest, AMissingHealthKeyFailsTheSelfTest) {

@@ -1,16 +1,21 @@
 // One HSM token as the proxy serves it (DESIGN: an HSM fleet member): the PKCS#11 module, the
 // token found by its selector, a pool of logged-in sessions, the key service with the vendor
-// profile, the deep health check (run at start, then in the background once watched) and the
-// executor whose threads make the blocking PKCS#11 calls. Starting it self-tests the vendor profile
-// with the health key: a backend that cannot encrypt and decrypt does not start.
+// profile, the deep health check (run at start, then in the background once watched), the
+// executor whose threads make the blocking PKCS#11 calls, and the circuit breaker with its
+// prober (an open circuit is probed with the health key after each cool-down). Starting it
+// self-tests the vendor profile with the health key: a backend that cannot encrypt and decrypt
+// does not start.
 #pragma once
 
+#include <condition_variable>
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
+#include "xks/hsm/circuit_breaker.h"
 #include "xks/hsm/hsm_error.h"
 #include "xks/hsm/hsm_executor.h"
 #include "xks/hsm/hsm_health.h"
@@ -44,6 +49,7 @@ struct BackendOptions {
   // Executor threads; 0: one per session, or for an in-process module one per core (at most
   // one per session); see VendorProfile.
   std::size_t workers = 0;
+  CircuitBreakerOptions circuit_breaker;
   // Session events (lost, reopened), for logs; may be empty.
   std::function<void(const std::string& event)> on_session_event;
 };
@@ -60,15 +66,20 @@ class Backend {
   KeyService& keys() { return *keys_; }
   HsmHealth& health() { return *health_; }
   HsmExecutor& executor() { return *executor_; }
+  CircuitBreaker& circuit() { return *circuit_; }
 
   // Checks health every 10 s in the background from now on, calling `on_change` (on that
   // thread) when the state changes. Call once.
   void watch_health(std::function<void(HealthState state, const std::string& detail)> on_change);
+  // Calls `on_change` (on the thread that caused it) when the circuit changes state.
+  void watch_circuit(CircuitBreaker::OnChange on_change);
 
  private:
   explicit Backend(BackendOptions options) : options_(std::move(options)) {}
   void check_health_periodically(std::stop_token stop,
                                  std::function<void(HealthState, const std::string&)> on_change);
+  void circuit_changed(CircuitState from, CircuitState to);
+  void probe_open_circuit(std::stop_token stop);
 
   BackendOptions options_;
   TokenInfo token_;
@@ -76,8 +87,13 @@ class Backend {
   std::unique_ptr<SessionPool> pool_;
   std::unique_ptr<KeyService> keys_;
   std::unique_ptr<HsmHealth> health_;
+  std::unique_ptr<CircuitBreaker> circuit_;
+  std::mutex circuit_mutex_;
+  std::condition_variable_any circuit_wake_;
+  CircuitBreaker::OnChange circuit_listener_;
   std::unique_ptr<HsmExecutor> executor_;  // joined before the members it uses go
-  std::jthread health_checks_;             // last: stopped first
+  std::jthread prober_;
+  std::jthread health_checks_;  // last: stopped first
 };
 
 }  // namespace xks::hsm

@@ -31,6 +31,11 @@ std::string ckr_name(CK_RV rv);
 // The category of a PKCS#11 failure.
 HsmErrorKind classify(CK_RV rv);
 
+// Whether an error means the backend did not answer (device, session, login, a broken IV, or
+// the deadline came first), as a circuit breaker counts failures. A bad tag, a missing key or a
+// refused key usage is an answer.
+bool is_backend_failure(HsmErrorKind kind);
+
 struct HsmError {
   HsmErrorKind kind = HsmErrorKind::kOther;
   CK_RV rv = CKR_OK;    // CKR_OK when the error did not come from a PKCS#11 call

@@ -85,6 +85,31 @@ TEST_F(ConfigTest, SessionsDefaultToTheVendorProfiles) {
   EXPECT_EQ(chosen->hsm.sessions, 4u);
 }
 
+TEST_F(ConfigTest, ReadsTheCircuitBreakerAndChecksIt) {
+  auto defaults = load(minimal());
+  ASSERT_TRUE(defaults.has_value()) << defaults.error();
+  EXPECT_EQ(defaults->hsm.circuit_breaker.consecutive_failures, 5u);
+  auto tuned =
+      load(minimal("",
+                   "[hsm.circuit_breaker]\nconsecutive_failures = 3\nfailure_percent = 25\n"
+                   "minimum_calls = 40\nwindow_ms = 5000\nopen_ms = 100\n"
+                   "max_open_ms = 60000\n"));
+  ASSERT_TRUE(tuned.has_value()) << tuned.error();
+  const hsm::CircuitBreakerOptions& breaker = tuned->hsm.circuit_breaker;
+  EXPECT_EQ(breaker.consecutive_failures, 3u);
+  EXPECT_DOUBLE_EQ(breaker.failure_ratio, 0.25);
+  EXPECT_EQ(breaker.minimum_calls, 40u);
+  EXPECT_EQ(breaker.window, std::chrono::milliseconds(5000));
+  EXPECT_EQ(breaker.open_for, std::chrono::milliseconds(100));
+  EXPECT_EQ(breaker.max_open_for, std::chrono::milliseconds(60000));
+  expect_error(minimal("", "[hsm.circuit_breaker]\nopen_ms = 500\nmax_open_ms = 100\n"),
+               "hsm.circuit_breaker.max_open_ms: must be at least open_ms");
+  expect_error(minimal("", "[hsm.circuit_breaker]\nfailure_percent = 0\n"),
+               "hsm.circuit_breaker.failure_percent: must be between 1 and 100");
+  expect_error(minimal("", "[hsm.circuit_breaker]\nopen = 1\n"),
+               "hsm.circuit_breaker.open: unknown key");
+}
+
 TEST_F(ConfigTest, ParsesTextInMemoryLikeAFile) {
   auto config = parse_config(minimal(), "inline.toml");
   ASSERT_TRUE(config.has_value()) << config.error();

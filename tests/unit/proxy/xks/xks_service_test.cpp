@@ -69,9 +69,9 @@ class XksServiceTest : public test::HsmFixture {
     audit_path_ = (token_.dir() / "audit.log").string();
     audit_ = std::make_unique<AuditLog>(AuditConfig{audit_path_}, registry_);
     executor_ = std::make_unique<hsm::HsmExecutor>(2, 64);
-    service_ = std::make_unique<XksService>(std::move(stores), *keys_, *health_, *executor_,
-                                            ProxyIdentity{3, "xks-proxy project", "xks-proxy test"},
-                                            metrics_.get(), audit_.get());
+    service_ = std::make_unique<XksService>(
+        std::move(stores), *keys_, *health_, *executor_, circuit_,
+        ProxyIdentity{3, "xks-proxy project", "xks-proxy test"}, metrics_.get(), audit_.get());
   }
 
   void TearDown() override {
@@ -122,6 +122,7 @@ class XksServiceTest : public test::HsmFixture {
   std::string audit_path_;
   std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<hsm::HsmExecutor> executor_;
+  hsm::CircuitBreaker circuit_{{.consecutive_failures = 2, .open_for = std::chrono::hours(1)}};
   std::unique_ptr<XksService> service_;
 };
 
@@ -295,6 +296,35 @@ TEST_F(XksServiceTest, AnswersAtTheDeadlineAndNeverStartsHsmWorkThatIsTooLate) {
   has(R"(xks_hsm_late_results_total{operation="Encrypt"} 0)");
 }
 
+TEST_F(XksServiceTest, AnOpenCircuitFailsHsmRequestsAtOnceAndReportsTheHsmUnavailable) {
+  // Two requests in a row find the HSM not answering in time: the circuit opens.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  for (int i = 0; i < 2; ++i)
+    ASSERT_TRUE(executor_->submit([released] { released.wait(); }));
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(
+        call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA"), kTenantA, "POST", 50ms)
+            .status,
+        503);
+  }
+  release.set_value();
+  ASSERT_EQ(circuit_.state(), hsm::CircuitState::kOpen);
+  // Open: the HSM is not asked; the answer comes at once, whatever the deadline.
+  HttpResponse refused = call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA"),
+                              kTenantA, "POST", std::chrono::hours(1));
+  EXPECT_EQ(refused.status, 503);
+  EXPECT_EQ(error_name_of(refused), "DependencyTimeoutException");
+  auto health =
+      json::parse(call("/tenant-a/kms/xks/v1/health", R"({"requestMetadata":{"kmsRequestId":"1",)"
+                                                      R"("kmsOperation":"KmsHealthCheck"}})")
+                      .body);
+  EXPECT_EQ(health.at("ekmFleetDetails").at(0).at("healthStatus"), "UNAVAILABLE");
+  EXPECT_NE(
+      registry_.serialize().find("\nxks_hsm_circuit_rejections_total{backend=\"test-hsm\"} 1\n"),
+      std::string::npos);
+}
+
 TEST_F(XksServiceTest, WithOnFullRejectNothingIsServedUnaudited) {
   // The audit writer blocks opening a FIFO nobody reads: its one-place queue stays full.
   std::string fifo = (token_.dir() / "audit.fifo").string();
@@ -306,7 +336,7 @@ TEST_F(XksServiceTest, WithOnFullRejectNothingIsServedUnaudited) {
        std::make_shared<sigv4::Verifier>(std::vector<sigv4::Credential>{kTenantA},
                                          std::vector<std::string>{"us-east-1"}),
        std::nullopt}};
-  service_ = std::make_unique<XksService>(std::move(stores), *keys_, *health_, *executor_,
+  service_ = std::make_unique<XksService>(std::move(stores), *keys_, *health_, *executor_, circuit_,
                                           ProxyIdentity{}, nullptr, &*strict);
   EXPECT_EQ(call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA")).status, 200);
   auto refused = call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA"));

@@ -27,6 +27,7 @@ class Runtime {
   const Config& config() const { return config_; }
   XksService& service() { return *service_; }
   hsm::HsmHealth& health() { return backend_->health(); }
+  hsm::CircuitBreaker& circuit() { return backend_->circuit(); }
   // Every layer registers its metrics here; served at GET /metrics.
   metrics::Registry& metrics() { return registry_; }
   AuditLog* audit() { return audit_.get(); }  // null when auditing is off

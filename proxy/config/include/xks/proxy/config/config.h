@@ -11,6 +11,7 @@
 #include <tl/expected.hpp>
 #include <vector>
 
+#include "xks/hsm/circuit_breaker.h"
 #include "xks/hsm/pin.h"
 #include "xks/hsm/pkcs11_module.h"
 #include "xks/hsm/vendor_profile.h"
@@ -28,6 +29,7 @@ struct HsmConfig {
   std::size_t sessions = 8;  // default: the vendor profile's (8 for SoftHSM, 32 otherwise)
   std::size_t workers = 0;   // HSM executor threads; 0: sized from sessions (see VendorProfile)
   std::string health_key;
+  hsm::CircuitBreakerOptions circuit_breaker;  // [hsm.circuit_breaker]
 };
 
 struct CredentialConfig {

@@ -29,6 +29,8 @@ class XksMetrics {
   // An HSM result that came after the deadline answer was sent, and was discarded; its HSM
   // time still counts in the HSM latency histogram.
   void record_late_result(wire::Operation operation, double hsm_seconds);
+  // A request the HSM's open circuit turned away.
+  void record_circuit_rejection() { circuit_rejections_->inc(); }
 
  private:
   static constexpr std::size_t kResults = wire::kXksErrorCount + 1;  // 0: ok, 1 + XksError
@@ -42,6 +44,7 @@ class XksMetrics {
   std::array<metrics::Counter*, sigv4::kFailureCount> sigv4_failures_{};
   metrics::Family<metrics::Counter>* hsm_errors_ = nullptr;  // by CKR name: resolved on errors
   std::array<metrics::Counter*, wire::kOperationCount> late_results_{};
+  metrics::Counter* circuit_rejections_ = nullptr;
 };
 
 }  // namespace xks::proxy

@@ -6,6 +6,10 @@
 // not finished at the deadline, a watch thread answers 503 DependencyTimeoutException and the
 // late result, when it comes, is discarded and counted. HSM work whose deadline has passed is
 // not started (the checks sit before the session wait and before each PKCS#11 call).
+//
+// Circuit breaker: each HSM result (and each deadline answer) is counted by the backend's
+// circuit; while it is not closed, requests that need the HSM fail at once with 503
+// DependencyTimeoutException, and GetHealthStatus reports the HSM UNAVAILABLE.
 #pragma once
 
 #include <chrono>
@@ -15,6 +19,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "xks/hsm/circuit_breaker.h"
 #include "xks/hsm/hsm_executor.h"
 #include "xks/hsm/hsm_health.h"
 #include "xks/hsm/key_service.h"
@@ -49,8 +54,8 @@ class XksService {
 
   // `metrics` and `audit` may be null (nothing recorded).
   XksService(std::vector<KeyStore> key_stores, hsm::KeyService& keys, hsm::HsmHealth& health,
-             hsm::HsmExecutor& executor, ProxyIdentity identity, XksMetrics* metrics = nullptr,
-             AuditLog* audit = nullptr);
+             hsm::HsmExecutor& executor, hsm::CircuitBreaker& circuit, ProxyIdentity identity,
+             XksMetrics* metrics = nullptr, AuditLog* audit = nullptr);
   ~XksService();  // stops the deadline watch; HSM work still queued must be run or gone first
   XksService(const XksService&) = delete;
   XksService& operator=(const XksService&) = delete;
@@ -79,6 +84,7 @@ class XksService {
   hsm::KeyService& keys_;
   hsm::HsmHealth& health_;
   hsm::HsmExecutor& executor_;
+  hsm::CircuitBreaker& circuit_;
   ProxyIdentity identity_;
   XksMetrics* metrics_;
   AuditLog* audit_;
