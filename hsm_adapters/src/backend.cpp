@@ -83,6 +83,24 @@ void Backend::watch_health(
   });
 }
 
+HsmResult<std::vector<std::string>> Backend::key_labels() {
+  auto lease = pool_->acquire(SessionPool::Clock::now() + std::chrono::seconds(10));
+  if (!lease)
+    return tl::unexpected(lease.error());
+  CK_FUNCTION_LIST& api = pool_->api();
+  auto handles = find_secret_keys(api, lease->handle(), std::nullopt);
+  if (!handles)
+    return tl::unexpected(handles.error());
+  std::vector<std::string> labels;
+  for (CK_OBJECT_HANDLE handle : *handles) {
+    auto label = read_label(api, lease->handle(), handle);
+    if (!label)
+      return tl::unexpected(label.error());
+    labels.push_back(std::move(*label));
+  }
+  return labels;
+}
+
 void Backend::watch_circuit(CircuitBreaker::OnChange on_change) {
   std::lock_guard lock(circuit_mutex_);
   circuit_listener_ = std::move(on_change);

@@ -119,4 +119,18 @@ void KeyDirectory::forget(std::string_view label) {
     keys_.erase(found);
 }
 
+HsmResult<std::string> read_label(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,
+                                  CK_OBJECT_HANDLE handle) {
+  CK_ATTRIBUTE attribute{CKA_LABEL, nullptr, 0};
+  if (CK_RV rv = api.C_GetAttributeValue(session, handle, &attribute, 1); rv != CKR_OK) {
+    return tl::unexpected(HsmError::from_rv("C_GetAttributeValue", rv));
+  }
+  std::string label(attribute.ulValueLen, '\0');
+  attribute.pValue = label.data();
+  if (CK_RV rv = api.C_GetAttributeValue(session, handle, &attribute, 1); rv != CKR_OK) {
+    return tl::unexpected(HsmError::from_rv("C_GetAttributeValue", rv));
+  }
+  return label;
+}
+
 }  // namespace xks::hsm

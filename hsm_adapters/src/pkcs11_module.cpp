@@ -4,6 +4,8 @@
 #include <dlfcn.h>
 
 #include <charconv>
+#include <map>
+#include <mutex>
 #include <vector>
 
 namespace xks::hsm {
@@ -21,6 +23,13 @@ std::string padded(const unsigned char (&field)[N]) {
 }  // namespace
 
 HsmResult<std::shared_ptr<Pkcs11Module>> Pkcs11Module::load(const std::string& path) {
+  // A module is initialised once per process (PKCS#11 §5.4): backends on the same module (a
+  // fleet of tokens behind one library) share one loaded instance.
+  static std::mutex mutex;
+  static std::map<std::string, std::weak_ptr<Pkcs11Module>> loaded;
+  std::lock_guard lock(mutex);
+  if (auto existing = loaded[path].lock())
+    return existing;
   void* library = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (library == nullptr) {
     return tl::unexpected(HsmError{HsmErrorKind::kUnavailable, CKR_OK,
@@ -47,7 +56,9 @@ HsmResult<std::shared_ptr<Pkcs11Module>> Pkcs11Module::load(const std::string& p
     error.message = path + ": " + error.message;
     return tl::unexpected(std::move(error));
   }
-  return std::shared_ptr<Pkcs11Module>(new Pkcs11Module(path, library, api));
+  std::shared_ptr<Pkcs11Module> module(new Pkcs11Module(path, library, api));
+  loaded[path] = module;
+  return module;
 }
 
 Pkcs11Module::Pkcs11Module(std::string path, void* library, CK_FUNCTION_LIST* api)

@@ -89,8 +89,7 @@ class HsmTroubleTest(unittest.TestCase):
             self.assertEqual(body["errorName"], "DependencyTimeoutException", body)
             self.assertEqual(self.health_status(), "UNAVAILABLE")
             self.assertFalse(self.ready())
-            self.assertGreater(self.metric(
-                'xks_hsm_circuit_rejections_total{backend="%s"}' % backend), 0)
+            self.assertGreater(self.metric("xks_hsm_circuit_rejections_total"), 0)
         finally:
             self.faults()
         # The prober finds the HSM back and closes the circuit; serving resumes.

@@ -15,9 +15,16 @@ Application xks_application(Runtime& runtime) {
   };
   application.render_refusal = refusal_answer;
   application.scrape = [&runtime] { return runtime.metrics().serialize(); };
+  // Ready while some HSM can serve: its circuit closed and its health not UNAVAILABLE.
   application.ready = [&runtime] {
-    return runtime.health().last().state != hsm::HealthState::kUnavailable &&
-           runtime.circuit().state() == hsm::CircuitState::kClosed;
+    hsm::Fleet& fleet = runtime.fleet();
+    for (std::size_t i = 0; i < fleet.size(); ++i) {
+      hsm::Backend& backend = *fleet.member(i).backend;
+      if (backend.circuit().state() == hsm::CircuitState::kClosed &&
+          backend.health().last().state != hsm::HealthState::kUnavailable)
+        return true;
+    }
+    return false;
   };
   return application;
 }

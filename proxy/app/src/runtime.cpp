@@ -8,25 +8,48 @@
 
 namespace xks::proxy {
 
-Runtime::~Runtime() = default;
+Runtime::~Runtime() {
+  // The deadline watch stops before the fleet goes; the fleet's executors run what they still
+  // hold (which needs the service) before the service goes.
+  if (service_)
+    service_->stop_deadline_watch();
+  fleet_.reset();
+}
 
 tl::expected<std::unique_ptr<Runtime>, std::string> Runtime::start(const Config& config) {
   std::unique_ptr<Runtime> runtime(new Runtime(config));
-  const HsmConfig& hsm_config = runtime->config_.hsm;
-  auto backend = hsm::Backend::start(
-      {.module = hsm_config.module,
-       .token = hsm_config.token,
-       .pin = hsm_config.pin,
-       .profile = hsm_config.profile,
-       .health_key = hsm_config.health_key,
-       .sessions = hsm_config.sessions,
-       .workers = hsm_config.workers,
-       .circuit_breaker = hsm_config.circuit_breaker,
-       .on_session_event = [](const std::string& what) { spdlog::warn("{}", what); }});
-  if (!backend)
-    return tl::unexpected(backend.error().message);
-  runtime->backend_ = std::move(*backend);
-  hsm::Backend& hsm = *runtime->backend_;
+  std::vector<std::pair<std::string, std::unique_ptr<hsm::Backend>>> backends;
+  for (const HsmConfig& hsm_config : runtime->config_.hsm) {
+    auto backend = hsm::Backend::start(
+        {.module = hsm_config.module,
+         .token = hsm_config.token,
+         .pin = hsm_config.pin,
+         .profile = hsm_config.profile,
+         .health_key = hsm_config.health_key,
+         .sessions = hsm_config.sessions,
+         .workers = hsm_config.workers,
+         .circuit_breaker = hsm_config.circuit_breaker,
+         .on_session_event = [](const std::string& what) { spdlog::warn("{}", what); }});
+    if (!backend) {
+      return tl::unexpected(hsm_config.name.empty()
+                                ? backend.error().message
+                                : "HSM '" + hsm_config.name + "': " + backend.error().message);
+    }
+    std::string name = hsm_config.name.empty() ? (*backend)->token().serial : hsm_config.name;
+    backends.emplace_back(std::move(name), std::move(*backend));
+  }
+  auto fleet = hsm::Fleet::assemble(std::move(backends));
+  if (!fleet)
+    return tl::unexpected(fleet.error().message);
+  runtime->fleet_ = std::move(*fleet);
+  hsm::Fleet& hsm = *runtime->fleet_;
+  for (const hsm::Fleet::KeyGap& gap : hsm.key_gaps()) {
+    std::string lacking;
+    for (const std::string& name : gap.missing_from)
+      lacking += (lacking.empty() ? "" : ", ") + name;
+    spdlog::warn("key '{}' is missing from HSM {}: it is served by the others only", gap.key_id,
+                 lacking);
+  }
 
   std::vector<KeyStore> stores;
   for (const KeyStoreConfig& store : runtime->config_.keystores) {
@@ -46,16 +69,19 @@ tl::expected<std::unique_ptr<Runtime>, std::string> Runtime::start(const Config&
       .labels({XKS_PROXY_VERSION})
       .set(1);
   register_certificate_expiry(registry, runtime->config_.tls);
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < hsm.size(); ++i)
+    names.push_back(hsm.member(i).name);
   runtime->xks_metrics_ =
-      std::make_unique<XksMetrics>(registry, runtime->config_.keystores, hsm.token().serial);
+      std::make_unique<XksMetrics>(registry, runtime->config_.keystores, std::move(names));
   if (!runtime->config_.audit.path.empty())
     runtime->audit_ = std::make_unique<AuditLog>(runtime->config_.audit, registry);
   runtime->service_ = std::make_unique<XksService>(
-      std::move(stores), hsm.keys(), hsm.health(), hsm.executor(), hsm.circuit(),
+      std::move(stores), hsm,
       ProxyIdentity{runtime->config_.server.fleet_size, "xks-proxy project",
                     std::string("xks-proxy ") + XKS_PROXY_VERSION},
       runtime->xks_metrics_.get(), runtime->audit_.get());
-  watch_hsm_backend(registry, hsm);
+  watch_hsm_fleet(registry, hsm);
   return runtime;
 }
 

@@ -49,10 +49,15 @@ void log_start_up_summary(Runtime& runtime, const Server& server) {
   }
   spdlog::info("xks-proxy {} on port {} (admin {}); key stores: {}", XKS_PROXY_VERSION,
                server.port(), server.admin_port(), stores);
-  spdlog::info("HSM: token '{}' serial {} ({}), profile {}, {} sessions; mTLS {}; audit log {}",
-               runtime.token().label, runtime.token().serial, runtime.health().model(),
-               config.hsm.profile.name, config.hsm.sessions,
-               config.tls.client_ca.empty() ? "off" : "on",
+  hsm::Fleet& fleet = runtime.fleet();
+  for (std::size_t i = 0; i < fleet.size(); ++i) {
+    const hsm::Backend& backend = *fleet.member(i).backend;
+    const HsmConfig& hsm = config.hsm[i];
+    spdlog::info("HSM {}: token '{}' serial {} ({}), profile {}, {} sessions", fleet.member(i).name,
+                 backend.token().label, backend.token().serial,
+                 fleet.member(i).backend->health().model(), hsm.profile.name, hsm.sessions);
+  }
+  spdlog::info("mTLS {}; audit log {}", config.tls.client_ca.empty() ? "off" : "on",
                config.audit.path.empty() ? std::string("off") : config.audit.path);
 }
 
@@ -65,10 +70,15 @@ int check_command(const std::string& config_path) {
     return 1;
   }
   const Config& config = started->runtime->config();
-  std::cout << "configuration OK: " << config.keystores.size() << " key store(s); HSM token '"
-            << started->runtime->token().label << "' (" << started->runtime->health().model()
-            << ") passed the " << config.hsm.profile.name << " self-test with key '"
-            << config.hsm.health_key << "'\n";
+  hsm::Fleet& fleet = started->runtime->fleet();
+  std::cout << "configuration OK: " << config.keystores.size() << " key store(s)";
+  for (std::size_t i = 0; i < fleet.size(); ++i) {
+    hsm::Backend& backend = *fleet.member(i).backend;
+    std::cout << "; HSM token '" << backend.token().label << "' (" << backend.health().model()
+              << ") passed the " << config.hsm[i].profile.name << " self-test with key '"
+              << config.hsm[i].health_key << "'";
+  }
+  std::cout << "\n";
   return 0;
 }
 

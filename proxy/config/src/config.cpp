@@ -246,6 +246,7 @@ HsmConfig parse_hsm(TableReader reader) {
     reader.fail(reader.table().get("vendor_profile"), "vendor_profile",
                 "must be softhsm, cloudhsm, nshield, luna or generic");
   }
+  hsm.name = reader.string("name").value_or("");
   auto label = reader.string("token_label");
   auto serial = reader.string("token_serial");
   auto slot = reader.integer("slot_id", 0, 0xffffffffLL);
@@ -430,7 +431,25 @@ tl::expected<Config, std::string> read_config(const std::string& path, Parse par
     if (const toml::table* audit = section("audit", false)) {
       config.audit = parse_audit(TableReader(*audit, "audit", path));
     }
-    config.hsm = parse_hsm(TableReader(*section("hsm", true), "hsm", path));
+    // One HSM as [hsm], or a fleet as [[hsm]] tables.
+    const toml::node* hsm = reader.node("hsm");
+    if (hsm != nullptr && hsm->is_table()) {
+      config.hsm.push_back(parse_hsm(TableReader(*hsm->as_table(), "hsm", path)));
+    } else if (hsm != nullptr && hsm->is_array_of_tables() && !hsm->as_array()->empty()) {
+      std::set<std::string> names;
+      for (const toml::node& item : *hsm->as_array()) {
+        config.hsm.push_back(parse_hsm(TableReader(*item.as_table(), "hsm", path)));
+        const std::string& name = config.hsm.back().name;
+        if (config.hsm.size() > 1 && name.empty())
+          reader.fail(&item, "hsm", "each HSM of a fleet needs a name");
+        if (!names.insert(name).second)
+          reader.fail(&item, "hsm", "two HSMs are named '" + name + "'");
+      }
+      if (config.hsm.size() > 64)  // hsm::Fleet::kMaxMembers
+        reader.fail(hsm, "hsm", "at most 64 HSMs");
+    } else {
+      reader.fail(hsm, "hsm", "add an [hsm] section, or [[hsm]] sections for a fleet");
+    }
     const toml::node* stores = reader.node("keystore");
     if (stores == nullptr || !stores->is_array_of_tables() || stores->as_array()->empty()) {
       reader.fail(stores, "keystore", "add at least one [[keystore]]");

@@ -22,8 +22,8 @@ std::size_t result_index(const XksOutcome& outcome) {
 }  // namespace
 
 XksMetrics::XksMetrics(metrics::Registry& registry, const std::vector<KeyStoreConfig>& keystores,
-                       std::string hsm_id)
-    : hsm_id_(std::move(hsm_id)) {
+                       std::vector<std::string> hsms)
+    : hsms_(std::move(hsms)), hsm_seconds_(hsms_.size()) {
   auto& requests = registry.counter("xks_requests_total",
                                     "XKS requests by key store, operation, result and errorName.",
                                     {"keystore", "operation", "result", "error"});
@@ -51,7 +51,10 @@ XksMetrics::XksMetrics(metrics::Registry& registry, const std::vector<KeyStoreCo
   for (wire::Operation operation : wire::kOperations) {
     std::string name(operation_name(operation));
     request_seconds_[static_cast<std::size_t>(operation)] = &latency.labels({name});
-    hsm_seconds_[static_cast<std::size_t>(operation)] = &hsm_latency.labels({hsm_id_, name});
+    for (std::size_t member = 0; member < hsms_.size(); ++member) {
+      hsm_seconds_[member][static_cast<std::size_t>(operation)] =
+          &hsm_latency.labels({hsms_[member], name});
+    }
   }
   auto& sigv4 = registry.counter("xks_sigv4_failures_total",
                                  "Requests refused by SigV4 verification, by reason.", {"reason"});
@@ -69,10 +72,9 @@ XksMetrics::XksMetrics(metrics::Registry& registry, const std::vector<KeyStoreCo
         &late.labels({std::string(operation_name(operation))});
   circuit_rejections_ = &registry
                              .counter("xks_hsm_circuit_rejections_total",
-                                      "Requests failed at once because the HSM backend's circuit "
-                                      "was not closed.",
-                                      {"backend"})
-                             .labels({hsm_id_});
+                                      "Requests failed at once because no HSM's circuit was "
+                                      "closed.")
+                             .labels({});
   hsm_errors_ = &registry.counter("xks_hsm_errors_total", "HSM call failures by PKCS#11 code.",
                                   {"hsm", "ckr"});
   auto& credential_age =
@@ -99,20 +101,21 @@ void XksMetrics::record(const XksOutcome& outcome, double seconds) {
     auto operation = static_cast<std::size_t>(*outcome.operation);
     requests_[*outcome.keystore][operation][result]->inc();
     request_seconds_[operation]->observe(seconds);
-    if (outcome.hsm_seconds >= 0)
-      hsm_seconds_[operation]->observe(outcome.hsm_seconds);
+    if (outcome.member && outcome.hsm_seconds >= 0)
+      hsm_seconds_[*outcome.member][operation]->observe(outcome.hsm_seconds);
   } else {
     unrouted_[result]->inc();
   }
   if (outcome.auth_failure)
     sigv4_failures_[static_cast<std::size_t>(*outcome.auth_failure)]->inc();
-  if (outcome.hsm_rv != CKR_OK)
-    hsm_errors_->labels({hsm_id_, hsm::ckr_name(outcome.hsm_rv)}).inc();
+  if (outcome.member && outcome.hsm_rv != CKR_OK)
+    hsm_errors_->labels({hsms_[*outcome.member], hsm::ckr_name(outcome.hsm_rv)}).inc();
 }
 
-void XksMetrics::record_late_result(wire::Operation operation, double hsm_seconds) {
+void XksMetrics::record_late_result(wire::Operation operation, std::size_t member,
+                                    double hsm_seconds) {
   late_results_[static_cast<std::size_t>(operation)]->inc();
-  hsm_seconds_[static_cast<std::size_t>(operation)]->observe(hsm_seconds);
+  hsm_seconds_[member][static_cast<std::size_t>(operation)]->observe(hsm_seconds);
 }
 
 }  // namespace xks::proxy

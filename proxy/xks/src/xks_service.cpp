@@ -45,7 +45,8 @@ struct XksService::Exchange final : DeadlineWatch::Watched {
   void expire() override {
     if (!claim())
       return;
-    service.circuit_.record_failure();  // the HSM did not answer in time
+    // The member holding the work did not answer in time.
+    service.fleet_.member(member.load()).backend->circuit().record_failure();
     outcome.error = XksError::kDependencyTimeout;
     service.finish(*this, error_response(XksError::kDependencyTimeout,
                                          "the HSM did not answer before the deadline"));
@@ -59,6 +60,7 @@ struct XksService::Exchange final : DeadlineWatch::Watched {
   XksOutcome outcome;
   bool audited = false;
   std::atomic<bool> answered{false};
+  std::atomic<std::size_t> member{0};  // the fleet member the HSM work is at
 };
 
 namespace {
@@ -103,15 +105,10 @@ const Bytes kEmpty;
 
 }  // namespace
 
-XksService::XksService(std::vector<KeyStore> key_stores, hsm::KeyService& keys,
-                       hsm::HsmHealth& health, hsm::HsmExecutor& executor,
-                       hsm::CircuitBreaker& circuit, ProxyIdentity identity, XksMetrics* metrics,
-                       AuditLog* audit)
+XksService::XksService(std::vector<KeyStore> key_stores, hsm::Fleet& fleet, ProxyIdentity identity,
+                       XksMetrics* metrics, AuditLog* audit)
     : key_stores_(std::move(key_stores)),
-      keys_(keys),
-      health_(health),
-      executor_(executor),
-      circuit_(circuit),
+      fleet_(fleet),
       identity_(std::move(identity)),
       metrics_(metrics),
       audit_(audit),
@@ -121,6 +118,10 @@ XksService::XksService(std::vector<KeyStore> key_stores, hsm::KeyService& keys,
 }
 
 XksService::~XksService() = default;
+
+void XksService::stop_deadline_watch() {
+  watch_.reset();
+}
 
 void XksService::handle(HttpRequest request, Clock::time_point received, Deadline deadline,
                         Respond respond) const {
@@ -145,37 +146,67 @@ void XksService::handle(HttpRequest request, Clock::time_point received, Deadlin
 }
 
 void XksService::submit(std::shared_ptr<Exchange> exchange, HsmWork work) const {
-  if (!circuit_.allow()) {
+  auto member = fleet_.choose(work.key_id);
+  if (!member) {
     exchange->claim();
     if (metrics_ != nullptr)
       metrics_->record_circuit_rejection();
     return finish(*exchange, error_response(exchange->outcome, XksError::kDependencyTimeout,
-                                            "the HSM is unavailable (its circuit is open)"));
+                                            "no HSM is available (every circuit is open)"));
   }
   // Watched weakly: once the HSM work is done and gone, the watch forgets the request.
   watch_->watch(exchange->deadline, exchange);
+  attempt(std::move(exchange), std::make_shared<const HsmWork>(std::move(work)), *member, 0);
+}
+
+void XksService::attempt(std::shared_ptr<Exchange> exchange, std::shared_ptr<const HsmWork> work,
+                         std::size_t member, hsm::Fleet::Tried tried) const {
+  hsm::Fleet::Member& at = fleet_.member(member);
+  exchange->member.store(member);
+  ++at.in_flight;
   Exchange& raw = *exchange;
-  bool queued = executor_.submit([this, exchange, work = std::move(work)]() {
+  bool queued = at.backend->executor().submit([this, exchange, work, member, tried, &at] {
+    struct Finished {
+      hsm::Fleet::Member& at;
+      ~Finished() { --at.in_flight; }
+    } finished{at};
     if (exchange->done() || now() >= exchange->deadline)
       return;  // answered by the watch, or too late to start: the HSM is not called
-    HsmAnswer answer = call_hsm(work, exchange->deadline);
-    if (!exchange->claim()) {
+    HsmAnswer answer = call_hsm(*work, exchange->deadline, at.backend->keys());
+    if (exchange->done()) {
+      // The deadline answer went first (and counted against this member's circuit).
       if (metrics_ != nullptr)
-        metrics_->record_late_result(work.operation, answer.hsm_seconds);
+        metrics_->record_late_result(work->operation, member, answer.hsm_seconds);
       return;
     }
-    if (answer.backend_failed)
-      circuit_.record_failure();
-    else
-      circuit_.record_success();
+    hsm::CircuitBreaker& circuit = at.backend->circuit();
+    if (!answer.backend_failed) {
+      circuit.record_success();
+    } else {
+      circuit.record_failure();
+      hsm::Fleet::Tried now_tried = tried | (hsm::Fleet::Tried{1} << member);
+      auto next = fleet_.choose(work->key_id, now_tried);
+      if (next && now() < exchange->deadline)
+        return attempt(exchange, work, *next, now_tried);
+    }
+    if (!exchange->claim()) {
+      if (metrics_ != nullptr)
+        metrics_->record_late_result(work->operation, member, answer.hsm_seconds);
+      return;
+    }
     XksOutcome& outcome = exchange->outcome;
+    outcome.member = member;
     outcome.error = answer.error;
     outcome.hsm_rv = answer.hsm_rv;
     outcome.hsm_seconds = answer.hsm_seconds;
     finish(*exchange, std::move(answer.response));
   });
-  if (!queued && raw.claim()) {
-    finish(raw, error_response(raw.outcome, XksError::kDependencyTimeout, "the HSM queue is full"));
+  if (!queued) {
+    --at.in_flight;
+    if (raw.claim()) {
+      finish(raw,
+             error_response(raw.outcome, XksError::kDependencyTimeout, "the HSM queue is full"));
+    }
   }
 }
 
@@ -208,7 +239,8 @@ AuditRecord XksService::audit_record(XksOutcome& outcome, const HttpRequest& req
     record.error_name = error_name(*outcome.error);
   record.status = outcome.status;
   record.latency_us = static_cast<long>(seconds * 1e6);
-  record.hsm_id = health_.token().serial;
+  if (outcome.member)
+    record.hsm_id = fleet_.member(*outcome.member).name;
   record.client_subject = request.client_subject;
   return record;
 }
@@ -243,14 +275,18 @@ std::optional<HttpResponse> XksService::prepare(const HttpRequest& request, XksO
 
   if (found->operation == wire::Operation::kGetHealthStatus) {
     // The background check keeps this fresh (spec: up to 60 s old): no HSM call here.
-    hsm::HealthState state = circuit_.state() == hsm::CircuitState::kClosed
-                                 ? health_.last().state
-                                 : hsm::HealthState::kUnavailable;
-    FleetMember member{health_.token().serial, health_.model(),
-                       std::string(hsm::health_state_name(state))};
+    std::vector<FleetMember> members;
+    for (std::size_t i = 0; i < fleet_.size(); ++i) {
+      hsm::Backend& backend = *fleet_.member(i).backend;
+      hsm::HealthState state = backend.circuit().state() == hsm::CircuitState::kClosed
+                                   ? backend.health().last().state
+                                   : hsm::HealthState::kUnavailable;
+      members.push_back({fleet_.member(i).name, backend.health().model(),
+                         std::string(hsm::health_state_name(state))});
+    }
     return HttpResponse{200,
                         health_response(identity_.fleet_size, identity_.vendor, identity_.model,
-                                        health_.token().manufacturer, {&member, 1})};
+                                        fleet_.member(0).backend->token().manufacturer, members)};
   }
 
   std::string key_id(found->key_id);
@@ -273,7 +309,8 @@ std::optional<HttpResponse> XksService::prepare(const HttpRequest& request, XksO
   return std::nullopt;
 }
 
-XksService::HsmAnswer XksService::call_hsm(const HsmWork& work, Deadline deadline) const {
+XksService::HsmAnswer XksService::call_hsm(const HsmWork& work, Deadline deadline,
+                                           hsm::KeyService& keys) const {
   auto started = now();
   HsmAnswer answer;
   auto fail = [&answer](XksError error, std::string_view message) {
@@ -288,7 +325,7 @@ XksService::HsmAnswer XksService::call_hsm(const HsmWork& work, Deadline deadlin
   };
   switch (work.operation) {
     case wire::Operation::kGetKeyMetadata: {
-      auto key = keys_.metadata(work.key_id, deadline);
+      auto key = keys.metadata(work.key_id, deadline);
       if (!key) {
         hsm_fail(key.error());
       } else if (!key->is_aes_256()) {
@@ -300,7 +337,7 @@ XksService::HsmAnswer XksService::call_hsm(const HsmWork& work, Deadline deadlin
     }
     case wire::Operation::kEncrypt: {
       const EncryptRequest& encrypt = *work.parsed.encrypt;
-      auto sealed = keys_.encrypt(work.key_id, encrypt.plaintext, work.hsm_aad, deadline);
+      auto sealed = keys.encrypt(work.key_id, encrypt.plaintext, work.hsm_aad, deadline);
       if (!sealed) {
         hsm_fail(sealed.error());
         break;
@@ -311,8 +348,8 @@ XksService::HsmAnswer XksService::call_hsm(const HsmWork& work, Deadline deadlin
         // corruption after it cannot go unnoticed; a failed decrypt is the answer.
         integrity = cdiv(encrypt.aad ? *encrypt.aad : kEmpty, {}, sealed->iv, sealed->ciphertext,
                          sealed->tag);
-        auto opened = keys_.decrypt(work.key_id, sealed->ciphertext, sealed->iv, sealed->tag,
-                                    work.hsm_aad, deadline);
+        auto opened = keys.decrypt(work.key_id, sealed->ciphertext, sealed->iv, sealed->tag,
+                                   work.hsm_aad, deadline);
         if (!opened) {
           hsm_fail(opened.error());
           break;
@@ -328,8 +365,8 @@ XksService::HsmAnswer XksService::call_hsm(const HsmWork& work, Deadline deadlin
     }
     case wire::Operation::kDecrypt: {
       const DecryptRequest& decrypt = *work.parsed.decrypt;
-      auto opened = keys_.decrypt(work.key_id, decrypt.ciphertext, decrypt.iv, decrypt.tag,
-                                  work.hsm_aad, deadline);
+      auto opened = keys.decrypt(work.key_id, decrypt.ciphertext, decrypt.iv, decrypt.tag,
+                                 work.hsm_aad, deadline);
       if (!opened) {
         hsm_fail(opened.error());
         break;

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "xks/hsm/circuit_breaker.h"
 #include "xks/hsm/hsm_error.h"
@@ -67,6 +68,9 @@ class Backend {
   HsmHealth& health() { return *health_; }
   HsmExecutor& executor() { return *executor_; }
   CircuitBreaker& circuit() { return *circuit_; }
+
+  // The labels of the token's secret keys (its external key ids), read through the pool.
+  HsmResult<std::vector<std::string>> key_labels();
 
   // Checks health every 10 s in the background from now on, calling `on_change` (on that
   // thread) when the state changes. Call once.

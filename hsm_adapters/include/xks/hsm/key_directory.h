@@ -56,5 +56,7 @@ HsmResult<std::vector<CK_OBJECT_HANDLE>> find_secret_keys(CK_FUNCTION_LIST& api,
                                                           std::optional<std::string_view> label);
 HsmResult<KeyInfo> read_key_info(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,
                                  CK_OBJECT_HANDLE handle);
+HsmResult<std::string> read_label(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,
+                                  CK_OBJECT_HANDLE handle);
 
 }  // namespace xks::hsm

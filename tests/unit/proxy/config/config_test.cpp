@@ -63,9 +63,9 @@ TEST_F(ConfigTest, AMinimalFileGetsTheDefaults) {
   EXPECT_EQ(config->server.limits.max_body_bytes, 65536u);
   EXPECT_EQ(config->server.limits.http2_max_concurrent_streams, 128u);
   EXPECT_EQ(config->server.limits.http2_connection_buffer_bytes, 262144u);
-  EXPECT_EQ(config->hsm.profile.name, "softhsm");
-  EXPECT_EQ(config->hsm.token.by, hsm::TokenSelector::By::kLabel);
-  EXPECT_EQ(config->hsm.pin.from, hsm::PinSource::From::kFile);
+  EXPECT_EQ(config->hsm[0].profile.name, "softhsm");
+  EXPECT_EQ(config->hsm[0].token.by, hsm::TokenSelector::By::kLabel);
+  EXPECT_EQ(config->hsm[0].pin.from, hsm::PinSource::From::kFile);
   ASSERT_EQ(config->keystores.size(), 1u);
   EXPECT_EQ(config->keystores[0].prefix, "/example");
   EXPECT_EQ(config->keystores[0].credentials[0].credential.secret_access_key, kSecret);
@@ -75,27 +75,27 @@ TEST_F(ConfigTest, AMinimalFileGetsTheDefaults) {
 TEST_F(ConfigTest, SessionsDefaultToTheVendorProfiles) {
   auto softhsm = load(minimal());
   ASSERT_TRUE(softhsm.has_value()) << softhsm.error();
-  EXPECT_EQ(softhsm->hsm.sessions, 8u);  // in-process: CPU-bound calls
+  EXPECT_EQ(softhsm->hsm[0].sessions, 8u);  // in-process: CPU-bound calls
   auto network = load(minimal("", "vendor_profile = \"luna\"\n"));
   ASSERT_TRUE(network.has_value()) << network.error();
-  EXPECT_EQ(network->hsm.sessions, 32u);  // a network HSM: calls in flight during a spike
-  EXPECT_EQ(network->hsm.workers, 0u);    // sized from the sessions at start
+  EXPECT_EQ(network->hsm[0].sessions, 32u);  // a network HSM: calls in flight during a spike
+  EXPECT_EQ(network->hsm[0].workers, 0u);    // sized from the sessions at start
   auto chosen = load(minimal("", "vendor_profile = \"luna\"\nsessions = 4\n"));
   ASSERT_TRUE(chosen.has_value()) << chosen.error();
-  EXPECT_EQ(chosen->hsm.sessions, 4u);
+  EXPECT_EQ(chosen->hsm[0].sessions, 4u);
 }
 
 TEST_F(ConfigTest, ReadsTheCircuitBreakerAndChecksIt) {
   auto defaults = load(minimal());
   ASSERT_TRUE(defaults.has_value()) << defaults.error();
-  EXPECT_EQ(defaults->hsm.circuit_breaker.consecutive_failures, 5u);
+  EXPECT_EQ(defaults->hsm[0].circuit_breaker.consecutive_failures, 5u);
   auto tuned =
       load(minimal("",
                    "[hsm.circuit_breaker]\nconsecutive_failures = 3\nfailure_percent = 25\n"
                    "minimum_calls = 40\nwindow_ms = 5000\nopen_ms = 100\n"
                    "max_open_ms = 60000\n"));
   ASSERT_TRUE(tuned.has_value()) << tuned.error();
-  const hsm::CircuitBreakerOptions& breaker = tuned->hsm.circuit_breaker;
+  const hsm::CircuitBreakerOptions& breaker = tuned->hsm[0].circuit_breaker;
   EXPECT_EQ(breaker.consecutive_failures, 3u);
   EXPECT_DOUBLE_EQ(breaker.failure_ratio, 0.25);
   EXPECT_EQ(breaker.minimum_calls, 40u);
@@ -108,6 +108,33 @@ TEST_F(ConfigTest, ReadsTheCircuitBreakerAndChecksIt) {
                "hsm.circuit_breaker.failure_percent: must be between 1 and 100");
   expect_error(minimal("", "[hsm.circuit_breaker]\nopen = 1\n"),
                "hsm.circuit_breaker.open: unknown key");
+}
+
+TEST_F(ConfigTest, ReadsAFleetOfNamedHsms) {
+  const std::string tls =
+      "[tls]\ncertificate_chain = \"/etc/xks/cert.pem\"\nprivate_key = \"/etc/xks/key.pem\"\n";
+  auto hsm = [](const std::string& name, const std::string& token) {
+    return "[[hsm]]\n" + name + "module = \"/m.so\"\ntoken_label = \"" + token +
+           "\"\npin_file = \"/p\"\nhealth_key = \"h\"\n";
+  };
+  const std::string store =
+      "[[keystore]]\nprefix = \"/example\"\nregions = [\"us-east-1\"]\n"
+      "[[keystore.credential]]\naccess_key_id = \"AKIAXKSEXAMPLE234567\"\nsecret_file = \"" +
+      secret_path() + "\"\n";
+  auto fleet = load(tls + hsm("name = \"east\"\n", "a") + "[hsm.circuit_breaker]\nopen_ms = 300\n" +
+                    hsm("name = \"west\"\n", "b") + store);
+  ASSERT_TRUE(fleet.has_value()) << fleet.error();
+  ASSERT_EQ(fleet->hsm.size(), 2u);
+  EXPECT_EQ(fleet->hsm[0].name, "east");
+  EXPECT_EQ(fleet->hsm[0].circuit_breaker.open_for, std::chrono::milliseconds(300));
+  EXPECT_EQ(fleet->hsm[1].name, "west");
+  EXPECT_EQ(fleet->hsm[1].token.value, "b");
+  EXPECT_EQ(fleet->hsm[1].circuit_breaker.open_for, std::chrono::milliseconds(200));
+  expect_error(tls + hsm("name = \"east\"\n", "a") + hsm("", "b") + store,
+               "each HSM of a fleet needs a name");
+  expect_error(tls + hsm("name = \"east\"\n", "a") + hsm("name = \"east\"\n", "b") + store,
+               "two HSMs are named 'east'");
+  expect_error(tls + store, "add an [hsm] section, or [[hsm]] sections for a fleet");
 }
 
 TEST_F(ConfigTest, ParsesTextInMemoryLikeAFile) {
@@ -153,11 +180,11 @@ TEST_F(ConfigTest, ReadsEverySetting) {
   EXPECT_EQ(config->server.limits.http2_max_concurrent_streams, 16u);
   EXPECT_EQ(config->server.limits.http2_connection_buffer_bytes, 1048576u);
   EXPECT_EQ(config->tls.client_names.size(), 1u);
-  EXPECT_EQ(config->hsm.profile.iv_source, hsm::IvSource::kHsmAppendsToOutput);
-  EXPECT_EQ(config->hsm.profile.bad_tag_rv, 5u);
-  EXPECT_EQ(config->hsm.token.by, hsm::TokenSelector::By::kSerial);
-  EXPECT_EQ(config->hsm.pin.name, "PIN");
-  EXPECT_EQ(config->hsm.workers, 4u);
+  EXPECT_EQ(config->hsm[0].profile.iv_source, hsm::IvSource::kHsmAppendsToOutput);
+  EXPECT_EQ(config->hsm[0].profile.bad_tag_rv, 5u);
+  EXPECT_EQ(config->hsm[0].token.by, hsm::TokenSelector::By::kSerial);
+  EXPECT_EQ(config->hsm[0].pin.name, "PIN");
+  EXPECT_EQ(config->hsm[0].workers, 4u);
   ASSERT_EQ(config->keystores.size(), 2u);
   const KeyStoreConfig& first = config->keystores[0];
   EXPECT_EQ(first.regions.size(), 2u);

@@ -8,6 +8,7 @@
 #include <boost/json.hpp>
 #include <fstream>
 #include <future>
+#include <latch>
 #include <optional>
 #include <thread>
 
@@ -46,12 +47,27 @@ class XksServiceTest : public test::HsmFixture {
     ASSERT_NO_FATAL_FAILURE(create_key("encrypt_only_key", {true, false}));
     ASSERT_NO_FATAL_FAILURE(create_key("decrypt_only_key", {false, true}));
     ASSERT_NO_FATAL_FAILURE(create_key("impotent_key", {false, false}));
-    ASSERT_NO_FATAL_FAILURE(open_pool({.sessions = 2}));
-    keys_ = std::make_unique<hsm::KeyService>(*pool_, *hsm::vendor_profile("softhsm"));
-    auto token = module_->token_info(slot_);
-    ASSERT_TRUE(token.has_value());
-    health_ = std::make_unique<hsm::HsmHealth>(*keys_, "xks-health", *token, hsm::HealthOptions{});
-    health_->check(hsm::SessionPool::Clock::now() + 2s);  // as Backend::start does
+    // The proxy's own way in: a fleet of one backend on this token (it loads the module
+    // itself, which is initialised once per process).
+    module_.reset();
+    std::string pin_file = (token_.dir() / "pin").string();
+    std::ofstream(pin_file) << token_.user_pin() << "\n";
+    auto backend = hsm::Backend::start(
+        {.module = test::kSoftHsmModule,
+         .token = {hsm::TokenSelector::By::kLabel, token_.label()},
+         .pin = {hsm::PinSource::From::kFile, pin_file},
+         .profile = *hsm::vendor_profile("softhsm"),
+         .health_key = "xks-health",
+         .sessions = 2,
+         .workers = 2,
+         .circuit_breaker = {.consecutive_failures = 2, .open_for = std::chrono::hours(1)},
+         .on_session_event = {}});
+    ASSERT_TRUE(backend.has_value()) << backend.error().message;
+    std::vector<std::pair<std::string, std::unique_ptr<hsm::Backend>>> members;
+    members.emplace_back("test-hsm", std::move(*backend));
+    auto fleet = hsm::Fleet::assemble(std::move(members));
+    ASSERT_TRUE(fleet.has_value()) << fleet.error().message;
+    fleet_ = std::move(*fleet);
     std::vector<KeyStore> stores;
     stores.push_back(
         {"/tenant-a",
@@ -65,23 +81,40 @@ class XksServiceTest : public test::HsmFixture {
     config_.keystores = {
         {"/tenant-a", {"us-east-1"}, {{kTenantA, std::nullopt}}, std::nullopt},
         {"/restricted", {"us-east-1"}, {{kRestricted, std::nullopt}}, std::nullopt}};
-    metrics_ = std::make_unique<XksMetrics>(registry_, config_.keystores, "test-hsm");
+    metrics_ = std::make_unique<XksMetrics>(registry_, config_.keystores,
+                                            std::vector<std::string>{"test-hsm"});
     audit_path_ = (token_.dir() / "audit.log").string();
     audit_ = std::make_unique<AuditLog>(AuditConfig{audit_path_}, registry_);
-    executor_ = std::make_unique<hsm::HsmExecutor>(2, 64);
-    service_ = std::make_unique<XksService>(
-        std::move(stores), *keys_, *health_, *executor_, circuit_,
-        ProxyIdentity{3, "xks-proxy project", "xks-proxy test"}, metrics_.get(), audit_.get());
+    service_ = std::make_unique<XksService>(std::move(stores), *fleet_,
+                                            ProxyIdentity{3, "xks-proxy project", "xks-proxy test"},
+                                            metrics_.get(), audit_.get());
   }
 
   void TearDown() override {
-    executor_.reset();
+    // As the Runtime does: the watch stops, the fleet runs what it holds, then the service goes.
+    if (service_)
+      service_->stop_deadline_watch();
+    fleet_.reset();
     service_.reset();
     audit_.reset();
     metrics_.reset();
-    health_.reset();
-    keys_.reset();
     HsmFixture::TearDown();
+  }
+
+  hsm::Backend& backend() { return *fleet_->member(0).backend; }
+
+  // Returns once every HSM executor thread is free: everything queued before has run.
+  void drain_executor() {
+    std::latch both(2);
+    std::promise<void> done[2];
+    for (auto& promise : done) {
+      ASSERT_TRUE(backend().executor().submit([&both, &promise] {
+        both.arrive_and_wait();
+        promise.set_value();
+      }));
+    }
+    for (auto& promise : done)
+      promise.get_future().wait();
   }
 
   HttpResponse call(const std::string& path, const std::string& body,
@@ -114,15 +147,12 @@ class XksServiceTest : public test::HsmFixture {
     return std::string(body.at("errorName").as_string());
   }
 
-  std::unique_ptr<hsm::KeyService> keys_;
-  std::unique_ptr<hsm::HsmHealth> health_;
   Config config_;
   metrics::Registry registry_;
   std::unique_ptr<XksMetrics> metrics_;
   std::string audit_path_;
   std::unique_ptr<AuditLog> audit_;
-  std::unique_ptr<hsm::HsmExecutor> executor_;
-  hsm::CircuitBreaker circuit_{{.consecutive_failures = 2, .open_for = std::chrono::hours(1)}};
+  std::unique_ptr<hsm::Fleet> fleet_;
   std::unique_ptr<XksService> service_;
 };
 
@@ -246,8 +276,8 @@ TEST_F(XksServiceTest, AKeyOutsideTheAllowListIsNotFound) {
 }
 
 TEST_F(XksServiceTest, NoSessionBeforeTheDeadlineIsDependencyTimeout) {
-  auto first = pool_->acquire(hsm::SessionPool::Clock::now() + 1s);
-  auto second = pool_->acquire(hsm::SessionPool::Clock::now() + 1s);
+  auto first = backend().pool().acquire(hsm::SessionPool::Clock::now() + 1s);
+  auto second = backend().pool().acquire(hsm::SessionPool::Clock::now() + 1s);
   ASSERT_TRUE(first && second);
   auto response =
       call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA"), kTenantA, "POST", 30ms);
@@ -279,13 +309,13 @@ TEST_F(XksServiceTest, AnswersAtTheDeadlineAndNeverStartsHsmWorkThatIsTooLate) {
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();
   for (int i = 0; i < 2; ++i)
-    ASSERT_TRUE(executor_->submit([released] { released.wait(); }));
+    ASSERT_TRUE(backend().executor().submit([released] { released.wait(); }));
   HttpResponse answer =
       call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA"), kTenantA, "POST", 100ms);
   release.set_value();
   EXPECT_EQ(answer.status, 503);
   EXPECT_EQ(error_name_of(answer), "DependencyTimeoutException");
-  executor_.reset();  // runs what was queued: the late work finds its deadline passed
+  drain_executor();  // runs what was queued: the late work finds its deadline passed
   std::string text = registry_.serialize();
   auto has = [&text](const std::string& line) {
     EXPECT_NE(text.find("\n" + line + "\n"), std::string::npos) << line;
@@ -301,7 +331,7 @@ TEST_F(XksServiceTest, AnOpenCircuitFailsHsmRequestsAtOnceAndReportsTheHsmUnavai
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();
   for (int i = 0; i < 2; ++i)
-    ASSERT_TRUE(executor_->submit([released] { released.wait(); }));
+    ASSERT_TRUE(backend().executor().submit([released] { released.wait(); }));
   for (int i = 0; i < 2; ++i) {
     EXPECT_EQ(
         call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA"), kTenantA, "POST", 50ms)
@@ -309,7 +339,7 @@ TEST_F(XksServiceTest, AnOpenCircuitFailsHsmRequestsAtOnceAndReportsTheHsmUnavai
         503);
   }
   release.set_value();
-  ASSERT_EQ(circuit_.state(), hsm::CircuitState::kOpen);
+  ASSERT_EQ(backend().circuit().state(), hsm::CircuitState::kOpen);
   // Open: the HSM is not asked; the answer comes at once, whatever the deadline.
   HttpResponse refused = call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA"),
                               kTenantA, "POST", std::chrono::hours(1));
@@ -320,9 +350,8 @@ TEST_F(XksServiceTest, AnOpenCircuitFailsHsmRequestsAtOnceAndReportsTheHsmUnavai
                                                       R"("kmsOperation":"KmsHealthCheck"}})")
                       .body);
   EXPECT_EQ(health.at("ekmFleetDetails").at(0).at("healthStatus"), "UNAVAILABLE");
-  EXPECT_NE(
-      registry_.serialize().find("\nxks_hsm_circuit_rejections_total{backend=\"test-hsm\"} 1\n"),
-      std::string::npos);
+  EXPECT_NE(registry_.serialize().find("\nxks_hsm_circuit_rejections_total 1\n"),
+            std::string::npos);
 }
 
 TEST_F(XksServiceTest, WithOnFullRejectNothingIsServedUnaudited) {
@@ -336,8 +365,8 @@ TEST_F(XksServiceTest, WithOnFullRejectNothingIsServedUnaudited) {
        std::make_shared<sigv4::Verifier>(std::vector<sigv4::Credential>{kTenantA},
                                          std::vector<std::string>{"us-east-1"}),
        std::nullopt}};
-  service_ = std::make_unique<XksService>(std::move(stores), *keys_, *health_, *executor_, circuit_,
-                                          ProxyIdentity{}, nullptr, &*strict);
+  service_ =
+      std::make_unique<XksService>(std::move(stores), *fleet_, ProxyIdentity{}, nullptr, &*strict);
   EXPECT_EQ(call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA")).status, 200);
   auto refused = call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA"));
   EXPECT_EQ(refused.status, 429);

@@ -8,7 +8,7 @@
 #include <string>
 #include <tl/expected.hpp>
 
-#include "xks/hsm/backend.h"
+#include "xks/hsm/fleet.h"
 #include "xks/proxy/config/config.h"
 #include "xks/proxy/ops/audit_log.h"
 #include "xks/proxy/ops/metrics.h"
@@ -26,12 +26,10 @@ class Runtime {
 
   const Config& config() const { return config_; }
   XksService& service() { return *service_; }
-  hsm::HsmHealth& health() { return backend_->health(); }
-  hsm::CircuitBreaker& circuit() { return backend_->circuit(); }
+  hsm::Fleet& fleet() { return *fleet_; }
   // Every layer registers its metrics here; served at GET /metrics.
   metrics::Registry& metrics() { return registry_; }
   AuditLog* audit() { return audit_.get(); }  // null when auditing is off
-  const hsm::TokenInfo& token() const { return backend_->token(); }
 
  private:
   explicit Runtime(Config config) : config_(std::move(config)) {}
@@ -41,7 +39,7 @@ class Runtime {
   std::unique_ptr<XksMetrics> xks_metrics_;
   std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<XksService> service_;
-  std::unique_ptr<hsm::Backend> backend_;  // last: its executor and health loop stop first
+  std::unique_ptr<hsm::Fleet> fleet_;  // last: its executors and health loops stop first
 };
 
 }  // namespace xks::proxy

@@ -22,6 +22,7 @@
 namespace xks::proxy {
 
 struct HsmConfig {
+  std::string name;  // metrics label and ekmFleetDetails id; default: the token's serial
   std::string module;
   hsm::VendorProfile profile;
   hsm::TokenSelector token;
@@ -49,7 +50,7 @@ struct Config {
   AuditConfig audit;  // off unless [audit] path is set
   ServerConfig server;
   TlsConfig tls;
-  HsmConfig hsm;
+  std::vector<HsmConfig> hsm;  // one, or a fleet (each named)
   std::vector<KeyStoreConfig> keystores;
 };
 

@@ -18,11 +18,12 @@ struct XksOutcome {
   std::optional<wire::Operation> operation;  // set once routed
   std::optional<XksError> error;             // unset: success
   std::optional<sigv4::Failure> auth_failure;
-  CK_RV hsm_rv = CKR_OK;           // the PKCS#11 code behind an HSM error
-  double hsm_seconds = -1;         // time spent at the HSM layer; < 0: none
-  int status = 0;                  // HTTP status of the answer
-  std::string key_id;              // external key id, once routed
-  wire::RequestMetadata metadata;  // once the body parsed
+  std::optional<std::size_t> member;  // the fleet member that gave the HSM's answer
+  CK_RV hsm_rv = CKR_OK;              // the PKCS#11 code behind an HSM error
+  double hsm_seconds = -1;            // time spent at the HSM layer; < 0: none
+  int status = 0;                     // HTTP status of the answer
+  std::string key_id;                 // external key id, once routed
+  wire::RequestMetadata metadata;     // once the body parsed
 };
 
 }  // namespace xks::proxy

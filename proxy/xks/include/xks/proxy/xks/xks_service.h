@@ -7,9 +7,12 @@
 // late result, when it comes, is discarded and counted. HSM work whose deadline has passed is
 // not started (the checks sit before the session wait and before each PKCS#11 call).
 //
-// Circuit breaker: each HSM result (and each deadline answer) is counted by the backend's
-// circuit; while it is not closed, requests that need the HSM fail at once with 503
-// DependencyTimeoutException, and GetHealthStatus reports the HSM UNAVAILABLE.
+// Fleet: the HSM work goes to the member hsm::Fleet chooses (usable, holding the key, least
+// busy). A result that says the member did not answer is counted by its circuit and the work
+// goes to another usable member while the deadline allows; so does every deadline answer. When
+// no member is usable, requests that need the HSM fail at once with 503
+// DependencyTimeoutException. GetHealthStatus lists every member, UNAVAILABLE while its circuit
+// is not closed.
 #pragma once
 
 #include <chrono>
@@ -19,10 +22,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "xks/hsm/circuit_breaker.h"
-#include "xks/hsm/hsm_executor.h"
-#include "xks/hsm/hsm_health.h"
-#include "xks/hsm/key_service.h"
+#include "xks/hsm/fleet.h"
 #include "xks/proxy/ops/audit_log.h"
 #include "xks/proxy/transport/application.h"
 #include "xks/proxy/transport/http_message.h"
@@ -53,10 +53,13 @@ class XksService {
   using Deadline = hsm::KeyService::Deadline;
 
   // `metrics` and `audit` may be null (nothing recorded).
-  XksService(std::vector<KeyStore> key_stores, hsm::KeyService& keys, hsm::HsmHealth& health,
-             hsm::HsmExecutor& executor, hsm::CircuitBreaker& circuit, ProxyIdentity identity,
+  XksService(std::vector<KeyStore> key_stores, hsm::Fleet& fleet, ProxyIdentity identity,
              XksMetrics* metrics = nullptr, AuditLog* audit = nullptr);
-  ~XksService();  // stops the deadline watch; HSM work still queued must be run or gone first
+  ~XksService();
+  // Shutting down: stops the deadline watch, so that it no longer touches the fleet, which may
+  // then go (running the HSM work it still holds, which needs this service). handle() must not
+  // be called afterwards.
+  void stop_deadline_watch();
   XksService(const XksService&) = delete;
   XksService& operator=(const XksService&) = delete;
 
@@ -74,17 +77,16 @@ class XksService {
   // The answer when it needs no HSM; otherwise the HSM work, with the outcome so far.
   std::optional<HttpResponse> prepare(const HttpRequest& request, XksOutcome& outcome,
                                       std::optional<HsmWork>& work) const;
-  HsmAnswer call_hsm(const HsmWork& work, Deadline deadline) const;
+  HsmAnswer call_hsm(const HsmWork& work, Deadline deadline, hsm::KeyService& keys) const;
   void submit(std::shared_ptr<Exchange> exchange, HsmWork work) const;
+  void attempt(std::shared_ptr<Exchange> exchange, std::shared_ptr<const HsmWork> work,
+               std::size_t member, hsm::Fleet::Tried tried) const;
   void finish(Exchange& exchange, HttpResponse response) const;
   AuditRecord audit_record(XksOutcome& outcome, const HttpRequest& request, double seconds) const;
 
   std::vector<KeyStore> key_stores_;
   std::vector<std::string> prefixes_;
-  hsm::KeyService& keys_;
-  hsm::HsmHealth& health_;
-  hsm::HsmExecutor& executor_;
-  hsm::CircuitBreaker& circuit_;
+  hsm::Fleet& fleet_;
   ProxyIdentity identity_;
   XksMetrics* metrics_;
   AuditLog* audit_;

@@ -1,0 +1,90 @@
+// Choosing a fleet member, and the key inventory.
+#include "xks/hsm/fleet.h"
+
+#include <map>
+#include <set>
+
+namespace xks::hsm {
+
+HsmResult<std::unique_ptr<Fleet>> Fleet::assemble(
+    std::vector<std::pair<std::string, std::unique_ptr<Backend>>> backends) {
+  if (backends.empty() || backends.size() > kMaxMembers) {
+    return tl::unexpected(HsmError{HsmErrorKind::kOther, CKR_OK,
+                                   "a fleet has 1 to " + std::to_string(kMaxMembers) + " HSMs"});
+  }
+  std::set<std::string> names;
+  std::vector<std::unique_ptr<Member>> members;
+  for (auto& [name, backend] : backends) {
+    if (!names.insert(name).second) {
+      return tl::unexpected(
+          HsmError{HsmErrorKind::kOther, CKR_OK, "two HSMs are named '" + name + "'"});
+    }
+    auto labels = backend->key_labels();
+    if (!labels) {
+      HsmError error = labels.error();
+      error.message = "HSM '" + name + "': listing its keys: " + error.message;
+      return tl::unexpected(error);
+    }
+    auto member = std::make_unique<Member>();
+    member->name = name;
+    member->backend = std::move(backend);
+    member->key_ids.insert(labels->begin(), labels->end());
+    members.push_back(std::move(member));
+  }
+  return std::unique_ptr<Fleet>(new Fleet(std::move(members)));
+}
+
+std::optional<std::size_t> Fleet::choose(std::string_view key_id, Tried tried) const {
+  std::string key(key_id);
+  bool anyone_holds = false;
+  for (const auto& member : members_)
+    anyone_holds = anyone_holds || member->key_ids.contains(key);
+  std::optional<std::size_t> best;
+  unsigned fewest = 0;
+  for (std::size_t i = 0; i < members_.size(); ++i) {
+    const Member& member = *members_[i];
+    if ((tried >> i) & 1U)
+      continue;
+    if (anyone_holds && !member.key_ids.contains(key))
+      continue;
+    if (!member.backend->circuit().allow())
+      continue;
+    unsigned load = member.in_flight.load(std::memory_order_relaxed);
+    if (!best || load < fewest) {
+      best = i;
+      fewest = load;
+    }
+  }
+  return best;
+}
+
+bool Fleet::any_usable() const {
+  for (const auto& member : members_) {
+    if (member->backend->circuit().allow())
+      return true;
+  }
+  return false;
+}
+
+std::vector<Fleet::KeyGap> Fleet::key_gaps() const {
+  std::map<std::string, std::vector<std::string>> missing;
+  for (const auto& holder : members_) {
+    for (const std::string& key : holder->key_ids) {
+      if (missing.contains(key))
+        continue;
+      std::vector<std::string>& lacking = missing[key];
+      for (const auto& member : members_) {
+        if (!member->key_ids.contains(key))
+          lacking.push_back(member->name);
+      }
+    }
+  }
+  std::vector<KeyGap> gaps;
+  for (auto& [key, lacking] : missing) {
+    if (!lacking.empty())
+      gaps.push_back({key, std::move(lacking)});
+  }
+  return gaps;
+}
+
+}  // namespace xks::hsm
