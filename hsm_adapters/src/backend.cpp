@@ -133,9 +133,10 @@ void Backend::probe_open_circuit(std::stop_token stop) {
     // Transitions call back into circuit_changed(), which takes this lock.
     lock.unlock();
     if (!stop.stop_requested() && circuit_->begin_probe()) {
-      auto probed =
-          keys_->self_test(options_.health_key, SessionPool::Clock::now() + kProbeDeadline);
-      circuit_->end_probe(probed.has_value());
+      // A probe answered after its deadline is a failure too: the HSM is still hanging.
+      auto deadline = SessionPool::Clock::now() + kProbeDeadline;
+      auto probed = keys_->self_test(options_.health_key, deadline);
+      circuit_->end_probe(probed.has_value() && SessionPool::Clock::now() <= deadline);
     }
     lock.lock();
   }

@@ -41,7 +41,10 @@ std::optional<std::size_t> Fleet::choose(std::string_view key_id, Tried tried) c
     anyone_holds = anyone_holds || member->key_ids.contains(key);
   std::optional<std::size_t> best;
   unsigned fewest = 0;
-  for (std::size_t i = 0; i < members_.size(); ++i) {
+  // Ties go round: equally idle members share the work (and all stay exercised).
+  std::size_t first = next_.fetch_add(1, std::memory_order_relaxed);
+  for (std::size_t n = 0; n < members_.size(); ++n) {
+    std::size_t i = (first + n) % members_.size();
     const Member& member = *members_[i];
     if ((tried >> i) & 1U)
       continue;

@@ -38,7 +38,8 @@ std::optional<KeyUsageRequest> parse_key_usage(std::string_view text) {
 }
 
 HsmResult<KeyInfo> create_aes_key(const Pkcs11Module& module, CK_SLOT_ID slot, std::string_view pin,
-                                  std::string_view label, KeyUsageRequest usage) {
+                                  std::string_view label, KeyUsageRequest usage,
+                                  std::optional<std::span<const std::uint8_t, 32>> material) {
   CK_FUNCTION_LIST& api = module.api();
   auto opened = open_logged_in_session(api, slot, CKF_RW_SESSION, pin);
   if (!opened)
@@ -62,7 +63,9 @@ HsmResult<KeyInfo> create_aes_key(const Pkcs11Module& module, CK_SLOT_ID slot, s
   CK_ATTRIBUTE attributes[] = {
       {CKA_CLASS, &key_class, sizeof key_class},
       {CKA_KEY_TYPE, &key_type, sizeof key_type},
-      {CKA_VALUE_LEN, &length, sizeof length},
+      material
+          ? CK_ATTRIBUTE{CKA_VALUE, const_cast<std::uint8_t*>(material->data()), material->size()}
+          : CK_ATTRIBUTE{CKA_VALUE_LEN, &length, sizeof length},
       {CKA_LABEL, const_cast<char*>(label.data()), label.size()},
       {CKA_TOKEN, &yes, sizeof yes},
       {CKA_PRIVATE, &yes, sizeof yes},
@@ -76,12 +79,19 @@ HsmResult<KeyInfo> create_aes_key(const Pkcs11Module& module, CK_SLOT_ID slot, s
       {CKA_UNWRAP, &no, sizeof no},
       {CKA_DERIVE, &no, sizeof no},
   };
-  CK_MECHANISM mechanism{CKM_AES_KEY_GEN, nullptr, 0};
   CK_OBJECT_HANDLE handle = CK_INVALID_HANDLE;
-  if (CK_RV rv = api.C_GenerateKey(session.handle(), &mechanism, attributes, std::size(attributes),
-                                   &handle);
-      rv != CKR_OK) {
-    return tl::unexpected(HsmError::from_rv("C_GenerateKey", rv));
+  if (material) {
+    if (CK_RV rv = api.C_CreateObject(session.handle(), attributes, std::size(attributes), &handle);
+        rv != CKR_OK) {
+      return tl::unexpected(HsmError::from_rv("C_CreateObject", rv));
+    }
+  } else {
+    CK_MECHANISM mechanism{CKM_AES_KEY_GEN, nullptr, 0};
+    if (CK_RV rv = api.C_GenerateKey(session.handle(), &mechanism, attributes,
+                                     std::size(attributes), &handle);
+        rv != CKR_OK) {
+      return tl::unexpected(HsmError::from_rv("C_GenerateKey", rv));
+    }
   }
   return read_key_info(api, session.handle(), handle);
 }

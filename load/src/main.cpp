@@ -33,6 +33,7 @@ struct Flags {
   unsigned warm_up_per_key = 16;
   std::string scenario;
   std::string fault_control;
+  std::string fault_dir;
   std::string json_file;
   std::string html_file;
 };
@@ -75,7 +76,7 @@ tl::expected<std::array<unsigned, 4>, std::string> parse_mix(const std::string& 
   return weights;
 }
 
-// Replaces the fault module's control file in one step, so it never reads half of it.
+// Replaces a fault module's control file in one step, so it never reads half of it.
 bool write_control_file(const std::string& path, const std::vector<std::string>& faults) {
   std::string temporary = path + ".xks-load";
   {
@@ -89,6 +90,70 @@ bool write_control_file(const std::string& path, const std::vector<std::string>&
   std::filesystem::rename(temporary, path, error);
   return !error;
 }
+
+// Where the scenario's faults go: one control file (--fault-control), or one per HSM of a fleet
+// (--fault-dir DIR: DIR/backend-K.ctl, as `xks-proxy demo --fault-dir` makes them). A line
+// "backend-K: <fault>" is for that HSM only; other lines are for every HSM.
+struct FaultFiles {
+  std::vector<std::filesystem::path> paths;  // none: no faults are written
+
+  static tl::expected<FaultFiles, std::string> of(const Flags& flags) {
+    FaultFiles files;
+    if (!flags.fault_control.empty())
+      files.paths.emplace_back(flags.fault_control);
+    if (flags.fault_dir.empty())
+      return files;
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator(flags.fault_dir, error)) {
+      const std::filesystem::path& path = entry.path();
+      if (path.extension() == ".ctl" && path.stem().string().starts_with("backend-"))
+        files.paths.push_back(path);
+    }
+    if (error || files.paths.empty())
+      return tl::unexpected("no backend-K.ctl control files in " + flags.fault_dir);
+    std::sort(files.paths.begin(), files.paths.end());
+    return files;
+  }
+
+  // The HSM a line names ("backend-2" of "backend-2: hang C_Encrypt 3000"), or nothing.
+  static std::optional<std::string> target(const std::string& line) {
+    auto colon = line.find(':');
+    if (!line.starts_with("backend-") || colon == std::string::npos)
+      return std::nullopt;
+    return line.substr(0, colon);
+  }
+
+  // Whether every line's HSM has a control file here.
+  tl::expected<void, std::string> check(const std::vector<std::string>& faults) const {
+    for (const std::string& line : faults) {
+      auto named = target(line);
+      if (!named)
+        continue;
+      bool known = std::any_of(paths.begin(), paths.end(),
+                               [&](const auto& path) { return path.stem() == *named; });
+      if (!known)
+        return tl::unexpected("'" + line + "': no control file for " + *named +
+                              " (use --fault-dir)");
+    }
+    return {};
+  }
+
+  bool apply(const std::vector<std::string>& faults) const {
+    bool written = true;
+    for (const auto& path : paths) {
+      std::vector<std::string> own;
+      for (const std::string& line : faults) {
+        auto named = target(line);
+        if (!named)
+          own.push_back(line);
+        else if (*named == path.stem().string())
+          own.push_back(line.substr(line.find_first_not_of(' ', named->size() + 1)));
+      }
+      written = write_control_file(path.string(), own) && written;
+    }
+    return written;
+  }
+};
 
 std::string utc_now() {
   std::time_t now = std::time(nullptr);
@@ -168,6 +233,9 @@ void add_options(CLI::App& app, ClientOptions& options, WorkloadMix& mix, Flags&
   app.add_option("--scenario", flags.scenario, "Availability scenario (TOML phases)");
   app.add_option("--fault-control", flags.fault_control,
                  "The fault module's control file (XKS_FAULT_CONTROL) the scenario writes");
+  app.add_option("--fault-dir", flags.fault_dir,
+                 "A fleet's fault control files (DIR/backend-K.ctl, from xks-proxy demo "
+                 "--fault-dir); a fault line 'backend-K: ...' is for that HSM only");
   app.add_option("--json", flags.json_file, "Write the result as JSON");
   app.add_option("--html", flags.html_file, "Write a self-contained HTML report");
 }
@@ -212,8 +280,10 @@ tl::expected<void, std::string> resolve_inputs(const CLI::App& app, const Flags&
     return tl::unexpected(weights.error());
   mix.weights = *weights;
   options.http2 = flags.http == "2";
-  if (flags.scenario.empty() != flags.fault_control.empty())
-    return tl::unexpected(std::string("--scenario and --fault-control go together"));
+  bool faults = !flags.fault_control.empty() || !flags.fault_dir.empty();
+  if (flags.scenario.empty() == faults)
+    return tl::unexpected(
+        std::string("--scenario goes with --fault-control or --fault-dir (and they with it)"));
 
   return {};
 }
@@ -263,7 +333,8 @@ std::string describe(const ClientOptions& options, const WorkloadMix& mix, const
 // Keeps time on the calling thread while `finished` is false: writes each phase's faults to
 // the control file as the phase begins, and prints a live line per second on a terminal.
 void keep_time(const std::atomic<bool>& finished, Clock::time_point start,
-               const std::vector<PhasePlan>& phases, std::size_t second_count, const Flags& flags,
+               const std::vector<PhasePlan>& phases, std::size_t second_count,
+               const FaultFiles& fault_files,
                const std::vector<std::unique_ptr<Recorder>>& recorders) {
   const bool live = isatty(STDERR_FILENO) != 0;
   std::size_t next_phase = 0;
@@ -272,10 +343,8 @@ void keep_time(const std::atomic<bool>& finished, Clock::time_point start,
     auto now = Clock::now();
     while (next_phase < phases.size() &&
            seconds_between(start, now) >= phases[next_phase].start_seconds) {
-      if (!flags.fault_control.empty() &&
-          !write_control_file(flags.fault_control, phases[next_phase].faults)) {
-        std::cerr << "xks-load: cannot write " << flags.fault_control << "\n";
-      }
+      if (!fault_files.apply(phases[next_phase].faults))
+        std::cerr << "xks-load: cannot write the fault control files\n";
       ++next_phase;
     }
     if (live && next_second <= second_count &&
@@ -337,8 +406,15 @@ int main(int argc, char** argv) {
       return fail(records.error());
     sealed = std::make_shared<const std::vector<SealedRecord>>(std::move(*records));
   }
-  if (!flags.fault_control.empty() && !write_control_file(flags.fault_control, {}))
-    return fail("cannot write " + flags.fault_control);
+  auto fault_files = FaultFiles::of(flags);
+  if (!fault_files)
+    return fail(fault_files.error());
+  for (const PhasePlan& phase : *phases) {
+    if (auto checked = fault_files->check(phase.faults); !checked)
+      return fail(checked.error());
+  }
+  if (!fault_files->apply({}))
+    return fail("cannot write the fault control files");
 
   RunReport report;
   report.target = "https://" + options.target.authority() + options.target.uri_prefix;
@@ -362,10 +438,9 @@ int main(int argc, char** argv) {
     outcome = run_load(options, mix, sealed, schedule, recorders);
     finished = true;
   });
-  keep_time(finished, start, *phases, second_count, flags, recorders);
+  keep_time(finished, start, *phases, second_count, *fault_files, recorders);
   load.join();
-  if (!flags.fault_control.empty())
-    write_control_file(flags.fault_control, {});
+  fault_files->apply({});
   if (!outcome)
     return fail(outcome.error());
 

@@ -9,6 +9,7 @@ import concurrent.futures
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -81,7 +82,7 @@ class HsmTroubleTest(unittest.TestCase):
         self.faults("fail C_Encrypt CKR_DEVICE_REMOVED every 1",
                     "fail C_OpenSession CKR_DEVICE_REMOVED every 1")
         try:
-            # Failing requests open the circuit (5 failures in a row by default).
+            # Failing requests open the circuit (3 failures in a row by default).
             self.assertTrue(self.wait_for(lambda: self.encrypt()[0] != 200 and
                                           self.metric(state) == 2))
             status, body = self.encrypt()
@@ -139,6 +140,113 @@ class HsmTroubleTest(unittest.TestCase):
         self.assertGreaterEqual(self.metric(
             'xks_requests_total{keystore="/example",operation="Encrypt",result="error",'
             'error="DependencyTimeoutException"}'), 12)
+
+
+class FleetTest(unittest.TestCase):
+    """Two HSMs (SoftHSM tokens holding the same keys), each behind its own fault module."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="xks-fleet-test-")
+        cls.faults_dir = os.path.join(cls.tmp, "faults")
+        cls.proxy = ProxyProcess(os.path.join(cls.tmp, "demo"), backends=2,
+                                 fault_dir=cls.faults_dir)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def faults(self, backend, *lines):
+        path = os.path.join(self.faults_dir, "backend-%d.ctl" % backend)
+        with open(path + ".new", "w") as f:
+            f.write("".join(line + "\n" for line in lines))
+        os.replace(path + ".new", path)
+
+    scrape = HsmTroubleTest.scrape
+    metric = HsmTroubleTest.metric
+    encrypt = HsmTroubleTest.encrypt
+    wait_for = HsmTroubleTest.wait_for
+    ready = HsmTroubleTest.ready
+
+    def setUp(self):
+        # Each test starts from a healthy fleet (a previous test's circuit may still be open).
+        self.assertTrue(self.wait_for(lambda: all(
+            self.metric('xks_hsm_circuit_state{backend="hsm-%d"}' % k) == 0 for k in (1, 2))))
+
+    def fleet_health(self):
+        status, body = self.proxy.call("health", {"requestMetadata": metadata("KmsHealthCheck")})
+        self.assertEqual(status, 200, body)
+        return {member["id"]: member["healthStatus"] for member in body["ekmFleetDetails"]}
+
+    def test_every_hsm_is_listed_and_a_failing_one_is_routed_around(self):
+        self.assertEqual(self.fleet_health(), {"hsm-1": "ACTIVE", "hsm-2": "ACTIVE"})
+        self.faults(2, "fail C_Encrypt CKR_DEVICE_REMOVED every 1",
+                    "fail C_OpenSession CKR_DEVICE_REMOVED every 1")
+        try:
+            # Each Encrypt that meets hsm-2 is retried on hsm-1: every answer is 200.
+            for _ in range(40):
+                status, body = self.encrypt()
+                self.assertEqual(status, 200, body)
+            self.assertEqual(self.metric('xks_hsm_circuit_state{backend="hsm-2"}'), 2)
+            self.assertEqual(self.metric('xks_hsm_circuit_state{backend="hsm-1"}'), 0)
+            self.assertEqual(self.fleet_health(), {"hsm-1": "ACTIVE", "hsm-2": "UNAVAILABLE"})
+            self.assertTrue(self.ready())  # hsm-1 still serves
+        finally:
+            self.faults(2)
+        self.assertTrue(self.wait_for(
+            lambda: self.metric('xks_hsm_circuit_state{backend="hsm-2"}') == 0))
+        self.assertEqual(self.fleet_health(), {"hsm-1": "ACTIVE", "hsm-2": "ACTIVE"})
+        self.assertGreater(self.metric(
+            'xks_hsm_circuit_transitions_total{backend="hsm-2",to="closed"}'), 0)
+
+    def test_a_hanging_hsm_costs_at_most_a_few_deadline_answers(self):
+        late = 'xks_hsm_late_results_total{operation="Encrypt"}'
+        late_before = self.metric(late)
+        self.faults(2, "hang C_Encrypt 1500")
+        try:
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                answers = list(pool.map(lambda _: self.encrypt(), range(200)))
+        finally:
+            self.faults(2)
+        failed = [body for status, body in answers if status != 200]
+        for body in failed:
+            self.assertEqual(body["errorName"], "DependencyTimeoutException", body)
+        # Calls stuck at hsm-2 make it the busier member, so the rest go to hsm-1; its circuit
+        # opens after three deadline answers.
+        self.assertLessEqual(len(failed), 10, failed)
+        self.assertTrue(self.wait_for(lambda: self.metric(late) > late_before))
+        self.assertTrue(self.wait_for(lambda: self.encrypt()[0] == 200))
+
+    def test_xks_load_scenarios_can_aim_a_fault_at_one_hsm(self):
+        opened = 'xks_hsm_circuit_transitions_total{backend="%s",to="open"}'
+        before = {k: self.metric(opened % k) or 0 for k in ("hsm-1", "hsm-2")}
+        scenario = os.path.join(self.tmp, "aimed.toml")
+        with open(scenario, "w") as f:
+            f.write('[[phase]]\nname = "hsm-2 down"\nseconds = 1.5\n'
+                    'faults = ["backend-2: fail C_Encrypt CKR_DEVICE_REMOVED every 1"]\n')
+        result_file = os.path.join(self.tmp, "aimed.json")
+        run = subprocess.run(
+            [proxy_process.LOAD_BINARY, "--port", str(self.proxy.port), "--cacert", self.proxy.ca,
+             "--kms-console", os.path.join(self.proxy.dir, "kms-console.json"),
+             "--connections", "4", "--scenario", scenario, "--fault-dir", self.faults_dir,
+             "--json", result_file], capture_output=True, text=True, timeout=60)
+        self.assertEqual(run.returncode, 0, run.stdout + run.stderr)  # every request answered 200
+        self.assertGreater(self.metric(opened % "hsm-2"), before["hsm-2"])
+        self.assertEqual(self.metric(opened % "hsm-1") or 0, before["hsm-1"])
+        for k in (1, 2):  # cleared at the end
+            with open(os.path.join(self.faults_dir, "backend-%d.ctl" % k)) as f:
+                self.assertEqual(f.read(), "")
+        # A line for an HSM without a control file is refused before the run.
+        with open(scenario, "w") as f:
+            f.write('[[phase]]\nname = "x"\nseconds = 1\nfaults = ["backend-9: hang C_Encrypt 1"]\n')
+        run = subprocess.run(
+            [proxy_process.LOAD_BINARY, "--port", str(self.proxy.port), "--cacert", self.proxy.ca,
+             "--kms-console", os.path.join(self.proxy.dir, "kms-console.json"),
+             "--scenario", scenario, "--fault-dir", self.faults_dir],
+            capture_output=True, text=True, timeout=60)
+        self.assertEqual(run.returncode, 2, run.stdout + run.stderr)
+        self.assertIn("no control file for backend-9", run.stderr)
 
 
 if __name__ == "__main__":

@@ -101,7 +101,7 @@ class LoadTest(proxy_process.SharedProxyTest):
         for arguments, message in (
                 (["--mix", "encrypt:1,sign:1"], "unknown operation 'sign'"),
                 (["--mix", "encrypt:0"], "every weight is zero"),
-                (["--scenario", "/nonexistent"], "--scenario and --fault-control go together")):
+                (["--scenario", "/nonexistent"], "--scenario goes with --fault-control or --fault-dir")):
             run = self.xks_load(*arguments)
             self.assertEqual(run.returncode, 2, run.stdout + run.stderr)
             self.assertIn(message, run.stderr)

@@ -32,6 +32,7 @@ BINARY = None
 LOAD_BINARY = None
 FAULT_MODULE = None
 STARTUP_SECONDS = 20
+SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 
 
 def free_port():
@@ -53,13 +54,17 @@ def metadata(operation="Encrypt"):
 class ProxyProcess:
     """`xks-proxy demo --setup-only` state, a config with short timeouts, `xks-proxy serve`."""
 
-    def __init__(self, state_dir, mtls=False, fault_control=None):
+    def __init__(self, state_dir, mtls=False, fault_control=None, backends=1, fault_dir=None):
         self.dir = state_dir
         self.port, self.admin_port = free_port(), free_port()
         setup = [BINARY, "demo", "--setup-only", "--state-dir", state_dir,
-                 "--port", str(self.port), "--admin-port", str(self.admin_port)]
+                 "--port", str(self.port), "--admin-port", str(self.admin_port),
+                 "--backends", str(backends)]
         if mtls:
             setup.append("--mtls")
+        if fault_dir:
+            # Each HSM through its own copy of the fault module, steered by backend-K.ctl.
+            setup += ["--fault-dir", fault_dir]
         subprocess.run(setup, check=True, stdout=subprocess.DEVNULL, timeout=60)
         with open(os.path.join(state_dir, "xks-proxy.toml")) as f:
             config = f.read()
@@ -69,6 +74,9 @@ class ProxyProcess:
             "[server]\nheader_timeout_ms = 700\nidle_timeout_ms = 5000\n"
             "max_body_bytes = 65536\nfleet_size = 2\n")
         env = dict(os.environ, SOFTHSM2_CONF=os.path.join(state_dir, "softhsm/softhsm2.conf"))
+        if fault_dir:
+            env.update(XKS_FAULT_TARGET=SOFTHSM_MODULE)
+            env.pop("XKS_FAULT_CONTROL", None)
         if fault_control:
             # The fault-injecting module in front of SoftHSM, steered by `fault_control`.
             real_module = re.search(r'module = "([^"]+)"', config).group(1)

@@ -7,10 +7,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <optional>
+#include <span>
 #include <stdexcept>
 #include <vector>
 
@@ -96,7 +99,12 @@ void run(const std::vector<std::string>& argv, const fs::path& log) {
   }
 }
 
-void setup_token(const fs::path& dir, const fs::path& log) {
+std::string token_label(unsigned backend) {
+  return backend == 1 ? std::string(kTokenLabel)
+                      : std::string(kTokenLabel) + "-" + std::to_string(backend);
+}
+
+void setup_tokens(const fs::path& dir, const fs::path& log, unsigned backends) {
   fs::path softhsm = dir / "softhsm";
   fs::create_directories(softhsm / "tokens");
   fs::path conf = softhsm / "softhsm2.conf";
@@ -108,18 +116,34 @@ void setup_token(const fs::path& dir, const fs::path& log) {
       persistent(dir / "secrets" / "hsm-pin", [&] { return random_string(kDigits, 12); });
   std::string so_pin =
       persistent(dir / "secrets" / "hsm-so-pin", [&] { return random_string(kDigits, 12); });
-  if (!fs::exists(softhsm / "initialized")) {
-    run({"softhsm2-util", "--init-token", "--free", "--label", kTokenLabel, "--so-pin", so_pin,
-         "--pin", pin},
-        log);
-    std::ofstream(softhsm / "initialized") << kTokenLabel << "\n";
+  // The marker records how many tokens the state holds (an older state: one).
+  fs::path marker = softhsm / "initialized";
+  if (fs::exists(marker)) {
+    std::string made = read_file(marker);
+    unsigned count =
+        made.starts_with("backends ") ? static_cast<unsigned>(std::stoul(made.substr(9))) : 1;
+    if (count != backends) {
+      throw SetupError("this state holds " + std::to_string(count) +
+                       " HSM token(s); use another --state-dir for " + std::to_string(backends));
+    }
+  } else {
+    for (unsigned backend = 1; backend <= backends; ++backend) {
+      run({"softhsm2-util", "--init-token", "--free", "--label", token_label(backend), "--so-pin",
+           so_pin, "--pin", pin},
+          log);
+    }
+    std::ofstream(marker) << "backends " << backends << "\n";
   }
 
-  auto token = hsm::open_token(
-      std::string(kSoftHsmModule), {hsm::TokenSelector::By::kLabel, std::string(kTokenLabel)},
-      {hsm::PinSource::From::kFile, (dir / "secrets" / "hsm-pin").string()});
-  if (!token)
-    throw SetupError(token.error().message);
+  std::vector<hsm::OpenToken> tokens;
+  for (unsigned backend = 1; backend <= backends; ++backend) {
+    auto token = hsm::open_token(
+        std::string(kSoftHsmModule), {hsm::TokenSelector::By::kLabel, token_label(backend)},
+        {hsm::PinSource::From::kFile, (dir / "secrets" / "hsm-pin").string()});
+    if (!token)
+      throw SetupError(token.error().message);
+    tokens.push_back(std::move(*token));
+  }
   const std::pair<const char*, hsm::KeyUsageRequest> kKeys[] = {
       {"foo", {true, true}},
       {"encrypt_only_key", {true, false}},
@@ -128,12 +152,43 @@ void setup_token(const fs::path& dir, const fs::path& log) {
       {kHealthKey, {true, true}},
   };
   for (const auto& [label, usage] : kKeys) {
-    auto created =
-        hsm::create_aes_key(*token->module, token->token.slot_id, token->pin, label, usage);
-    if (!created && created.error().kind != hsm::HsmErrorKind::kDuplicateKey) {
-      throw SetupError(std::string("creating key ") + label + ": " + created.error().message);
+    // One HSM generates its key; a fleet gets the same material in every token, wiped after.
+    std::array<std::uint8_t, 32> material{};
+    if (backends > 1 && RAND_bytes(material.data(), static_cast<int>(material.size())) != 1)
+      throw SetupError("RAND_bytes failed");
+    for (const hsm::OpenToken& token : tokens) {
+      auto created = hsm::create_aes_key(
+          *token.module, token.token.slot_id, token.pin, label, usage,
+          backends > 1 ? std::optional<std::span<const std::uint8_t, 32>>(material) : std::nullopt);
+      if (!created && created.error().kind == hsm::HsmErrorKind::kDuplicateKey)
+        break;  // made on an earlier start
+      if (!created) {
+        OPENSSL_cleanse(material.data(), material.size());
+        throw SetupError(std::string("creating key ") + label + ": " + created.error().message);
+      }
     }
+    OPENSSL_cleanse(material.data(), material.size());
   }
+}
+
+// The fault-injecting module built beside this binary (build/bin/xks-proxy,
+// build/lib/libxks_fault_pkcs11.so): one copy per HSM in `fault_dir`, each with its empty
+// control file, and the real module they stand in front of.
+void setup_fault_modules(const fs::path& fault_dir, unsigned backends) {
+  fs::path built = fs::read_symlink("/proc/self/exe").parent_path().parent_path() / "lib" /
+                   "libxks_fault_pkcs11.so";
+  if (!fs::exists(built)) {
+    throw SetupError("--fault-dir needs the fault-injecting module of a build tree, " +
+                     built.string() + ", which is not there");
+  }
+  fs::create_directories(fault_dir);
+  for (unsigned backend = 1; backend <= backends; ++backend) {
+    std::string name = "backend-" + std::to_string(backend);
+    fs::copy_file(built, fault_dir / (name + ".so"), fs::copy_options::overwrite_existing);
+    if (!fs::exists(fault_dir / (name + ".ctl")))
+      std::ofstream(fault_dir / (name + ".ctl"));
+  }
+  ::setenv("XKS_FAULT_TARGET", kSoftHsmModule, 1);
 }
 
 void setup_tls(const fs::path& dir, const fs::path& log) {
@@ -215,11 +270,23 @@ void write_config(const fs::path& dir, const DemoOptions& options,
     config << "client_ca = \"" << (abs / "tls/ca.pem").string() << "\"\n"
            << "client_names = [\"" << kKmsClientName << "\"]\n";
   }
-  config << "\n[hsm]\nmodule = \"" << kSoftHsmModule << "\"\nvendor_profile = \"softhsm\"\n"
-         << "token_label = \"" << kTokenLabel << "\"\n"
-         << "pin_file = \"" << (abs / "secrets/hsm-pin").string() << "\"\n"
-         << "health_key = \"" << kHealthKey << "\"\nsessions = 8\n\n"
-         << "[[keystore]]\nprefix = \"" << kPrefix << "\"\nregions = [\"" << kRegion << "\"]\n\n"
+  for (unsigned backend = 1; backend <= options.backends; ++backend) {
+    std::string module =
+        options.fault_dir.empty()
+            ? std::string(kSoftHsmModule)
+            : (fs::absolute(options.fault_dir) / ("backend-" + std::to_string(backend) + ".so"))
+                  .string();
+    config << (options.backends == 1 ? "\n[hsm]\n" : "\n[[hsm]]\n");
+    if (options.backends > 1)
+      config << "name = \"hsm-" << backend << "\"\n";
+    config << "module = \"" << module << "\"\nvendor_profile = \"softhsm\"\n"
+           << "token_label = \"" << token_label(backend) << "\"\n"
+           << "pin_file = \"" << (abs / "secrets/hsm-pin").string() << "\"\n"
+           << "health_key = \"" << kHealthKey << "\"\n";
+    // Behind the fault module SoftHSM stands in for a network HSM: sized like one.
+    config << (options.fault_dir.empty() ? "sessions = 8\n" : "sessions = 32\nworkers = 32\n");
+  }
+  config << "\n[[keystore]]\nprefix = \"" << kPrefix << "\"\nregions = [\"" << kRegion << "\"]\n\n"
          << "[[keystore.credential]]\naccess_key_id = \"" << credential.access_key_id << "\"\n"
          << "secret_file = \"" << (abs / "secrets/sigv4-secret").string() << "\"\n";
   write_private(dir / "kms-console.json",
@@ -236,7 +303,9 @@ int demo_command(const DemoOptions& options) {
     fs::permissions(dir, fs::perms::owner_all);
     fs::permissions(dir / "secrets", fs::perms::owner_all);
     fs::path log = dir / "setup.log";
-    setup_token(dir, log);
+    setup_tokens(dir, log, options.backends);
+    if (!options.fault_dir.empty())
+      setup_fault_modules(options.fault_dir, options.backends);
     setup_tls(dir, log);
     credential = setup_credential(dir);
     write_config(dir, options, credential);

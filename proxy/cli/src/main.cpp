@@ -32,6 +32,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   demo->add_flag("--mtls", demo_options.mtls, "Require the demo's client certificate");
   demo->add_flag("--setup-only", demo_options.setup_only, "Prepare the state, do not serve");
+  demo->add_option("--backends", demo_options.backends,
+                   "HSMs in the fleet (SoftHSM tokens holding the same keys)")
+      ->check(CLI::Range(1u, 8u))
+      ->capture_default_str();
+  demo->add_option("--fault-dir", demo_options.fault_dir,
+                   "Reach each HSM through the fault-injecting module, steered by "
+                   "DIR/backend-K.ctl (for availability tests)");
   demo->callback([&] { exit_code = xks::proxy::demo_command(demo_options); });
 
   xks::proxy::add_keys_command(app, exit_code);

@@ -1,5 +1,8 @@
 // A PKCS#11 module that wraps a real one (XKS_FAULT_TARGET, e.g. SoftHSM) and misbehaves as
-// its control file (XKS_FAULT_CONTROL, re-read whenever it changes) says. Lines:
+// its control file says, re-read whenever it changes: XKS_FAULT_CONTROL, or else the module's
+// own path with ".ctl" for ".so". Copies of the module (DIR/backend-1.so, DIR/backend-2.so) are
+// separate instances, each steered by its own file: one fault module per HSM of a fleet, all
+// in front of one real module (initialised once; the copies share it). Lines:
 //   delay <function> <milliseconds>            sleep before each call
 //   fail <function> <CKR_NAME|0xHEX> every <n> every n-th call fails with that code
 //   fail <function> <CKR_NAME|0xHEX> until <unix-ms>   calls fail until that time
@@ -50,6 +53,8 @@ struct State {
   struct timespec control_mtime {};
   off_t control_size = -1;
   std::map<CK_SESSION_HANDLE, std::array<CK_BYTE, 12>> appended_ivs;  // hsm-append sessions
+  std::string control_path;
+  bool initialized_target = false;  // this copy initialised the real module (and finalises it)
 };
 
 State& state() {
@@ -78,9 +83,9 @@ CK_RV parse_rv(const std::string& text) {
 
 // Re-reads the control file when its mtime or size changed. Caller holds the mutex.
 void refresh_control(State& s) {
-  const char* path = std::getenv("XKS_FAULT_CONTROL");
+  const char* path = s.control_path.c_str();
   struct stat info {};
-  if (path == nullptr || ::stat(path, &info) != 0) {
+  if (s.control_path.empty() || ::stat(path, &info) != 0) {
     s.faults.clear();
     s.iv_mode = IvMode::kPassThrough;
     s.control_size = -1;
@@ -278,6 +283,22 @@ CK_RV fault_Decrypt(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG data_l
   return target().C_Decrypt(session, data, data_length, out, out_length);
 }
 
+// Several copies may stand in front of one real module: the first initialises it, the others
+// find it initialised, and only the first finalises it.
+CK_RV fault_Initialize(CK_VOID_PTR args) {
+  State& s = state();
+  CK_RV rv = s.target->C_Initialize(args);
+  if (rv == CKR_CRYPTOKI_ALREADY_INITIALIZED)
+    return CKR_OK;
+  s.initialized_target = rv == CKR_OK;
+  return rv;
+}
+
+CK_RV fault_Finalize(CK_VOID_PTR reserved) {
+  State& s = state();
+  return s.initialized_target ? s.target->C_Finalize(reserved) : CKR_OK;
+}
+
 }  // namespace
 
 extern "C" __attribute__((visibility("default"))) CK_RV C_GetFunctionList(
@@ -292,7 +313,20 @@ extern "C" __attribute__((visibility("default"))) CK_RV C_GetFunctionList(
                    : reinterpret_cast<CK_C_GetFunctionList>(::dlsym(library, "C_GetFunctionList"));
     if (get == nullptr || get(&s.target) != CKR_OK)
       return CKR_GENERAL_ERROR;
+    if (const char* control = std::getenv("XKS_FAULT_CONTROL")) {
+      s.control_path = control;
+    } else {
+      Dl_info self{};
+      if (::dladdr(reinterpret_cast<void*>(&C_GetFunctionList), &self) != 0 &&
+          self.dli_fname != nullptr) {
+        std::string own(self.dli_fname);
+        if (own.size() > 3 && own.compare(own.size() - 3, 3, ".so") == 0)
+          s.control_path = own.substr(0, own.size() - 3) + ".ctl";
+      }
+    }
     s.wrapped = *s.target;
+    s.wrapped.C_Initialize = fault_Initialize;
+    s.wrapped.C_Finalize = fault_Finalize;
     s.wrapped.C_Login = fault_Login;
     s.wrapped.C_OpenSession = fault_OpenSession;
     s.wrapped.C_GetSessionInfo = fault_GetSessionInfo;

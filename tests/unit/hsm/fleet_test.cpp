@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <set>
 
 #include "hsm_fixture.h"
 
@@ -63,6 +64,9 @@ class FleetTest : public test::HsmFixture {
 TEST_F(FleetTest, ChoosesTheLeastBusyUsableMemberThatHoldsTheKey) {
   auto fleet = assemble();
   ASSERT_TRUE(fleet);
+  // Equally idle members are taken in turn.
+  std::set<std::size_t> idle_picks{*fleet->choose("shared"), *fleet->choose("shared")};
+  EXPECT_EQ(idle_picks.size(), 2u);
   fleet->member(0).in_flight = 3;
   EXPECT_EQ(fleet->choose("shared"), 1u);  // least busy
   fleet->member(1).in_flight = 5;

@@ -3,8 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+
 #include "hsm_fixture.h"
+#include "xks/hsm/key_service.h"
 #include "xks/hsm/session.h"
+#include "xks/hsm/vendor_profile.h"
 
 namespace xks::hsm {
 namespace {
@@ -22,6 +26,42 @@ TEST_F(KeyAdminTest, CreatesKeysWithExactlyTheAskedUsages) {
   auto none = create_aes_key(*module_, slot_, token_.user_pin(), "none", {false, false});
   ASSERT_TRUE(none.has_value());
   EXPECT_TRUE(none->key_usage().empty());
+}
+
+TEST_F(KeyAdminTest, ImportsTheSameKeyMaterialAsASensitiveNonExtractableKey) {
+  std::array<std::uint8_t, 32> material{};
+  for (std::size_t i = 0; i < material.size(); ++i)
+    material[i] = static_cast<std::uint8_t>(i * 7 + 1);
+  for (const char* label : {"copy-a", "copy-b"}) {
+    auto made = create_aes_key(*module_, slot_, token_.user_pin(), label, {}, material);
+    ASSERT_TRUE(made.has_value()) << made.error().message;
+    EXPECT_TRUE(made->is_aes_256());
+  }
+  // What one copy seals, the other opens: the same key on two HSMs of a fleet.
+  ASSERT_NO_FATAL_FAILURE(open_pool({.sessions = 1}));
+  KeyService keys(*pool_, *vendor_profile("softhsm"));
+  const Bytes plaintext{1, 2, 3, 4};
+  auto sealed = keys.encrypt("copy-a", plaintext, {}, in(std::chrono::seconds(5)));
+  ASSERT_TRUE(sealed.has_value()) << sealed.error().message;
+  auto opened = keys.decrypt("copy-b", sealed->ciphertext, sealed->iv, sealed->tag, {},
+                             in(std::chrono::seconds(5)));
+  ASSERT_TRUE(opened.has_value()) << opened.error().message;
+  EXPECT_EQ(*opened, plaintext);
+  // And the material never comes back out.
+  auto lease = pool_->acquire(in(std::chrono::seconds(5)));
+  ASSERT_TRUE(lease.has_value());
+  auto handles = find_secret_keys(pool_->api(), lease->handle(), "copy-a");
+  ASSERT_TRUE(handles.has_value() && handles->size() == 1u);
+  CK_BBOOL sensitive = CK_FALSE, extractable = CK_TRUE;
+  CK_ATTRIBUTE flags[] = {{CKA_SENSITIVE, &sensitive, sizeof sensitive},
+                          {CKA_EXTRACTABLE, &extractable, sizeof extractable}};
+  ASSERT_EQ(pool_->api().C_GetAttributeValue(lease->handle(), handles->front(), flags, 2), CKR_OK);
+  EXPECT_EQ(sensitive, CK_TRUE);
+  EXPECT_EQ(extractable, CK_FALSE);
+  std::array<std::uint8_t, 32> read_back{};
+  CK_ATTRIBUTE value{CKA_VALUE, read_back.data(), read_back.size()};
+  EXPECT_EQ(pool_->api().C_GetAttributeValue(lease->handle(), handles->front(), &value, 1),
+            CKR_ATTRIBUTE_SENSITIVE);
 }
 
 TEST_F(KeyAdminTest, RefusesALabelInUse) {

@@ -21,7 +21,7 @@
 namespace xks::hsm {
 
 struct CircuitBreakerOptions {
-  unsigned consecutive_failures = 5;
+  unsigned consecutive_failures = 3;  // a hung HSM gets few calls (they go elsewhere)
   double failure_ratio = 0.5;
   unsigned minimum_calls = 20;
   std::chrono::milliseconds window{10000};

@@ -1,5 +1,6 @@
 // The HSM backends one proxy serves from (DESIGN: HSM fleet). A call goes to a usable backend
-// (its circuit closed) that holds the key: of those, the one with the fewest calls in flight.
+// (its circuit closed) that holds the key: of those, the one with the fewest calls in flight,
+// ties taken in turn.
 // A call a backend did not answer is tried again by the caller on another usable backend while
 // its deadline allows (all four XKS operations are safe to repeat). The key inventory is taken
 // at start: a key that some backends lack is reported (key_gaps) and never sent to them.
@@ -60,6 +61,7 @@ class Fleet {
   explicit Fleet(std::vector<std::unique_ptr<Member>> members) : members_(std::move(members)) {}
 
   std::vector<std::unique_ptr<Member>> members_;
+  mutable std::atomic<std::size_t> next_{0};  // where choose() starts looking
 };
 
 }  // namespace xks::hsm

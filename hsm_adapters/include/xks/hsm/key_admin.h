@@ -3,7 +3,9 @@
 // and list keys with duplicate labels flagged.
 #pragma once
 
+#include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,9 +25,11 @@ struct KeyUsageRequest {
 std::optional<KeyUsageRequest> parse_key_usage(std::string_view text);
 
 // A new token key: AES-256, sensitive, not extractable, with only the requested usages.
-// Refuses a label that already names a secret key.
+// Refuses a label that already names a secret key. Generated in the HSM, or, given `material`
+// (32 bytes), made from it: the same key on every HSM of a fleet; the caller wipes its copy.
 HsmResult<KeyInfo> create_aes_key(const Pkcs11Module& module, CK_SLOT_ID slot, std::string_view pin,
-                                  std::string_view label, KeyUsageRequest usage);
+                                  std::string_view label, KeyUsageRequest usage,
+                                  std::optional<std::span<const std::uint8_t, 32>> material = {});
 
 struct KeyListing {
   std::string label;

@@ -88,7 +88,7 @@ TEST_F(ConfigTest, SessionsDefaultToTheVendorProfiles) {
 TEST_F(ConfigTest, ReadsTheCircuitBreakerAndChecksIt) {
   auto defaults = load(minimal());
   ASSERT_TRUE(defaults.has_value()) << defaults.error();
-  EXPECT_EQ(defaults->hsm[0].circuit_breaker.consecutive_failures, 5u);
+  EXPECT_EQ(defaults->hsm[0].circuit_breaker.consecutive_failures, 3u);
   auto tuned =
       load(minimal("",
                    "[hsm.circuit_breaker]\nconsecutive_failures = 3\nfailure_percent = 25\n"
