@@ -74,7 +74,19 @@ HsmResult<std::unique_ptr<Backend>> Backend::start(BackendOptions options) {
   return backend;
 }
 
-Backend::~Backend() = default;
+Backend::~Backend() {
+  stop();
+}
+
+void Backend::stop() {
+  for (std::jthread* thread : {&health_checks_, &prober_}) {
+    thread->request_stop();
+    if (thread->joinable())
+      thread->join();
+  }
+  if (executor_)
+    executor_->stop();
+}
 
 void Backend::watch_health(
     std::function<void(HealthState state, const std::string& detail)> on_change) {

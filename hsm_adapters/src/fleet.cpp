@@ -34,6 +34,13 @@ HsmResult<std::unique_ptr<Fleet>> Fleet::assemble(
   return std::unique_ptr<Fleet>(new Fleet(std::move(members)));
 }
 
+Fleet::~Fleet() {
+  for (const auto& member : members_)
+    member->backend->stop();
+  while (!members_.empty())
+    members_.pop_back();  // the last first: the first member's module may finalise the rest's
+}
+
 std::optional<std::size_t> Fleet::choose(std::string_view key_id, Tried tried) const {
   std::string key(key_id);
   bool anyone_holds = false;

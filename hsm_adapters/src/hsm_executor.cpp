@@ -10,13 +10,19 @@ HsmExecutor::HsmExecutor(std::size_t threads, std::size_t max_queued) : max_queu
 }
 
 HsmExecutor::~HsmExecutor() {
+  stop();
+}
+
+void HsmExecutor::stop() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
   }
   work_available_.notify_all();
-  for (auto& worker : workers_)
-    worker.join();
+  for (auto& worker : workers_) {
+    if (worker.joinable() && worker.get_id() != std::this_thread::get_id())
+      worker.join();
+  }
 }
 
 bool HsmExecutor::submit(std::function<void()> work) {

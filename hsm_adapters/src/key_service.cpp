@@ -33,6 +33,9 @@ auto KeyService::with_key(std::string_view key_id, Deadline deadline, Operation 
   // counting as an attempt (a token that dropped every session may renumber its objects).
   std::size_t attempts_left = pool_.size() + 1;
   std::size_t lookups_left = 2;
+  // A device error may be the request's own (not the session's): two more tries, not one per
+  // session, so that one poisoned request cannot close the whole pool.
+  std::size_t device_retries_left = 2;
   for (;;) {
     auto lease = pool_.acquire(deadline);
     if (!lease)
@@ -59,6 +62,8 @@ auto KeyService::with_key(std::string_view key_id, Deadline deadline, Operation 
       --lookups_left;
       continue;
     }
+    if (error.kind == HsmErrorKind::kUnavailable && device_retries_left-- == 0)
+      return result;
     if (--attempts_left == 0)
       return result;
   }

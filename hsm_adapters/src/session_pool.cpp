@@ -101,6 +101,9 @@ void SessionPool::give_back(CK_SESSION_HANDLE handle, bool discard, const std::s
   if (discard) {
     ++counts_.missing;
     missing_changed_.notify_one();
+    // Callers waiting for a session learn at once when none can come back soon.
+    if (counts_.busy == 0 && reopen_failing_)
+      idle_available_.notify_all();
   } else {
     idle_.push_back(handle);
     idle_available_.notify_one();

@@ -129,6 +129,8 @@ struct FaultFiles {
       auto named = target(line);
       if (!named)
         continue;
+      if (line.find_first_not_of(' ', named->size() + 1) == std::string::npos)
+        return tl::unexpected("'" + line + "': no fault after the HSM's name");
       bool known = std::any_of(paths.begin(), paths.end(),
                                [&](const auto& path) { return path.stem() == *named; });
       if (!known)

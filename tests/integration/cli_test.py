@@ -58,6 +58,41 @@ class CheckCommandTest(unittest.TestCase):
         self.assertIn("self-test of vendor profile 'luna'", wrong_profile.stderr)
 
 
+class DemoFleetTest(unittest.TestCase):
+    def test_a_fleet_demo_is_made_once_and_kept_whole(self):
+        tmp = tempfile.mkdtemp(prefix="xks-demo-fleet-test-")
+        try:
+            state, faults = os.path.join(tmp, "state"), os.path.join(tmp, "faults")
+            setup = [proxy_process.BINARY, "demo", "--setup-only", "--state-dir", state,
+                     "--backends", "2", "--fault-dir", faults]
+            for _ in range(2):  # a second start finds everything made
+                run = subprocess.run(setup, capture_output=True, text=True, timeout=120)
+                self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+            with open(os.path.join(state, "xks-proxy.toml")) as f:
+                config = f.read()
+            self.assertEqual(config.count("[[hsm]]"), 2)
+            for k in (1, 2):
+                self.assertIn('name = "hsm-%d"' % k, config)
+                self.assertIn(os.path.join(faults, "backend-%d.so" % k), config)
+                self.assertTrue(os.path.exists(os.path.join(faults, "backend-%d.ctl" % k)))
+            self.assertEqual(os.stat(faults).st_mode & 0o777, 0o700)
+            # Both tokens hold the same keys: the proxy's fleet check finds none missing.
+            env = dict(os.environ, SOFTHSM2_CONF=os.path.join(state, "softhsm/softhsm2.conf"),
+                       XKS_FAULT_TARGET=proxy_process.SOFTHSM_MODULE)
+            check = subprocess.run([proxy_process.BINARY, "check", "--config",
+                                    os.path.join(state, "xks-proxy.toml")],
+                                   capture_output=True, text=True, timeout=120, env=env)
+            self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+            self.assertEqual(check.stdout.count("passed the softhsm self-test"), 2, check.stdout)
+            self.assertNotIn("is missing from HSM", check.stdout + check.stderr)
+            run = subprocess.run(setup[:-4] + ["--backends", "3"], capture_output=True,
+                                 text=True, timeout=120)
+            self.assertEqual(run.returncode, 1)
+            self.assertIn("this state holds 2 HSM token(s)", run.stderr)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 class CredentialsCommandTest(unittest.TestCase):
     def test_prints_a_new_credential_for_the_kms_console(self):
         files = [json.loads(subprocess.run(

@@ -170,9 +170,12 @@ class FleetTest(unittest.TestCase):
     ready = HsmTroubleTest.ready
 
     def setUp(self):
-        # Each test starts from a healthy fleet (a previous test's circuit may still be open).
+        # Each test starts from a healthy, idle fleet (a previous test's circuit may still be
+        # open, or its hung calls still hold sessions and so steer the work away).
         self.assertTrue(self.wait_for(lambda: all(
-            self.metric('xks_hsm_circuit_state{backend="hsm-%d"}' % k) == 0 for k in (1, 2))))
+            self.metric('xks_hsm_circuit_state{backend="hsm-%d"}' % k) == 0 and
+            self.metric('xks_hsm_sessions{hsm="hsm-%d",state="busy"}' % k) == 0
+            for k in (1, 2))))
 
     def fleet_health(self):
         status, body = self.proxy.call("health", {"requestMetadata": metadata("KmsHealthCheck")})

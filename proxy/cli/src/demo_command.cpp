@@ -152,6 +152,22 @@ void setup_tokens(const fs::path& dir, const fs::path& log, unsigned backends) {
       {kHealthKey, {true, true}},
   };
   for (const auto& [label, usage] : kKeys) {
+    // Made on an earlier start, on every token or on none: a half-made fleet would hold
+    // different keys under one name.
+    std::size_t holders = 0;
+    for (const hsm::OpenToken& token : tokens) {
+      auto listed = hsm::list_keys(*token.module, token.token.slot_id, token.pin);
+      if (!listed)
+        throw SetupError(listed.error().message);
+      for (const hsm::KeyListing& key : *listed)
+        holders += key.label == label ? 1u : 0u;
+    }
+    if (holders == tokens.size())
+      continue;
+    if (holders != 0) {
+      throw SetupError(std::string("key ") + label +
+                       " is on some demo tokens only; use another --state-dir");
+    }
     // One HSM generates its key; a fleet gets the same material in every token, wiped after.
     std::array<std::uint8_t, 32> material{};
     if (backends > 1 && RAND_bytes(material.data(), static_cast<int>(material.size())) != 1)
@@ -160,8 +176,6 @@ void setup_tokens(const fs::path& dir, const fs::path& log, unsigned backends) {
       auto created = hsm::create_aes_key(
           *token.module, token.token.slot_id, token.pin, label, usage,
           backends > 1 ? std::optional<std::span<const std::uint8_t, 32>>(material) : std::nullopt);
-      if (!created && created.error().kind == hsm::HsmErrorKind::kDuplicateKey)
-        break;  // made on an earlier start
       if (!created) {
         OPENSSL_cleanse(material.data(), material.size());
         throw SetupError(std::string("creating key ") + label + ": " + created.error().message);
@@ -181,10 +195,15 @@ void setup_fault_modules(const fs::path& fault_dir, unsigned backends) {
     throw SetupError("--fault-dir needs the fault-injecting module of a build tree, " +
                      built.string() + ", which is not there");
   }
+  // Code the proxy loads: a directory of the user's own, and each copy put in place whole
+  // (never rewritten under a running proxy).
   fs::create_directories(fault_dir);
+  fs::permissions(fault_dir, fs::perms::owner_all);
   for (unsigned backend = 1; backend <= backends; ++backend) {
     std::string name = "backend-" + std::to_string(backend);
-    fs::copy_file(built, fault_dir / (name + ".so"), fs::copy_options::overwrite_existing);
+    fs::path staged = fault_dir / (name + ".so.new");
+    fs::copy_file(built, staged, fs::copy_options::overwrite_existing);
+    fs::rename(staged, fault_dir / (name + ".so"));
     if (!fs::exists(fault_dir / (name + ".ctl")))
       std::ofstream(fault_dir / (name + ".ctl"));
   }

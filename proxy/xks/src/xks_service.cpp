@@ -154,7 +154,9 @@ void XksService::submit(std::shared_ptr<Exchange> exchange, HsmWork work) const 
     return finish(*exchange, error_response(exchange->outcome, XksError::kDependencyTimeout,
                                             "no HSM is available (every circuit is open)"));
   }
-  // Watched weakly: once the HSM work is done and gone, the watch forgets the request.
+  // Watched weakly: once the HSM work is done and gone, the watch forgets the request. (The
+  // member first: a deadline already past is charged to the right one.)
+  exchange->member.store(*member);
   watch_->watch(exchange->deadline, exchange);
   attempt(std::move(exchange), std::make_shared<const HsmWork>(std::move(work)), *member, 0);
 }
@@ -170,30 +172,34 @@ void XksService::attempt(std::shared_ptr<Exchange> exchange, std::shared_ptr<con
       hsm::Fleet::Member& at;
       ~Finished() { --at.in_flight; }
     } finished{at};
-    if (exchange->done() || now() >= exchange->deadline)
-      return;  // answered by the watch, or too late to start: the HSM is not called
+    if (exchange->done())
+      return;  // answered at its deadline by the watch
+    if (now() >= exchange->deadline) {
+      // Too late to start: the HSM is not called, and the answer is given here (the watch
+      // holds the request only weakly and may not have reached it yet).
+      exchange->expire();
+      return;
+    }
     HsmAnswer answer = call_hsm(*work, exchange->deadline, at.backend->keys());
-    if (exchange->done()) {
+    auto late = [&] {
       // The deadline answer went first (and counted against this member's circuit).
       if (metrics_ != nullptr)
         metrics_->record_late_result(work->operation, member, answer.hsm_seconds);
-      return;
-    }
+    };
     hsm::CircuitBreaker& circuit = at.backend->circuit();
-    if (!answer.backend_failed) {
-      circuit.record_success();
-    } else {
+    if (answer.backend_failed) {
+      if (exchange->done())
+        return late();
       circuit.record_failure();
       hsm::Fleet::Tried now_tried = tried | (hsm::Fleet::Tried{1} << member);
       auto next = fleet_.choose(work->key_id, now_tried);
       if (next && now() < exchange->deadline)
         return attempt(exchange, work, *next, now_tried);
     }
-    if (!exchange->claim()) {
-      if (metrics_ != nullptr)
-        metrics_->record_late_result(work->operation, member, answer.hsm_seconds);
-      return;
-    }
+    if (!exchange->claim())
+      return late();
+    if (!answer.backend_failed)
+      circuit.record_success();  // claimed first: a late success never resets the count
     XksOutcome& outcome = exchange->outcome;
     outcome.member = member;
     outcome.error = answer.error;

@@ -58,7 +58,11 @@ struct BackendOptions {
 class Backend {
  public:
   static HsmResult<std::unique_ptr<Backend>> start(BackendOptions options);
-  ~Backend();  // stops the health loop, then runs what the executor holds
+  ~Backend();  // stop()
+
+  // Stops the background checks and the prober, then runs what the executor holds and refuses
+  // new work: what a fleet does to every member before any goes. Idempotent.
+  void stop();
   Backend(const Backend&) = delete;
   Backend& operator=(const Backend&) = delete;
 

@@ -38,6 +38,11 @@ class Fleet {
   static HsmResult<std::unique_ptr<Fleet>> assemble(
       std::vector<std::pair<std::string, std::unique_ptr<Backend>>> backends);
 
+  // Stops every member before any goes (work on one may move to another), then destroys them.
+  ~Fleet();
+  Fleet(const Fleet&) = delete;
+  Fleet& operator=(const Fleet&) = delete;
+
   std::size_t size() const { return members_.size(); }
   Member& member(std::size_t index) { return *members_[index]; }
   const Member& member(std::size_t index) const { return *members_[index]; }

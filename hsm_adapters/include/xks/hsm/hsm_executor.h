@@ -17,7 +17,10 @@ namespace xks::hsm {
 class HsmExecutor {
  public:
   HsmExecutor(std::size_t threads, std::size_t max_queued);
-  ~HsmExecutor();  // runs what is queued, then joins
+  ~HsmExecutor();  // stop()
+
+  // Refuses new work, runs what is queued, and joins the threads. Idempotent.
+  void stop();
   HsmExecutor(const HsmExecutor&) = delete;
   HsmExecutor& operator=(const HsmExecutor&) = delete;
 

@@ -120,6 +120,12 @@ class XksServiceTest : public test::HsmFixture {
   HttpResponse call(const std::string& path, const std::string& body,
                     const sigv4::Credential& credential = kTenantA,
                     const std::string& method = "POST", std::chrono::milliseconds budget = 2000ms) {
+    return handle(signed_request(path, body, credential, method), budget);
+  }
+
+  static HttpRequest signed_request(const std::string& path, const std::string& body,
+                                    const sigv4::Credential& credential,
+                                    const std::string& method) {
     HttpRequest request{method, path, {{"Host", "xks.example.com"}}, body, "CN=test-client"};
     std::string date = sigv4::format_amz_date(std::chrono::system_clock::now());
     request.headers.emplace_back("X-Amz-Date", date);
@@ -130,7 +136,7 @@ class XksServiceTest : public test::HsmFixture {
     request.headers.emplace_back("Authorization",
                                  signer.authorization({method, path, "", views, body}, date));
     request.headers.emplace_back("Content-Type", "application/json");
-    return handle(std::move(request), budget);
+    return request;
   }
 
   // The service's answer, waited for (it may come from another thread).
@@ -324,6 +330,37 @@ TEST_F(XksServiceTest, AnswersAtTheDeadlineAndNeverStartsHsmWorkThatIsTooLate) {
   // The HSM was never called for it, so nothing came late either.
   has(R"(xks_hsm_operation_duration_seconds_count{hsm="test-hsm",operation="Encrypt"} 0)");
   has(R"(xks_hsm_late_results_total{operation="Encrypt"} 0)");
+}
+
+TEST_F(XksServiceTest, EveryRequestIsAnsweredWhenItsDeadlinePassesBeforeItsHsmTurn) {
+  // The HSM work finds its deadline passed and must answer itself: the watch holds the request
+  // only weakly and, busy expiring the others, may come too late to find it.
+  constexpr int kRequests = 400;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  for (int i = 0; i < 2; ++i)
+    ASSERT_TRUE(backend().executor().submit([released] { released.wait(); }));
+  auto deadline = XksService::Clock::now() + 100ms;
+  std::vector<std::future<HttpResponse>> answers;
+  std::vector<std::shared_ptr<std::promise<HttpResponse>>> promises;
+  for (int i = 0; i < kRequests; ++i) {
+    auto promise = std::make_shared<std::promise<HttpResponse>>();
+    answers.push_back(promise->get_future());
+    promises.push_back(promise);
+    HttpRequest request = signed_request("/tenant-a/kms/xks/v1/keys/foo/encrypt",
+                                         encrypt_body("AAAA"), kTenantA, "POST");
+    service_->handle(std::move(request), XksService::Clock::now(), deadline,
+                     [promise](HttpResponse response) { promise->set_value(std::move(response)); });
+  }
+  // The HSM threads come free as the deadlines pass, racing the watch.
+  std::this_thread::sleep_until(deadline);
+  release.set_value();
+  for (auto& answer : answers) {
+    ASSERT_EQ(answer.wait_for(10s), std::future_status::ready);
+    HttpResponse response = answer.get();
+    EXPECT_EQ(response.status, 503);
+    EXPECT_EQ(error_name_of(response), "DependencyTimeoutException");
+  }
 }
 
 TEST_F(XksServiceTest, AnOpenCircuitFailsHsmRequestsAtOnceAndReportsTheHsmUnavailable) {
