@@ -110,7 +110,12 @@ class ChartTest(unittest.TestCase):
         self.assertIn('vendor_profile = "cloudhsm"', config)
         self.assertIn('client_names = ["cks.kms.us-east-1.amazonaws.com"]', config)
         self.assertIn("fleet_size = 5", config)  # the HPA's maximum
-        self.assertIn("[hsm.circuit_breaker]\nconsecutive_failures = 3\nopen_ms = 100\n", config)
+        # A fleet of two, each with the chart's breaker settings.
+        self.assertEqual(config.count("[[hsm]]"), 2)
+        self.assertEqual(config.count("[hsm.circuit_breaker]\nconsecutive_failures = 3\nopen_ms = 100\n"), 2)
+        self.assertIn('name = "hsm-b"\nmodule = "/opt/cloudhsm/lib/libcloudhsm_pkcs11.so"\n'
+                      'vendor_profile = "cloudhsm"\ntoken_label = "cavium-b"\n'
+                      'pin_file = "/etc/xks-proxy/pin/pin-b"\nsessions = 16\n', config)
         self.check_no_secret_inline(text, documents)
 
     def test_a_config_change_rolls_the_pods(self):

@@ -252,5 +252,43 @@ class FleetTest(unittest.TestCase):
         self.assertIn("no control file for backend-9", run.stderr)
 
 
+class FleetKeyInventoryTest(unittest.TestCase):
+    """A key that only one HSM of the fleet holds at start."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="xks-fleet-keys-test-")
+
+        def key_on_the_first_token_only(state_dir):
+            env = dict(os.environ, SOFTHSM2_CONF=os.path.join(state_dir, "softhsm/softhsm2.conf"))
+            subprocess.run([proxy_process.BINARY, "keys", "create", "--token-label", "xks-demo",
+                            "--pin-file", os.path.join(state_dir, "secrets/hsm-pin"),
+                            "--label", "lonely"], check=True, env=env,
+                           stdout=subprocess.DEVNULL, timeout=60)
+
+        cls.proxy = ProxyProcess(os.path.join(cls.tmp, "demo"), backends=2,
+                                 before_serve=key_on_the_first_token_only)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    metric = HsmTroubleTest.metric
+    scrape = HsmTroubleTest.scrape
+
+    def test_a_key_some_hsms_lack_is_reported_and_sent_only_to_its_holders(self):
+        self.assertEqual(self.metric('xks_hsm_keys_missing{hsm="hsm-2"}'), 1)
+        self.assertEqual(self.metric('xks_hsm_keys_missing{hsm="hsm-1"}'), 0)
+        with open(self.proxy.log.name) as f:
+            self.assertIn("key 'lonely' is missing from HSM hsm-2", f.read())
+        # Taken in turn, half of these would reach hsm-2 and find no key there.
+        for _ in range(20):
+            status, body = self.proxy.call("keys/lonely/encrypt", {
+                "requestMetadata": metadata(), "plaintext": b64(b"x" * 32),
+                "encryptionAlgorithm": "AES_GCM"})
+            self.assertEqual(status, 200, body)
+
+
 if __name__ == "__main__":
     proxy_process.run(globals())

@@ -54,7 +54,8 @@ def metadata(operation="Encrypt"):
 class ProxyProcess:
     """`xks-proxy demo --setup-only` state, a config with short timeouts, `xks-proxy serve`."""
 
-    def __init__(self, state_dir, mtls=False, fault_control=None, backends=1, fault_dir=None):
+    def __init__(self, state_dir, mtls=False, fault_control=None, backends=1, fault_dir=None,
+                 before_serve=None):
         self.dir = state_dir
         self.port, self.admin_port = free_port(), free_port()
         setup = [BINARY, "demo", "--setup-only", "--state-dir", state_dir,
@@ -66,6 +67,8 @@ class ProxyProcess:
             # Each HSM through its own copy of the fault module, steered by backend-K.ctl.
             setup += ["--fault-dir", fault_dir]
         subprocess.run(setup, check=True, stdout=subprocess.DEVNULL, timeout=60)
+        if before_serve:
+            before_serve(state_dir)  # e.g. change the tokens before the proxy takes stock
         with open(os.path.join(state_dir, "xks-proxy.toml")) as f:
             config = f.read()
         config = config.replace(

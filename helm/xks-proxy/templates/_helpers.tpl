@@ -58,19 +58,53 @@ client_ca = "/etc/xks-proxy/client-ca/{{ .Values.tls.clientCA.key }}"
 client_names = [{{ range $i, $name := .Values.tls.clientCA.allowedNames }}{{ if $i }}, {{ end }}{{ $name | quote }}{{ end }}]
 {{- end }}
 
+{{- if .Values.hsm.fleet }}
+{{- range .Values.hsm.fleet }}
+
+[[hsm]]
+name = {{ required "hsm.fleet[].name is required" .name | quote }}
+module = {{ .module | default $.Values.hsm.module | quote }}
+vendor_profile = {{ .vendorProfile | default $.Values.hsm.vendorProfile | quote }}
+token_label = {{ required "hsm.fleet[].tokenLabel is required" .tokenLabel | quote }}
+pin_file = "/etc/xks-proxy/pin/{{ .pinKey | default $.Values.hsm.pin.key }}"
+{{- include "xks-proxy.hsmSettings" (dict "hsm" $.Values.hsm "sessions" .sessions "workers" .workers) }}
+{{- end }}
+{{- else }}
+
 [hsm]
 module = {{ .Values.hsm.module | quote }}
 vendor_profile = {{ .Values.hsm.vendorProfile | quote }}
 token_label = {{ .Values.hsm.tokenLabel | quote }}
 pin_file = "/etc/xks-proxy/pin/{{ .Values.hsm.pin.key }}"
-{{- with .Values.hsm.sessions }}
+{{- include "xks-proxy.hsmSettings" (dict "hsm" .Values.hsm "sessions" .Values.hsm.sessions "workers" .Values.hsm.workers) }}
+{{- end }}
+{{- range .Values.keystores }}
+
+[[keystore]]
+prefix = {{ .prefix | quote }}
+regions = [{{ range $i, $region := .regions }}{{ if $i }}, {{ end }}{{ $region | quote }}{{ end }}]
+{{- if .allowedKeys }}
+allowed_keys = [{{ range $i, $key := .allowedKeys }}{{ if $i }}, {{ end }}{{ $key | quote }}{{ end }}]
+{{- end }}
+{{- range .credentials }}
+
+[[keystore.credential]]
+access_key_id = {{ .accessKeyId | quote }}
+secret_file = "/etc/xks-proxy/sigv4/{{ .secretKey }}"
+{{- end }}
+{{- end }}
+{{ end -}}
+
+{{/* One HSM's sizing, health key and circuit breaker (the breaker's settings are the chart's). */}}
+{{- define "xks-proxy.hsmSettings" -}}
+{{- with .sessions }}
 sessions = {{ . }}
 {{- end }}
-{{- with .Values.hsm.workers }}
+{{- with .workers }}
 workers = {{ . }}
 {{- end }}
-health_key = {{ .Values.hsm.healthKey | quote }}
-{{- with .Values.hsm.circuitBreaker }}
+health_key = {{ .hsm.healthKey | quote }}
+{{- with .hsm.circuitBreaker }}
 {{- if or .consecutiveFailures .failurePercent .minimumCalls .windowMs .openMs .maxOpenMs }}
 
 [hsm.circuit_breaker]
@@ -94,19 +128,4 @@ max_open_ms = {{ . }}
 {{- end }}
 {{- end }}
 {{- end }}
-{{- range .Values.keystores }}
-
-[[keystore]]
-prefix = {{ .prefix | quote }}
-regions = [{{ range $i, $region := .regions }}{{ if $i }}, {{ end }}{{ $region | quote }}{{ end }}]
-{{- if .allowedKeys }}
-allowed_keys = [{{ range $i, $key := .allowedKeys }}{{ if $i }}, {{ end }}{{ $key | quote }}{{ end }}]
 {{- end }}
-{{- range .credentials }}
-
-[[keystore.credential]]
-access_key_id = {{ .accessKeyId | quote }}
-secret_file = "/etc/xks-proxy/sigv4/{{ .secretKey }}"
-{{- end }}
-{{- end }}
-{{ end -}}
