@@ -41,11 +41,18 @@ Fleet::~Fleet() {
     members_.pop_back();  // the last first: the first member's module may finalise the rest's
 }
 
+bool Fleet::inventoried(std::string_view key_id) const {
+  std::string key(key_id);
+  for (const auto& member : members_) {
+    if (member->key_ids.contains(key))
+      return true;
+  }
+  return false;
+}
+
 std::optional<std::size_t> Fleet::choose(std::string_view key_id, Tried tried) const {
   std::string key(key_id);
-  bool anyone_holds = false;
-  for (const auto& member : members_)
-    anyone_holds = anyone_holds || member->key_ids.contains(key);
+  bool anyone_holds = inventoried(key_id);
   std::optional<std::size_t> best;
   unsigned fewest = 0;
   // Ties go round: equally idle members share the work (and all stay exercised).

@@ -24,16 +24,19 @@ std::string padded(const unsigned char (&field)[N]) {
 
 HsmResult<std::shared_ptr<Pkcs11Module>> Pkcs11Module::load(const std::string& path) {
   // A module is initialised once per process (PKCS#11 §5.4): backends on the same module (a
-  // fleet of tokens behind one library) share one loaded instance.
+  // fleet of tokens behind one library) share one loaded instance, however its path is spelt
+  // (the loader's handle names the library).
   static std::mutex mutex;
-  static std::map<std::string, std::weak_ptr<Pkcs11Module>> loaded;
+  static std::map<void*, std::weak_ptr<Pkcs11Module>> loaded;
   std::lock_guard lock(mutex);
-  if (auto existing = loaded[path].lock())
-    return existing;
   void* library = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (library == nullptr) {
     return tl::unexpected(HsmError{HsmErrorKind::kUnavailable, CKR_OK,
                                    "cannot load PKCS#11 module " + path + ": " + ::dlerror()});
+  }
+  if (auto existing = loaded[library].lock()) {
+    ::dlclose(library);  // the loader counts each dlopen; the instance holds its own
+    return existing;
   }
   auto get_function_list =
       reinterpret_cast<CK_C_GetFunctionList>(::dlsym(library, "C_GetFunctionList"));
@@ -57,7 +60,7 @@ HsmResult<std::shared_ptr<Pkcs11Module>> Pkcs11Module::load(const std::string& p
     return tl::unexpected(std::move(error));
   }
   std::shared_ptr<Pkcs11Module> module(new Pkcs11Module(path, library, api));
-  loaded[path] = module;
+  loaded[library] = module;
   return module;
 }
 

@@ -284,10 +284,29 @@ class FleetKeyInventoryTest(unittest.TestCase):
             self.assertIn("key 'lonely' is missing from HSM hsm-2", f.read())
         # Taken in turn, half of these would reach hsm-2 and find no key there.
         for _ in range(20):
-            status, body = self.proxy.call("keys/lonely/encrypt", {
-                "requestMetadata": metadata(), "plaintext": b64(b"x" * 32),
-                "encryptionAlgorithm": "AES_GCM"})
-            self.assertEqual(status, 200, body)
+            self.assertEqual(self.encrypt("lonely"), 200)
+
+    def test_a_key_made_after_start_on_one_hsm_is_found_there(self):
+        env = dict(os.environ,
+                   SOFTHSM2_CONF=os.path.join(self.proxy.dir, "softhsm/softhsm2.conf"))
+        subprocess.run([proxy_process.BINARY, "keys", "create", "--token-label", "xks-demo-2",
+                        "--pin-file", os.path.join(self.proxy.dir, "secrets/hsm-pin"),
+                        "--label", "latecomer"], check=True, env=env,
+                       stdout=subprocess.DEVNULL, timeout=60)
+        # No HSM held it at start: one that answers "no such key" is not the last word.
+        for _ in range(20):
+            self.assertEqual(self.encrypt("latecomer"), 200)
+        # A key no HSM has is still KeyNotFoundException.
+        status, body = self.proxy.call("keys/nowhere/encrypt", {
+            "requestMetadata": metadata(), "plaintext": b64(b"x" * 32),
+            "encryptionAlgorithm": "AES_GCM"})
+        self.assertEqual((status, body["errorName"]), (404, "KeyNotFoundException"))
+
+    def encrypt(self, key):
+        status, body = self.proxy.call("keys/%s/encrypt" % key, {
+            "requestMetadata": metadata(), "plaintext": b64(b"x" * 32),
+            "encryptionAlgorithm": "AES_GCM"})
+        return status if status == 200 else (status, body)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ struct XksService::HsmAnswer {
   CK_RV hsm_rv = CKR_OK;
   double hsm_seconds = -1;
   bool backend_failed = false;  // what the circuit breaker counts (hsm::is_backend_failure)
+  bool key_missing = false;     // the HSM has no key of that id
 };
 
 // The HSM part of a request, with everything it needs parsed and checked.
@@ -196,6 +197,14 @@ void XksService::attempt(std::shared_ptr<Exchange> exchange, std::shared_ptr<con
       if (next && now() < exchange->deadline)
         return attempt(exchange, work, *next, now_tried);
     }
+    if (answer.key_missing && !exchange->done() && !fleet_.inventoried(work->key_id)) {
+      // A key made since start may be on other members only.
+      circuit.record_success();
+      hsm::Fleet::Tried now_tried = tried | (hsm::Fleet::Tried{1} << member);
+      auto next = fleet_.choose(work->key_id, now_tried);
+      if (next && now() < exchange->deadline)
+        return attempt(exchange, work, *next, now_tried);
+    }
     if (!exchange->claim())
       return late();
     if (!answer.backend_failed)
@@ -326,6 +335,7 @@ XksService::HsmAnswer XksService::call_hsm(const HsmWork& work, Deadline deadlin
   auto hsm_fail = [&answer, &fail](const hsm::HsmError& error) {
     answer.hsm_rv = error.rv;
     answer.backend_failed = hsm::is_backend_failure(error.kind);
+    answer.key_missing = error.kind == hsm::HsmErrorKind::kKeyNotFound;
     auto [xks_error, message] = xks_error_of(error);
     fail(xks_error, message);
   };

@@ -37,6 +37,17 @@ TEST(Pkcs11Module, FindsATokenByLabelSerialOrSlotId) {
   EXPECT_NE(first->slot_id, by_label->slot_id);
 }
 
+TEST(Pkcs11Module, IsLoadedAndInitialisedOncePerProcessHoweverItsPathIsSpelt) {
+  SoftHsmToken token("xks-once");
+  auto first = Pkcs11Module::load(kSoftHsmModule);
+  ASSERT_TRUE(first.has_value()) << first.error().message;
+  // Another spelling of the same library: a second C_Initialize would be refused.
+  auto second = Pkcs11Module::load("/usr/lib/softhsm/../softhsm/libsofthsm2.so");
+  ASSERT_TRUE(second.has_value()) << second.error().message;
+  EXPECT_EQ(first->get(), second->get());
+  EXPECT_TRUE((*second)->find_token({TokenSelector::By::kLabel, "xks-once"}).has_value());
+}
+
 TEST(Pkcs11Module, RefusesAnUnknownOrAmbiguousToken) {
   SoftHsmToken token("xks-twin");
   token.add_token("xks-twin");

@@ -52,6 +52,10 @@ class Fleet {
   // member is then a candidate.
   std::optional<std::size_t> choose(std::string_view key_id, Tried tried = 0) const;
 
+  // Whether some member held `key_id` at start. A key none held may have been made since, on
+  // some members only: a member that answers "no such key" for it is not the last word.
+  bool inventoried(std::string_view key_id) const;
+
   // Whether any member's circuit is closed.
   bool any_usable() const;
 
