@@ -41,8 +41,7 @@ Fleet::~Fleet() {
     members_.pop_back();  // the last first: the first member's module may finalise the rest's
 }
 
-bool Fleet::inventoried(std::string_view key_id) const {
-  std::string key(key_id);
+bool Fleet::held_by_any(const std::string& key) const {
   for (const auto& member : members_) {
     if (member->key_ids.contains(key))
       return true;
@@ -50,9 +49,13 @@ bool Fleet::inventoried(std::string_view key_id) const {
   return false;
 }
 
+bool Fleet::inventoried(std::string_view key_id) const {
+  return held_by_any(std::string(key_id));
+}
+
 std::optional<std::size_t> Fleet::choose(std::string_view key_id, Tried tried) const {
   std::string key(key_id);
-  bool anyone_holds = inventoried(key_id);
+  bool anyone_holds = held_by_any(key);
   std::optional<std::size_t> best;
   unsigned fewest = 0;
   // Ties go round: equally idle members share the work (and all stay exercised).

@@ -187,23 +187,26 @@ void XksService::attempt(std::shared_ptr<Exchange> exchange, std::shared_ptr<con
       if (metrics_ != nullptr)
         metrics_->record_late_result(work->operation, member, answer.hsm_seconds);
     };
+    // Moves the work to another usable member while the deadline allows.
+    auto moved_elsewhere = [&] {
+      hsm::Fleet::Tried now_tried = tried | (hsm::Fleet::Tried{1} << member);
+      auto next = fleet_.choose(work->key_id, now_tried);
+      if (!next || now() >= exchange->deadline)
+        return false;
+      attempt(exchange, work, *next, now_tried);
+      return true;
+    };
     hsm::CircuitBreaker& circuit = at.backend->circuit();
     if (answer.backend_failed) {
       if (exchange->done())
         return late();
       circuit.record_failure();
-      hsm::Fleet::Tried now_tried = tried | (hsm::Fleet::Tried{1} << member);
-      auto next = fleet_.choose(work->key_id, now_tried);
-      if (next && now() < exchange->deadline)
-        return attempt(exchange, work, *next, now_tried);
-    }
-    if (answer.key_missing && !exchange->done() && !fleet_.inventoried(work->key_id)) {
-      // A key made since start may be on other members only.
-      circuit.record_success();
-      hsm::Fleet::Tried now_tried = tried | (hsm::Fleet::Tried{1} << member);
-      auto next = fleet_.choose(work->key_id, now_tried);
-      if (next && now() < exchange->deadline)
-        return attempt(exchange, work, *next, now_tried);
+      if (moved_elsewhere())
+        return;
+    } else if (answer.key_missing && !exchange->done() && !fleet_.inventoried(work->key_id)) {
+      // A key made since start may be on other members only; this one did answer.
+      if (moved_elsewhere())
+        return circuit.record_success();
     }
     if (!exchange->claim())
       return late();

@@ -68,6 +68,7 @@ class Fleet {
 
  private:
   explicit Fleet(std::vector<std::unique_ptr<Member>> members) : members_(std::move(members)) {}
+  bool held_by_any(const std::string& key) const;
 
   std::vector<std::unique_ptr<Member>> members_;
   mutable std::atomic<std::size_t> next_{0};  // where choose() starts looking
