@@ -95,7 +95,12 @@ class ChartTest(unittest.TestCase):
         self.assertEqual([c["name"] for c in pod["containers"]], ["xks-proxy"])
         self.assertEqual(objects["ServiceMonitor"]["spec"]["endpoints"][0]["path"], "/metrics")
         self.check_no_secret_inline(text, documents)
-        self.assertIn("fleet_size = 2", objects["ConfigMap"]["data"]["xks-proxy.toml"])
+        config = objects["ConfigMap"]["data"]["xks-proxy.toml"]
+        self.assertIn("fleet_size = 2", config)
+        self.assertIn("max_connections = 10000\nmax_connections_per_client = 10000\n", config)
+        self.assertIn('key_file = "/etc/xks-proxy/audit-key/audit-key"', config)
+        self.assertIn("/etc/xks-proxy/audit-key", [m["mountPath"] for m in
+                                                    pod["containers"][0]["volumeMounts"]])
 
     def test_sidecar(self):
         text, documents = self.render(self.values("sidecar.yaml"))
@@ -152,6 +157,7 @@ class ChartTest(unittest.TestCase):
                   .replace("/etc/xks-proxy/tls/tls.key", demo + "/tls/server-key.pem")
                   .replace("/etc/xks-proxy/pin/pin", demo + "/secrets/hsm-pin")
                   .replace("/etc/xks-proxy/sigv4/", sigv4 + "/")
+                  .replace("/etc/xks-proxy/audit-key/audit-key", demo + "/secrets/audit-key")
                   .replace('token_label = "xks"', 'token_label = "xks-demo"')
                   .replace('"0.0.0.0:8443"', '"127.0.0.1:0"').replace('"0.0.0.0:9090"', '"127.0.0.1:0"'))
         path = os.path.join(self.tmp, "rendered.toml")

@@ -41,14 +41,10 @@ class HsmTroubleTest(unittest.TestCase):
         os.replace(self.control + ".new", self.control)
 
     def scrape(self):
-        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.proxy.admin_port,
-                                    timeout=10) as response:
-            return response.read().decode()
+        return self.proxy.scrape()
 
     def metric(self, series):
-        text = self.scrape()
-        match = re.search("^" + re.escape(series) + r" (\S+)$", text, re.MULTILINE)
-        return float(match.group(1)) if match else None
+        return self.proxy.metric(series)
 
     def encrypt(self):
         return self.proxy.call("keys/foo/encrypt", {"requestMetadata": metadata(),

@@ -75,21 +75,31 @@ class ObservabilityTest(proxy_process.SharedProxyTest):
         # logrotate: move the file away, SIGHUP, and the chain continues in a new file.
         os.rename(os.path.join(self.proxy.dir, "audit.log"),
                   os.path.join(self.proxy.dir, "audit.log.1"))
-        last = json.loads(self.audit_lines("audit.log.1")[-1])
         self.proxy.process.send_signal(signal.SIGHUP)
         time.sleep(0.3)
         self.check_key_metadata()
+        last = json.loads(self.audit_lines("audit.log.1")[-1])
+        self.assertEqual(last["record"], "rotate")
         first = json.loads(self.audit_lines()[0])
-        self.assertEqual(first["prev"], last["chain"])
+        self.assertEqual((first["record"], first["prev"], first["seq"]),
+                         ("start", last["chain"], last["seq"] + 1))
         self.assertEqual(self.verify_audit().returncode, 0)
-        self.assertEqual(self.verify_audit("audit.log.1").returncode, 0)
+        both = self.verify_audit("audit.log.1", "audit.log")
+        self.assertEqual(both.returncode, 0, both.stdout)
+        self.assertEqual(self.verify_audit("audit.log.1", live=False).returncode, 0)
+        # Without its key, the keyed log is not taken as verified.
+        unkeyed = subprocess.run([BINARY, "audit", "verify", "--live",
+                                  os.path.join(self.proxy.dir, "audit.log")],
+                                 capture_output=True, text=True, timeout=30)
+        self.assertEqual(unkeyed.returncode, 1)
+        self.assertIn("--key-file", unkeyed.stdout)
         # A line deleted from the middle is found, and named by its position.
         rotated = self.audit_lines("audit.log.1")
         self.assertGreaterEqual(len(rotated), 3)
         del rotated[1]
         with open(os.path.join(self.proxy.dir, "tampered.log"), "w") as f:
             f.write("\n".join(rotated) + "\n")
-        tampered = self.verify_audit("tampered.log")
+        tampered = self.verify_audit("tampered.log", live=False)
         self.assertEqual(tampered.returncode, 1)
         self.assertIn("line 2:", tampered.stdout)
 

@@ -55,7 +55,8 @@ class ProxyProcess:
     """`xks-proxy demo --setup-only` state, a config with short timeouts, `xks-proxy serve`."""
 
     def __init__(self, state_dir, mtls=False, fault_control=None, backends=1, fault_dir=None,
-                 before_serve=None):
+                 before_serve=None, server_settings="", open_files=None, edit_config=None,
+                 wait_for="/readyz"):
         self.dir = state_dir
         self.port, self.admin_port = free_port(), free_port()
         setup = [BINARY, "demo", "--setup-only", "--state-dir", state_dir,
@@ -75,7 +76,9 @@ class ProxyProcess:
             "[server]\n",
             "[log]\nformat = \"json\"\n\n"
             "[server]\nheader_timeout_ms = 700\nidle_timeout_ms = 5000\n"
-            "max_body_bytes = 65536\nfleet_size = 2\n")
+            "max_body_bytes = 65536\nfleet_size = 2\n" + server_settings)
+        if edit_config:
+            config = edit_config(config)
         env = dict(os.environ, SOFTHSM2_CONF=os.path.join(state_dir, "softhsm/softhsm2.conf"))
         if fault_dir:
             env.update(XKS_FAULT_TARGET=SOFTHSM_MODULE)
@@ -94,13 +97,19 @@ class ProxyProcess:
             self.secret = f.read()
         self.ca = os.path.join(state_dir, "tls/ca.pem")
         self.log = open(os.path.join(state_dir, "serve.log"), "w")
+        def limit_open_files():
+            if open_files:
+                import resource
+                resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
         self.process = subprocess.Popen([BINARY, "serve", "--config", self.config],
-                                        stdout=self.log, stderr=subprocess.STDOUT, env=env)
+                                        stdout=self.log, stderr=subprocess.STDOUT, env=env,
+                                        preexec_fn=limit_open_files)
         deadline = time.time() + STARTUP_SECONDS
-        while time.time() < deadline:
+        while time.time() < deadline and self.process.poll() is None:
             try:
                 with urllib.request.urlopen(
-                        "http://127.0.0.1:%d/readyz" % self.admin_port, timeout=1) as r:
+                        "http://127.0.0.1:%d%s" % (self.admin_port, wait_for), timeout=1) as r:
                     if r.status == 200:
                         return
             except OSError:
@@ -118,6 +127,16 @@ class ProxyProcess:
                 self.process.wait()
         self.log.close()
         return self.process.returncode
+
+    def scrape(self):
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.admin_port,
+                                    timeout=10) as response:
+            return response.read().decode()
+
+    def metric(self, series):
+        """The value of one series in /metrics, None when absent."""
+        match = re.search("^" + re.escape(series) + r" (\S+)$", self.scrape(), re.MULTILINE)
+        return float(match.group(1)) if match else None
 
     def tls_context(self, client_cert=None):
         context = ssl.create_default_context(cafile=self.ca)
@@ -224,9 +243,15 @@ class SharedProxyTest(unittest.TestCase):
         with open(os.path.join(self.proxy.dir, name)) as f:
             return f.read().splitlines()
 
-    def verify_audit(self, name="audit.log"):
-        return subprocess.run([BINARY, "audit", "verify", os.path.join(self.proxy.dir, name)],
-                              capture_output=True, text=True, timeout=30)
+    def verify_audit(self, *names, live=True):
+        """`xks-proxy audit verify` with the demo's key over `names` (oldest first; default the
+        live audit.log)."""
+        names = names or ("audit.log",)
+        return subprocess.run(
+            [BINARY, "audit", "verify", "--key-file",
+             os.path.join(self.proxy.dir, "secrets/audit-key")] + (["--live"] if live else []) +
+            [os.path.join(self.proxy.dir, name) for name in names],
+            capture_output=True, text=True, timeout=30)
 
     def xks_load(self, *arguments, port=None):
         return subprocess.run(

@@ -40,6 +40,10 @@ format = {{ .Values.proxy.logFormat | quote }}
 [audit]
 path = "-"
 on_full = {{ .Values.proxy.audit.onFull | quote }}
+unauthenticated_per_second = {{ .Values.proxy.audit.unauthenticatedPerSecond }}
+{{- if .Values.proxy.audit.keySecret.existingSecret }}
+key_file = "/etc/xks-proxy/audit-key/{{ .Values.proxy.audit.keySecret.key }}"
+{{- end }}
 {{- end }}
 
 [server]
@@ -48,6 +52,10 @@ admin_listen = "0.0.0.0:{{ .Values.proxy.adminPort }}"
 io_threads = {{ .Values.proxy.ioThreads }}
 request_deadline_ms = {{ .Values.proxy.requestDeadlineMs }}
 max_body_bytes = {{ .Values.proxy.maxBodyBytes }}
+max_connections = {{ .Values.proxy.maxConnections }}
+max_connections_per_client = {{ .Values.proxy.maxConnectionsPerClient }}
+max_handshakes_in_flight = {{ .Values.proxy.maxHandshakesInFlight }}
+admin_max_connections = {{ .Values.proxy.adminMaxConnections }}
 fleet_size = {{ if .Values.autoscaling.enabled }}{{ .Values.autoscaling.maxReplicas }}{{ else }}{{ .Values.replicaCount }}{{ end }}
 
 [tls]

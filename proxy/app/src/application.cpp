@@ -15,8 +15,11 @@ Application xks_application(Runtime& runtime) {
   };
   application.render_refusal = refusal_answer;
   application.scrape = [&runtime] { return runtime.metrics().serialize(); };
-  // Ready while some HSM can serve: its circuit closed and its health not UNAVAILABLE.
+  // Ready while some HSM can serve (its circuit closed and its health not UNAVAILABLE) and,
+  // when auditing is mandatory (on_full = reject), the audit log can be written.
   application.ready = [&runtime] {
+    if (AuditLog* audit = runtime.audit(); audit != nullptr && !audit->ready())
+      return false;
     hsm::Fleet& fleet = runtime.fleet();
     for (std::size_t i = 0; i < fleet.size(); ++i) {
       hsm::Backend& backend = *fleet.member(i).backend;

@@ -74,8 +74,12 @@ tl::expected<std::unique_ptr<Runtime>, std::string> Runtime::start(const Config&
     names.push_back(hsm.member(i).name);
   runtime->xks_metrics_ =
       std::make_unique<XksMetrics>(registry, runtime->config_.keystores, std::move(names));
-  if (!runtime->config_.audit.path.empty())
-    runtime->audit_ = std::make_unique<AuditLog>(runtime->config_.audit, registry);
+  if (!runtime->config_.audit.path.empty()) {
+    auto audit = AuditLog::open(runtime->config_.audit, registry, XKS_PROXY_VERSION);
+    if (!audit)
+      return tl::unexpected(audit.error());
+    runtime->audit_ = std::move(*audit);
+  }
   runtime->service_ = std::make_unique<XksService>(
       std::move(stores), hsm,
       ProxyIdentity{runtime->config_.server.fleet_size, "xks-proxy project",

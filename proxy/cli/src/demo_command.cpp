@@ -22,6 +22,7 @@
 #include "xks/hsm/key_admin.h"
 #include "xks/hsm/pkcs11_module.h"
 #include "xks/proxy/cli/credentials.h"
+#include "xks/proxy/ops/audit_chain.h"
 #include "xks/wire/base64.h"
 
 namespace xks::proxy {
@@ -282,7 +283,8 @@ void write_config(const fs::path& dir, const DemoOptions& options,
   config << "# Written by `xks-proxy demo`; rewritten on every start.\n"
          << "[server]\nlisten = \"127.0.0.1:" << options.port << "\"\n"
          << "admin_listen = \"127.0.0.1:" << options.admin_port << "\"\n\n"
-         << "[audit]\npath = \"" << (abs / "audit.log").string() << "\"\n\n"
+         << "[audit]\npath = \"" << (abs / "audit.log").string() << "\"\n"
+         << "key_file = \"" << (abs / "secrets/audit-key").string() << "\"\n\n"
          << "[tls]\ncertificate_chain = \"" << (abs / "tls/server.pem").string() << "\"\n"
          << "private_key = \"" << (abs / "tls/server-key.pem").string() << "\"\n";
   if (options.mtls) {
@@ -327,6 +329,9 @@ int demo_command(const DemoOptions& options) {
       setup_fault_modules(options.fault_dir, options.backends);
     setup_tls(dir, log);
     credential = setup_credential(dir);
+    // The audit chain's HMAC key: 256 random bits as hex.
+    persistent(dir / "secrets" / "audit-key",
+               [] { return random_string("0123456789abcdef", 2 * kAuditKeyMinBytes); });
     write_config(dir, options, credential);
   } catch (const std::exception& error) {
     std::cerr << "xks-proxy demo: " << error.what() << "\n";

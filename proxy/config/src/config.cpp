@@ -189,6 +189,12 @@ ServerConfig parse_server(TableReader reader) {
   reader.read_millis("header_timeout_ms", server.header_timeout, 100, 600'000);
   reader.read_millis("idle_timeout_ms", server.idle_timeout, 100, 3'600'000);
   reader.read_integer("max_connections", server.max_connections, 1, 1'000'000);
+  server.max_connections_per_client =
+      std::min(server.max_connections_per_client, server.max_connections);
+  reader.read_integer("max_connections_per_client", server.max_connections_per_client, 1,
+                      1'000'000);
+  reader.read_integer("max_handshakes_in_flight", server.max_handshakes_in_flight, 1, 100'000);
+  reader.read_integer("admin_max_connections", server.admin_max_connections, 1, 10'000);
   reader.read_integer("fleet_size", server.fleet_size, 1, 1000);
   reader.finish();
   return server;
@@ -337,6 +343,10 @@ AuditConfig parse_audit(TableReader reader) {
                       ? AuditConfig::OnFull::kReject
                       : AuditConfig::OnFull::kDrop;
   reader.read_integer("queue_size", audit.queue_size, 1, 10'000'000);
+  audit.key_file = reader.string("key_file").value_or("");
+  reader.read_integer("fsync_records", audit.fsync_records, 0, 1'000'000);
+  reader.read_millis("fsync_interval_ms", audit.fsync_interval, 0, 3'600'000);
+  reader.read_integer("unauthenticated_per_second", audit.unauthenticated_per_second, 0, 100'000);
   reader.finish();
   return audit;
 }

@@ -1,126 +1,118 @@
-// Writing and verifying the hash-chained audit log.
+// The audit log writer.
 #include "xks/proxy/ops/audit_log.h"
 
-#include <openssl/evp.h>
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-#include <boost/json.hpp>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
 
 namespace xks::proxy {
 
 namespace {
 
-constexpr std::string_view kChainField = ",\"chain\":\"";
-// Lines reach the file at most this late; a burst wakes the writer sooner.
+using SteadyClock = std::chrono::steady_clock;
+
+// Lines reach the file at most this late; a burst, or a record someone waits for, wakes the
+// writer sooner.
 constexpr auto kFlushInterval = std::chrono::milliseconds(50);
 constexpr std::size_t kWakeAt = 512;
-const std::string kGenesis(64, '0');
+constexpr auto kRetryInterval = std::chrono::seconds(1);
+constexpr auto kWarningInterval = std::chrono::seconds(10);
+constexpr auto kSummaryInterval = std::chrono::seconds(1);
 
-// Hex SHA-256, the line hash (OpenSSL's digest: the log depends on no other module).
-std::string sha256_hex(std::string_view data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(2 * length);
-  for (unsigned int i = 0; i < length; ++i) {
-    hex.push_back(kHex[digest[i] >> 4]);
-    hex.push_back(kHex[digest[i] & 0xf]);
+int open_for_append(const std::string& path) {
+  return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+}
+
+// Writes all of `text`; false (errno set) when the descriptor refused some of it.
+bool write_all(int fd, std::string_view text) {
+  while (!text.empty()) {
+    ssize_t written = ::write(fd, text.data(), text.size());
+    if (written < 0) {
+      if (errno == EINTR)
+        continue;
+      return false;
+    }
+    if (written == 0) {
+      errno = EIO;
+      return false;
+    }
+    text.remove_prefix(static_cast<std::size_t>(written));
   }
-  return hex;
+  return true;
 }
 
 }  // namespace
 
-std::string utc_timestamp(std::chrono::system_clock::time_point time) {
-  auto micros = std::chrono::floor<std::chrono::microseconds>(time);
-  auto seconds = std::chrono::floor<std::chrono::seconds>(micros);
-  std::time_t t = std::chrono::system_clock::to_time_t(seconds);
-  std::tm utc{};
-  gmtime_r(&t, &utc);
-  char buffer[96];
-  std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", utc.tm_year + 1900,
-                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
-                static_cast<long>((micros - seconds).count()));
-  return buffer;
-}
-
-namespace {
-
-// The chain value at the end of an existing log, so that appending continues it.
-std::string last_chain(const std::string& path) {
-  std::error_code ignored;
-  if (!std::filesystem::is_regular_file(path, ignored))
-    return kGenesis;  // e.g. a pipe
-  std::ifstream file(path, std::ios::binary | std::ios::ate);
-  if (!file)
-    return kGenesis;
-  std::streamoff size = file.tellg();
-  std::streamoff start = std::max<std::streamoff>(0, size - 8192);
-  file.seekg(start);
-  std::string tail(static_cast<std::size_t>(size - start), '\0');
-  file.read(tail.data(), static_cast<std::streamsize>(tail.size()));
-  while (!tail.empty() && tail.back() == '\n')
-    tail.pop_back();
-  std::string line = tail.substr(tail.rfind('\n') == std::string::npos ? 0 : tail.rfind('\n') + 1);
-  std::size_t at = line.rfind(kChainField);
-  if (at == std::string::npos || line.size() < at + kChainField.size() + 64)
-    return kGenesis;
-  return line.substr(at + kChainField.size(), 64);
-}
-
-}  // namespace
-
-void append_json_field(std::string& out, std::string_view name, std::string_view value) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  out.append(name);
-  out.append("\":\"");
-  for (char c : value) {
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      out.append("\\u00");
-      out.push_back(kHex[(c >> 4) & 0xf]);
-      out.push_back(kHex[c & 0xf]);
-    } else {
-      out.push_back(c);
+tl::expected<std::unique_ptr<AuditLog>, std::string> AuditLog::open(AuditConfig config,
+                                                                    metrics::Registry& registry,
+                                                                    std::string version) {
+  std::optional<AuditKey> key;
+  if (!config.key_file.empty()) {
+    auto read = AuditKey::read(config.key_file);
+    if (!read)
+      return tl::unexpected(read.error());
+    key.emplace(std::move(*read));
+  }
+  if (config.path != "-") {
+    // A file (or none yet) must open now; pipes and devices are opened by the writer, which may
+    // wait for a reader.
+    std::error_code ignored;
+    auto status = std::filesystem::status(config.path, ignored);
+    if (!std::filesystem::exists(status) || std::filesystem::is_regular_file(status)) {
+      int fd = open_for_append(config.path);
+      if (fd < 0) {
+        return tl::unexpected("cannot open the audit log " + config.path + ": " +
+                              std::strerror(errno));
+      }
+      ::close(fd);
     }
   }
-  out.append("\",");
+  Metrics metrics{
+      &registry
+           .counter("xks_audit_records_dropped_total",
+                    "Requests served without an audit record because the queue was full.")
+           .labels({}),
+      &registry
+           .counter("xks_audit_write_errors_total",
+                    "Failed opens, writes and fsyncs of the audit log (retried every second).")
+           .labels({}),
+      &registry
+           .counter("xks_audit_records_unwritten_total",
+                    "Audit records lost to write errors (a gap record in the log says how many).")
+           .labels({}),
+      &registry
+           .counter("xks_audit_records_suppressed_total",
+                    "Records of requests that failed authentication, over the per-second quota, "
+                    "counted in suppressed records instead of written one by one.")
+           .labels({}),
+      &registry.gauge("xks_audit_writable", "1 while the audit log is being written, else 0.")
+           .labels({}),
+      &registry
+           .gauge("xks_audit_sequence",
+                  "Sequence number of the last audit line written (to compare with the file).")
+           .labels({})};
+  return std::unique_ptr<AuditLog>(
+      new AuditLog(std::move(config), std::move(key), metrics, std::move(version)));
 }
 
-void append_json_number(std::string& out, std::string_view name, long value) {
-  out.push_back('"');
-  out.append(name);
-  out.append("\":");
-  out.append(std::to_string(value));
-  out.push_back(',');
-}
-
-std::string audit_line(std::string_view fields, const std::string& previous_chain,
-                       std::string& chain) {
-  std::string line = "{";
-  line.reserve(fields.size() + 2 * 64 + 32);
-  line.append(fields);
-  append_json_field(line, "prev", previous_chain);
-  line.back() = '}';
-  chain = sha256_hex(line);
-  line.pop_back();  // the closing brace: the chain goes last
-  line.append(kChainField).append(chain).append("\"}");
-  return line;
-}
-
-AuditLog::AuditLog(AuditConfig config, metrics::Registry& registry)
+AuditLog::AuditLog(AuditConfig config, std::optional<AuditKey> key, Metrics metrics,
+                   std::string version)
     : config_(std::move(config)),
-      dropped_(&registry
-                    .counter("xks_audit_records_dropped_total",
-                             "Requests served without an audit record (queue full).")
-                    .labels({})) {
-  previous_chain_ = config_.path == "-" ? kGenesis : last_chain(config_.path);
+      key_(std::move(key)),
+      metrics_(metrics),
+      version_(std::move(version)),
+      mandatory_(config_.on_full == AuditConfig::OnFull::kReject),
+      chain_(key_ ? &*key_ : nullptr) {
+  if (config_.path != "-") {
+    if (auto head = read_audit_head(config_.path))
+      chain_.reset(std::move(*head));
+  }
+  metrics_.writable->set(1);
   writer_ = std::thread([this] { run(); });
 }
 
@@ -131,29 +123,57 @@ AuditLog::~AuditLog() {
   }
   wake_.notify_all();
   writer_.join();
-  if (output_ != nullptr && output_ != stdout)
-    std::fclose(output_);
 }
 
-bool AuditLog::reserve() {
+AuditLog::Place AuditLog::reserve() {
+  if (mandatory_ && !writable_.load(std::memory_order_relaxed))
+    return Place::kNotWritable;
   std::size_t held = reserved_.load(std::memory_order_relaxed);
   do {
     if (held >= config_.queue_size)
-      return false;
+      return Place::kFull;
   } while (!reserved_.compare_exchange_weak(held, held + 1, std::memory_order_relaxed));
-  return true;
+  return Place::kReserved;
 }
 
-void AuditLog::submit(std::string fields) {
+void AuditLog::submit(std::string fields, Written written) {
   bool wake = false;
   {
     std::lock_guard lock(mutex_);
-    queue_.push_back(std::move(fields));
-    wake = queue_.size() == kWakeAt;
+    if (written && !urgent_) {
+      urgent_ = true;
+      wake = true;
+    }
+    queue_.push_back({std::move(fields), std::move(written), true});
+    wake = wake || queue_.size() == kWakeAt;
   }
-  // The writer batches: it wakes every kFlushInterval, or early when the queue fills up.
   if (wake)
     wake_.notify_one();
+}
+
+void AuditLog::submit_unauthenticated(std::string fields) {
+  std::int64_t second =
+      std::chrono::duration_cast<std::chrono::seconds>(SteadyClock::now().time_since_epoch())
+          .count();
+  {
+    std::lock_guard lock(mutex_);
+    if (second != quota_second_) {
+      quota_second_ = second;
+      quota_used_ = 0;
+    }
+    if (quota_used_ < config_.unauthenticated_per_second) {
+      ++quota_used_;
+      queue_.push_back({std::move(fields), {}, true});
+      return;
+    }
+    ++suppressed_;
+  }
+  reserved_.fetch_sub(1, std::memory_order_relaxed);
+  metrics_.suppressed->inc();
+}
+
+void AuditLog::dropped() {
+  metrics_.dropped->inc();
 }
 
 void AuditLog::reopen() {
@@ -164,82 +184,192 @@ void AuditLog::reopen() {
   wake_.notify_one();
 }
 
-bool AuditLog::open_output() {
-  if (output_ != nullptr && output_ != stdout)
-    std::fclose(output_);
-  output_ = config_.path == "-" ? stdout : std::fopen(config_.path.c_str(), "a");
-  return output_ != nullptr;
+bool AuditLog::ready() const {
+  return !mandatory_ || writable_.load(std::memory_order_relaxed);
+}
+
+std::string AuditLog::control_fields(std::string_view kind, std::string_view extra) const {
+  std::string fields;
+  append_json_field(fields, "record", kind);
+  append_json_field(fields, "time", utc_timestamp(std::chrono::system_clock::now()));
+  fields.append(extra);
+  return fields;
+}
+
+void AuditLog::report_failure(const std::string& what, int error) {
+  metrics_.write_errors->inc();
+  metrics_.writable->set(0);
+  writable_.store(false, std::memory_order_relaxed);
+  auto now = SteadyClock::now();
+  if (now - last_warning_ >= kWarningInterval) {
+    last_warning_ = now;
+    spdlog::error("audit log {}: {} failed: {}{}", config_.path, what, std::strerror(error),
+                  mandatory_ ? " (requests are refused until it works: on_full = reject)" : "");
+  }
+}
+
+bool AuditLog::ensure_open() {
+  if (fd_ >= 0)
+    return true;
+  auto now = SteadyClock::now();
+  if (now < next_open_)
+    return false;
+  next_open_ = now + kRetryInterval;
+  fd_ = config_.path == "-" ? STDOUT_FILENO : open_for_append(config_.path);
+  if (fd_ < 0) {
+    report_failure("open", errno);
+    return false;
+  }
+  struct stat status {};
+  fd_is_regular_ = ::fstat(fd_, &status) == 0 && S_ISREG(status.st_mode);
+  // A line cut off by a crash stays a line of its own (verify names it).
+  if (fd_is_regular_ && status.st_size > 0) {
+    char last = '\n';
+    if (::pread(fd_, &last, 1, status.st_size - 1) == 1 && last != '\n')
+      (void)write_all(fd_, "\n");
+  }
+  std::string extra = "\"pid\":" + std::to_string(::getpid()) + ",";
+  append_json_field(extra, "version", version_);
+  extra += key_ ? "\"keyed\":true," : "\"keyed\":false,";
+  std::deque<Entry> start;
+  start.push_back({control_fields(audit_record_kind::kStart, extra), {}, false});
+  // The start record comes first in a file; a gap record, if records were lost, after it.
+  std::size_t lost = std::exchange(lost_, 0);
+  bool written = write_batch(start);
+  lost_ += lost;
+  if (written) {
+    spdlog::info("audit log {}: start record written at seq {}, chain {}", config_.path,
+                 chain_.head().seq, chain_.head().chain);
+  }
+  return written;
+}
+
+void AuditLog::close_output(std::string_view kind) {
+  if (fd_ < 0)
+    return;
+  std::deque<Entry> last;
+  last.push_back({control_fields(kind), {}, false});
+  if (write_batch(last)) {
+    maybe_fsync(0, config_.fsync_records > 0 || config_.fsync_interval.count() > 0);
+    spdlog::info("audit log {}: {} record written at seq {}, chain {}", config_.path, kind,
+                 chain_.head().seq, chain_.head().chain);
+  }
+  if (fd_ >= 0 && fd_ != STDOUT_FILENO)
+    ::close(fd_);
+  fd_ = -1;
+}
+
+void AuditLog::maybe_fsync(std::size_t records, bool force) {
+  unsynced_ += records;
+  if (fd_ < 0 || unsynced_ == 0)
+    return;
+  auto now = SteadyClock::now();
+  bool due = force || (config_.fsync_records > 0 && unsynced_ >= config_.fsync_records) ||
+             (config_.fsync_interval.count() > 0 && now - last_fsync_ >= config_.fsync_interval);
+  if (!due)
+    return;
+  if (fd_is_regular_ && ::fdatasync(fd_) != 0)
+    report_failure("fsync", errno);
+  unsynced_ = 0;
+  last_fsync_ = now;
+}
+
+// Writes the batch (after a gap record, when records were lost before); on failure, rolls the
+// chain and the file back to where they were and counts what was lost. Calls every waiting
+// record's callback either way, after the fsync when one is due.
+bool AuditLog::write_batch(std::deque<Entry>& batch) {
+  std::size_t records = 0;
+  for (const Entry& entry : batch)
+    records += entry.counts ? 1 : 0;
+  auto finish = [&](bool written) {
+    for (Entry& entry : batch) {
+      if (entry.written)
+        entry.written(written);
+    }
+    if (!written) {
+      lost_ += records;
+      metrics_.unwritten->inc(static_cast<double>(records));
+    }
+    return written;
+  };
+  if (fd_ < 0)
+    return finish(false);
+  AuditChainHead before = chain_.head();
+  std::string text;
+  if (lost_ > 0) {
+    text += chain_.line(
+        control_fields(audit_record_kind::kGap, "\"lost\":" + std::to_string(lost_) + ","));
+    text.push_back('\n');
+  }
+  for (const Entry& entry : batch) {
+    text += chain_.line(entry.fields);
+    text.push_back('\n');
+  }
+  off_t size_before = fd_is_regular_ ? ::lseek(fd_, 0, SEEK_END) : -1;
+  if (!write_all(fd_, text)) {
+    int error = errno;
+    chain_.reset(std::move(before));
+    if (size_before >= 0 && ::ftruncate(fd_, size_before) != 0) {
+      // The cut-off line stays; verify will name it.
+    }
+    report_failure("write", error);
+    if (fd_ != STDOUT_FILENO)
+      ::close(fd_);
+    fd_ = -1;
+    return finish(false);
+  }
+  lost_ = 0;
+  writable_.store(true, std::memory_order_relaxed);
+  metrics_.writable->set(1);
+  metrics_.sequence->set(static_cast<double>(chain_.head().seq));
+  maybe_fsync(records, false);
+  return finish(true);
 }
 
 void AuditLog::run() {
-  open_output();
   std::unique_lock lock(mutex_);
   while (true) {
     wake_.wait_for(lock, kFlushInterval,
-                   [this] { return stopping_ || reopen_ || queue_.size() >= kWakeAt; });
-    if (std::exchange(reopen_, false))
-      open_output();
-    if (queue_.empty()) {
-      if (stopping_)
-        return;
-      continue;
-    }
-    std::deque<std::string> batch;
+                   [this] { return stopping_ || reopen_ || urgent_ || queue_.size() >= kWakeAt; });
+    std::deque<Entry> batch;
     batch.swap(queue_);
+    bool reopen = std::exchange(reopen_, false);
+    bool stopping = stopping_;
+    urgent_ = false;
+    auto now = SteadyClock::now();
+    if (suppressed_ > 0 && (stopping || now - last_summary_ >= kSummaryInterval)) {
+      last_summary_ = now;
+      batch.push_back({control_fields(audit_record_kind::kSuppressed,
+                                      "\"count\":" + std::to_string(suppressed_) + ","),
+                       {},
+                       false});
+      suppressed_ = 0;
+    }
     lock.unlock();
-    std::string text;
-    for (const std::string& fields : batch) {
-      std::string chain;
-      text += audit_line(fields, previous_chain_, chain);
-      text.push_back('\n');
-      previous_chain_ = std::move(chain);
-    }
-    if (output_ != nullptr) {
-      std::fwrite(text.data(), 1, text.size(), output_);
-      std::fflush(output_);
-    }
-    reserved_.fetch_sub(batch.size(), std::memory_order_relaxed);
-    lock.lock();
-  }
-}
 
-AuditVerification verify_audit_file(const std::string& path) {
-  AuditVerification result;
-  std::ifstream file(path, std::ios::binary);
-  if (!file) {
-    result.first_bad_line = 1;
-    result.reason = "cannot read " + path;
-    return result;
-  }
-  std::string previous;
-  for (std::string line; std::getline(file, line);) {
-    std::size_t number = ++result.lines;
-    auto bad = [&](std::string reason) {
-      result.first_bad_line = number;
-      result.reason = std::move(reason);
-      return result;
-    };
-    std::size_t at = line.rfind(kChainField);
-    if (at == std::string::npos || line.size() != at + kChainField.size() + 64 + 2 ||
-        !line.ends_with("\"}")) {
-      return bad("not an audit line");
+    if (reopen)
+      close_output(audit_record_kind::kRotate);
+    std::size_t places = 0;
+    for (const Entry& entry : batch)
+      places += entry.counts ? 1 : 0;
+    // Opens (or, after a failure, retries once a second) even with nothing queued, so that a
+    // log that works again becomes writable without waiting for traffic.
+    if (ensure_open()) {
+      if (!batch.empty())
+        write_batch(batch);
+      maybe_fsync(0, false);
+    } else if (!batch.empty()) {
+      write_batch(batch);  // fails: counted, and the waiting answers become errors
     }
-    std::string chain = line.substr(at + kChainField.size(), 64);
-    std::string body = line.substr(0, at) + "}";
-    if (sha256_hex(body) != chain)
-      return bad("content does not match its hash (edited)");
-    boost::system::error_code error;
-    boost::json::value parsed = boost::json::parse(body, error);
-    const boost::json::value* prev =
-        !error && parsed.is_object() ? parsed.as_object().if_contains("prev") : nullptr;
-    if (prev == nullptr || !prev->is_string())
-      return bad("no prev field");
-    if (number > 1 && prev->as_string() != previous) {
-      return bad("does not follow the line before (a line was deleted, added or moved)");
+    reserved_.fetch_sub(places, std::memory_order_relaxed);
+
+    lock.lock();
+    if (stopping && queue_.empty() && suppressed_ == 0) {
+      lock.unlock();
+      close_output(audit_record_kind::kStop);
+      return;
     }
-    previous = chain;
   }
-  return result;
 }
 
 }  // namespace xks::proxy

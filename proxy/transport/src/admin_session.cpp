@@ -2,6 +2,7 @@
 // line or trailer and the body are held to kMaxRequestBytes, whatever the client sends.
 #include "admin_session.h"
 
+#include <boost/asio/post.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <optional>
@@ -21,10 +22,33 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
   AdminSession(tcp::socket socket, ListenerState& context)
       : context_(context), stream_(std::move(socket)), buffer_(kMaxRequestBytes) {}
 
+  // Takes an admin slot (the oldest admin connection gives way when they are all taken).
+  void start(const boost::asio::ip::address& client) {
+    auto admission = context_.admin_connections.admit(
+        client, [weak = weak_from_this(), executor = stream_.get_executor()] {
+          boost::asio::post(executor, [weak] {
+            if (auto self = weak.lock()) {
+              self->evicted_ = true;
+              self->stream_.cancel();
+            }
+          });
+        });
+    if (!admission) {
+      context_.metrics.record_connection_refused(TransportMetrics::Listener::kAdmin,
+                                                 admission.error());
+      return;
+    }
+    admission_ = std::move(*admission);
+    admission_.handshake_done();
+    read();
+  }
+
   void read() {
     parser_.emplace();
     parser_->header_limit(kMaxRequestBytes);
     parser_->body_limit(kMaxRequestBytes);
+    if (evicted_)
+      return stream_.close();
     stream_.expires_after(context_.config.idle_timeout);
     // Asio's sockets never complete inside the initiating call, so this loop cannot recurse;
     // the bounded buffer (buffer_overflow past it) caps chunk lines and trailers.
@@ -71,6 +95,8 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
   }
 
   ListenerState& context_;
+  ConnectionTable::Admission admission_;
+  bool evicted_ = false;  // closed to make room: no further reads
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -79,7 +105,11 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
 }  // namespace
 
 void start_admin_session(tcp::socket socket, ListenerState& context) {
-  std::make_shared<AdminSession>(std::move(socket), context)->read();
+  boost::system::error_code error;
+  tcp::endpoint client = socket.remote_endpoint(error);
+  if (error)
+    return;  // the client is gone already
+  std::make_shared<AdminSession>(std::move(socket), context)->start(client.address());
 }
 
 }  // namespace xks::proxy

@@ -26,9 +26,12 @@ constexpr std::size_t kMaxWriteBatch = 64 * 1024;
 
 class Http2Session : public std::enable_shared_from_this<Http2Session> {
  public:
-  Http2Session(std::unique_ptr<TlsSocket> stream, ListenerState& context)
-      : context_(context), tls_(std::move(stream)), stream_(*tls_) {
-    ++context_.open_connections;
+  Http2Session(std::unique_ptr<TlsSocket> stream, ConnectionTable::Admission admission,
+               ListenerState& context)
+      : context_(context),
+        admission_(std::move(admission)),
+        tls_(std::move(stream)),
+        stream_(*tls_) {
     ++context_.metrics.http2_connections;
   }
 
@@ -36,7 +39,6 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
     for (; in_flight_ > 0; --in_flight_)
       request_finished(context_);
     --context_.metrics.http2_connections;
-    --context_.open_connections;
   }
 
   void start() {
@@ -57,7 +59,9 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
  private:
   void dispatch(std::int32_t stream_id, HttpRequest request) {
     ++in_flight_;
+    dispatched_ = true;
     request.client_subject = stream_.peer_subject();
+    request.client_address = stream_.peer_address();
     dispatch_request(context_, std::move(request), stream_.get_executor(),
                      [self = shared_from_this(), stream_id](HttpResponse response) {
                        self->on_answer(stream_id, std::move(response));
@@ -66,6 +70,8 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
 
   void on_answer(std::int32_t stream_id, HttpResponse response) {
     --in_flight_;
+    if (response.authenticated)
+      admission_.prove();
     request_finished(context_);
     connection_->answer(stream_id, std::move(response));
     flush();
@@ -82,7 +88,12 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
     if (!connection_->wants_read())
       return finish();
     reading_ = true;
-    stream_.expires_after(context_.config.idle_timeout);
+    // As for HTTP/1.1, a new connection has header_timeout, counted from its start and not
+    // stretched by frames that are not a request, to send its first whole request.
+    if (dispatched_)
+      stream_.expires_after(context_.config.idle_timeout);
+    else
+      stream_.expires_after(first_request_due_ - std::chrono::steady_clock::now());
     stream_.async_read_some(
         net::buffer(input_), [self = shared_from_this()](error_code error, std::size_t n) {
           self->reading_ = false;
@@ -134,6 +145,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   }
 
   ListenerState& context_;
+  ConnectionTable::Admission admission_;
   std::unique_ptr<TlsSocket> tls_;
   TlsSocket& stream_;
   std::optional<Http2Connection> connection_;
@@ -145,12 +157,16 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   bool closing_ = false;
   bool closed_ = false;
   bool goaway_sent_ = false;
+  bool dispatched_ = false;  // a whole request came in on this connection
+  std::chrono::steady_clock::time_point first_request_due_ =
+      std::chrono::steady_clock::now() + context_.config.header_timeout;
 };
 
 }  // namespace
 
-void start_http2_session(std::unique_ptr<TlsSocket> stream, ListenerState& context) {
-  std::make_shared<Http2Session>(std::move(stream), context)->start();
+void start_http2_session(std::unique_ptr<TlsSocket> stream, ConnectionTable::Admission admission,
+                         ListenerState& context) {
+  std::make_shared<Http2Session>(std::move(stream), std::move(admission), context)->start();
 }
 
 }  // namespace xks::proxy

@@ -10,6 +10,7 @@
 namespace xks::proxy {
 
 // Takes over a connection whose TLS handshake negotiated h2.
-void start_http2_session(std::unique_ptr<TlsSocket> stream, ListenerState& context);
+void start_http2_session(std::unique_ptr<TlsSocket> stream, ConnectionTable::Admission admission,
+                         ListenerState& context);
 
 }  // namespace xks::proxy

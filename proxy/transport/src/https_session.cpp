@@ -31,16 +31,20 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
       : context_(context),
         tls_(std::make_unique<TlsSocket>(std::move(socket), context.tls.native_handle())),
         stream_(*tls_),
-        reader_(context.config.limits) {
-    ++context_.open_connections;
-  }
+        reader_(context.config.limits) {}
   ~HttpsSession() {
     if (counted_as_http1_)
       --context_.metrics.http1_connections;
-    --context_.open_connections;
   }
 
   void start() {
+    auto admission = context_.connections.admit(stream_.peer_ip(), stream_.abort_later());
+    if (!admission) {
+      context_.metrics.record_connection_refused(TransportMetrics::Listener::kXks,
+                                                 admission.error());
+      return stream_.close();
+    }
+    admission_ = std::move(*admission);
     stream_.expires_after(context_.config.handshake_timeout);
     stream_.async_handshake([self = shared_from_this()](beast::error_code error, std::size_t) {
       self->context_.metrics.record_handshake(!error);
@@ -48,8 +52,11 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
         self->stream_.expires_after(std::chrono::seconds(1));
         return self->stream_.async_drain([self](beast::error_code) { self->stream_.close(); });
       }
-      if (self->stream_.alpn() == "h2")
-        return start_http2_session(std::move(self->tls_), self->context_);
+      self->admission_.handshake_done();
+      if (self->stream_.alpn() == "h2") {
+        return start_http2_session(std::move(self->tls_), std::move(self->admission_),
+                                   self->context_);
+      }
       self->counted_as_http1_ = true;
       ++self->context_.metrics.http1_connections;
       self->read_request();
@@ -75,10 +82,12 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
     read();
   }
 
+  // A new connection gets header_timeout, not idle_timeout, to start its first request: a
+  // slot is for clients that use it.
   void enter(Phase phase) {
     phase_ = phase;
-    stream_.expires_after(phase == Phase::kIdle ? context_.config.idle_timeout
-                                                : context_.config.header_timeout);
+    stream_.expires_after(phase == Phase::kIdle && answered_ ? context_.config.idle_timeout
+                                                             : context_.config.header_timeout);
   }
 
   void read() {
@@ -123,6 +132,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   void dispatch() {
     HttpRequest request = reader_.take_request();
     request.client_subject = stream_.peer_subject();
+    request.client_address = stream_.peer_address();
     keep_alive_ = reader_.keep_alive();
     version_ = reader_.version();
     stream_.expires_never();
@@ -135,6 +145,9 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   }
 
   void respond(HttpResponse answer, bool keep_alive) {
+    answered_ = true;
+    if (answer.authenticated)
+      admission_.prove();
     auto response = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(answer.status), version_ ? version_ : 11);
     response->set(http::field::content_type, "application/json");
@@ -182,7 +195,8 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   }
 
   ListenerState& context_;
-  std::unique_ptr<TlsSocket> tls_;  // handed to HTTP/2 when ALPN chose h2
+  ConnectionTable::Admission admission_;  // handed to HTTP/2 with the socket
+  std::unique_ptr<TlsSocket> tls_;        // handed to HTTP/2 when ALPN chose h2
   TlsSocket& stream_;
   Http1RequestReader reader_;
   Phase phase_ = Phase::kIdle;
@@ -190,7 +204,8 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   bool keep_alive_ = true;
   bool in_flight_ = false;  // counted in requests_in_flight until its answer is written
   bool counted_as_http1_ = false;
-  bool linger_ = false;  // drop the rest of an oversized body before closing
+  bool answered_ = false;  // a request was answered on this connection
+  bool linger_ = false;    // drop the rest of an oversized body before closing
   std::size_t discarded_ = 0;
   std::unique_ptr<std::array<char, 16 * 1024>> scratch_;  // only while lingering
   unsigned version_ = 11;

@@ -6,7 +6,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <condition_variable>
+#include <cstdint>
 #include <future>
 #include <mutex>
 #include <optional>
@@ -28,7 +30,18 @@ struct Server::State {
         tls(std::move(tls_)),
         application(std::move(application_)),
         metrics(registry),
-        sessions{application, *tls, config, metrics} {
+        sessions{application, *tls, config, metrics,
+                 ConnectionTable({config.max_connections, config.max_connections_per_client,
+                                  config.max_handshakes_in_flight},
+                                 [this](ConnectionTable::Limit limit) {
+                                   metrics.record_eviction(TransportMetrics::Listener::kXks, limit);
+                                 }),
+                 // Admin clients are few and local: one cap, the oldest connection gives way.
+                 ConnectionTable({config.admin_max_connections, SIZE_MAX, SIZE_MAX},
+                                 [this](ConnectionTable::Limit limit) {
+                                   metrics.record_eviction(TransportMetrics::Listener::kAdmin,
+                                                           limit);
+                                 })} {
     unsigned count = config.io_threads;
     if (count == 0)
       count = std::max(1u, std::thread::hardware_concurrency());
@@ -50,6 +63,10 @@ struct Server::State {
   std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
   std::optional<tcp::acceptor> acceptor;
   std::optional<tcp::acceptor> admin_acceptor;
+  // Pauses accepting after a failed accept (out of descriptors) instead of spinning.
+  std::optional<net::steady_timer> accept_pause;
+  std::optional<net::steady_timer> admin_accept_pause;
+  std::chrono::steady_clock::time_point accept_warned;  // last warning of a failed accept
   std::size_t next = 0;
   std::vector<std::thread> threads;
 
@@ -82,35 +99,61 @@ tl::expected<tcp::acceptor, std::string> bind(net::io_context& context,
   return acceptor;
 }
 
+constexpr auto kAcceptPause = std::chrono::milliseconds(100);
+
+constexpr auto kAcceptWarningInterval = std::chrono::seconds(10);
+
+// After a failed accept (EMFILE, ENFILE, ENOBUFS...): counted, logged at most every 10 s, and
+// accepting resumes after kAcceptPause rather than at once (which would spin, since the
+// pending connection stays in the backlog).
+void pause_accepting(Server::State& state, TransportMetrics::Listener listener,
+                     net::steady_timer& pause, const boost::system::error_code& error,
+                     void (*resume)(Server::State&)) {
+  state.metrics.record_accept_error(listener);
+  auto now = std::chrono::steady_clock::now();
+  if (now - state.accept_warned >= kAcceptWarningInterval) {
+    state.accept_warned = now;
+    spdlog::warn("accept failed on the {} listener: {}; pausing {} ms",
+                 listener == TransportMetrics::Listener::kXks ? "XKS" : "admin", error.message(),
+                 kAcceptPause.count());
+  }
+  pause.expires_after(kAcceptPause);
+  pause.async_wait([&state, resume](boost::system::error_code wait_error) {
+    if (!wait_error)
+      resume(state);
+  });
+}
+
 // Accepts forever, handing each connection to the next I/O thread.
 void accept_https(Server::State& state) {
   state.acceptor->async_accept(
       state.next_context(), [&state](boost::system::error_code error, tcp::socket socket) {
         if (error == net::error::operation_aborted)
           return;
-        if (!error) {
-          if (state.sessions.open_connections >= state.sessions.config.max_connections) {
-            socket.close(error);  // over the limit: refuse rather than degrade everyone
-          } else {
-            tcp::socket& raw = socket;
-            net::post(raw.get_executor(), [&state, s = std::move(socket)]() mutable {
-              start_https_session(std::move(s), state.sessions);
-            });
-          }
+        if (error) {
+          return pause_accepting(state, TransportMetrics::Listener::kXks, *state.accept_pause,
+                                 error, accept_https);
         }
+        tcp::socket& raw = socket;
+        net::post(raw.get_executor(), [&state, s = std::move(socket)]() mutable {
+          start_https_session(std::move(s), state.sessions);
+        });
         accept_https(state);
       });
 }
 
 void accept_admin(Server::State& state) {
-  state.admin_acceptor->async_accept(state.main_context(),
-                                     [&state](boost::system::error_code error, tcp::socket socket) {
-                                       if (error == net::error::operation_aborted)
-                                         return;
-                                       if (!error)
-                                         start_admin_session(std::move(socket), state.sessions);
-                                       accept_admin(state);
-                                     });
+  state.admin_acceptor->async_accept(
+      state.main_context(), [&state](boost::system::error_code error, tcp::socket socket) {
+        if (error == net::error::operation_aborted)
+          return;
+        if (error) {
+          return pause_accepting(state, TransportMetrics::Listener::kAdmin,
+                                 *state.admin_accept_pause, error, accept_admin);
+        }
+        start_admin_session(std::move(socket), state.sessions);
+        accept_admin(state);
+      });
 }
 
 }  // namespace
@@ -137,6 +180,8 @@ tl::expected<void, std::string> Server::listen() {
   if (!admin)
     return tl::unexpected(admin.error());
   state_->admin_acceptor.emplace(std::move(*admin));
+  state_->accept_pause.emplace(state_->main_context());
+  state_->admin_accept_pause.emplace(state_->main_context());
   return {};
 }
 
@@ -169,6 +214,8 @@ void Server::run() {
     boost::system::error_code ignored;
     state.acceptor->close(ignored);
     state.admin_acceptor->close(ignored);
+    state.accept_pause->cancel();
+    state.admin_accept_pause->cancel();
     closed.set_value();
   });
   closed.get_future().wait();

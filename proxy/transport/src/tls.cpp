@@ -3,12 +3,16 @@
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <ctime>
+#include <fstream>
+#include <iterator>
 #include <optional>
 
 namespace xks::proxy {
@@ -93,6 +97,26 @@ std::optional<double> certificate_not_after(const std::string& path) {
   return static_cast<double>(timegm(&expiry));
 }
 
+// SHA-256 of what decides which client certificates are accepted: the client CA file's
+// bytes and the allowed names. 32 bytes = SSL_MAX_SID_CTX_LENGTH.
+tl::expected<std::array<unsigned char, SHA256_DIGEST_LENGTH>, std::string> session_id_context(
+    const TlsConfig& config) {
+  std::string material = "xks-proxy session context\n";
+  if (!config.client_ca.empty()) {
+    std::ifstream file(config.client_ca, std::ios::binary);
+    if (!file)
+      return tl::unexpected("cannot read client CA " + config.client_ca);
+    material.append(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+    for (const std::string& name : config.client_names) {
+      material += '\n';
+      material += name;
+    }
+  }
+  std::array<unsigned char, SHA256_DIGEST_LENGTH> digest{};
+  SHA256(reinterpret_cast<const unsigned char*>(material.data()), material.size(), digest.data());
+  return digest;
+}
+
 }  // namespace
 
 tl::expected<std::shared_ptr<ssl::context>, std::string> make_server_tls_context(
@@ -123,6 +147,18 @@ tl::expected<std::shared_ptr<ssl::context>, std::string> make_server_tls_context
   SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_alpn_select_cb(native, select_alpn, nullptr);
   SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_SERVER);
+  // A resumed session skips client verification, so OpenSSL resumes (with client
+  // verification on, at all) only sessions made under the same session id context: this
+  // one names the client trust settings, so a session made under other settings is not
+  // resumed but met with a full handshake.
+  auto sid_context = session_id_context(config);
+  if (!sid_context) {
+    return tl::unexpected(sid_context.error());
+  }
+  if (SSL_CTX_set_session_id_context(native, sid_context->data(),
+                                     static_cast<unsigned>(sid_context->size())) != 1) {
+    return tl::unexpected("TLS session id context: " + openssl_error());
+  }
 
   if (!config.client_ca.empty()) {
     if (SSL_CTX_load_verify_locations(native, config.client_ca.c_str(), nullptr) != 1) {

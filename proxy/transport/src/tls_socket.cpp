@@ -5,6 +5,13 @@ namespace xks::proxy {
 
 TlsSocket::TlsSocket(boost::asio::ip::tcp::socket socket, SSL_CTX* context)
     : socket_(std::move(socket)), timer_(socket_.get_executor()), ssl_(SSL_new(context)) {
+  boost::system::error_code error;
+  boost::asio::ip::tcp::endpoint peer = socket_.remote_endpoint(error);
+  if (!error) {
+    peer_ip_ = peer.address();
+    std::string ip = peer_ip_.to_string();
+    peer_address_ = (peer_ip_.is_v6() ? "[" + ip + "]" : ip) + ":" + std::to_string(peer.port());
+  }
   socket_.non_blocking(true);
   socket_.set_option(boost::asio::ip::tcp::no_delay(true));
   SSL_set_fd(ssl_, socket_.native_handle());
@@ -35,7 +42,7 @@ std::string TlsSocket::peer_subject() const {
 
 void TlsSocket::expires_after(std::chrono::steady_clock::duration timeout) {
   std::uint64_t generation = ++deadline_generation_;
-  expired_ = false;
+  expired_ = aborted_;
   timer_.expires_after(timeout);
   timer_.async_wait(
       [this, alive = std::weak_ptr<bool>(alive_), generation](boost::system::error_code error) {
@@ -51,8 +58,24 @@ void TlsSocket::expires_after(std::chrono::steady_clock::duration timeout) {
 
 void TlsSocket::expires_never() {
   ++deadline_generation_;
-  expired_ = false;
+  expired_ = aborted_;
   timer_.cancel();
+}
+
+void TlsSocket::abort() {
+  aborted_ = true;
+  expired_ = true;
+  boost::system::error_code ignored;
+  socket_.cancel(ignored);
+}
+
+std::function<void()> TlsSocket::abort_later() {
+  return [this, executor = get_executor(), alive = std::weak_ptr<bool>(alive_)] {
+    boost::asio::post(executor, [this, alive] {
+      if (!alive.expired())
+        abort();
+    });
+  };
 }
 
 void TlsSocket::close() {

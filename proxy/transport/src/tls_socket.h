@@ -17,6 +17,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -37,6 +38,10 @@ class TlsSocket {
   std::string_view alpn() const;
   // The verified client certificate's subject ("" without mTLS).
   std::string peer_subject() const;
+  // The peer's address, and as "address:port" ("[address]:port" for IPv6); read once, when
+  // the connection was accepted (unspecified if the peer was gone by then).
+  const boost::asio::ip::address& peer_ip() const { return peer_ip_; }
+  const std::string& peer_address() const { return peer_address_; }
 
   // Once `timeout` passes, the pending operation and every later one end with timed_out (or
   // operation_aborted) until the next expires_after()/expires_never(). One deadline covers
@@ -45,6 +50,12 @@ class TlsSocket {
   void expires_after(std::chrono::steady_clock::duration timeout);
   void expires_never();
   void close();
+  // Ends the pending operation and every later one with timed_out, for good (the connection
+  // was evicted). Call on the socket's own executor.
+  void abort();
+  // What abort() needs from another thread: posts it to the socket's executor, and does
+  // nothing once the socket is gone.
+  std::function<void()> abort_later();
 
   template <typename Handler>
   auto async_handshake(Handler&& handler) {
@@ -169,9 +180,12 @@ class TlsSocket {
   static boost::system::error_code error_for(int reason);
 
   boost::asio::ip::tcp::socket socket_;
+  boost::asio::ip::address peer_ip_;
+  std::string peer_address_;
   boost::asio::steady_timer timer_;
   std::uint64_t deadline_generation_ = 0;  // a timer handler of an earlier deadline is ignored
   bool expired_ = false;
+  bool aborted_ = false;  // every deadline counts as expired
   // The timer's handler may run after this object is gone (it was already due): it checks
   // this token first.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -28,6 +28,31 @@ TransportMetrics::TransportMetrics(metrics::Registry& registry) {
     refusals_[0][reason] = &refusals.labels({"http1", name});
     refusals_[1][reason] = &refusals.labels({"http2", name});
   }
+  auto& refused = registry.counter(
+      "xks_connections_refused_total",
+      "New connections closed at once because a connection limit was reached with nothing "
+      "evictable, by listener and limit.",
+      {"listener", "limit"});
+  auto& evicted = registry.counter(
+      "xks_connections_evicted_total",
+      "Connections closed to make room for a new one (a handshake in progress, or a connection "
+      "with no authenticated request yet), by listener and limit.",
+      {"listener", "limit"});
+  auto& accept_errors = registry.counter(
+      "xks_accept_errors_total",
+      "Failed accepts (e.g. out of file descriptors), each followed by a pause, by listener.",
+      {"listener"});
+  constexpr std::array<const char*, 2> kListeners{"xks", "admin"};
+  constexpr std::array<const char*, ConnectionTable::kLimitCount> kLimits{
+      "max_connections", "max_connections_per_client", "max_handshakes_in_flight"};
+  for (std::size_t listener = 0; listener < kListeners.size(); ++listener) {
+    for (std::size_t limit = 0; limit < kLimits.size(); ++limit) {
+      connections_refused_[listener][limit] =
+          &refused.labels({kListeners[listener], kLimits[limit]});
+      evictions_[listener][limit] = &evicted.labels({kListeners[listener], kLimits[limit]});
+    }
+    accept_errors_[listener] = &accept_errors.labels({kListeners[listener]});
+  }
 }
 
 }  // namespace xks::proxy

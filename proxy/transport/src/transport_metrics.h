@@ -1,10 +1,12 @@
 // The transport's own metrics, registered at start-up in the shared registry: TLS handshakes,
-// open connections by protocol, and requests or connections refused at a limit.
+// open connections by protocol, requests or connections refused at a limit, connections evicted
+// to make room, and failed accepts.
 #pragma once
 
 #include <array>
 #include <atomic>
 
+#include "connection_table.h"
 #include "xks/proxy/config/http_limits.h"
 #include "xks/proxy/ops/metrics.h"
 
@@ -19,6 +21,15 @@ class TransportMetrics {
     refusals_[static_cast<std::size_t>(protocol)][static_cast<std::size_t>(reason)]->inc();
   }
 
+  enum class Listener : std::uint8_t { kXks, kAdmin };
+  void record_connection_refused(Listener listener, ConnectionTable::Limit limit) {
+    connections_refused_[index(listener)][index(limit)]->inc();
+  }
+  void record_eviction(Listener listener, ConnectionTable::Limit limit) {
+    evictions_[index(listener)][index(limit)]->inc();
+  }
+  void record_accept_error(Listener listener) { accept_errors_[index(listener)]->inc(); }
+
   // Counted by the sessions themselves; mirrored into the gauges at each scrape.
   std::atomic<long> http1_connections{0};
   std::atomic<long> http2_connections{0};
@@ -26,7 +37,16 @@ class TransportMetrics {
  private:
   metrics::Counter* handshakes_ok_ = nullptr;
   metrics::Counter* handshakes_failed_ = nullptr;
+  template <typename Enum>
+  static std::size_t index(Enum value) {
+    return static_cast<std::size_t>(value);
+  }
+
   std::array<std::array<metrics::Counter*, kHttpRefusalCount>, 2> refusals_{};
+  using PerLimit = std::array<metrics::Counter*, ConnectionTable::kLimitCount>;
+  std::array<PerLimit, 2> connections_refused_{};
+  std::array<PerLimit, 2> evictions_{};
+  std::array<metrics::Counter*, 2> accept_errors_{};
 };
 
 }  // namespace xks::proxy

@@ -1,7 +1,7 @@
 // An XKS request's audit fields.
 #include "xks/proxy/xks/audit_record.h"
 
-#include "xks/proxy/ops/audit_log.h"
+#include "xks/proxy/ops/audit_chain.h"
 
 namespace xks::proxy {
 
@@ -27,6 +27,7 @@ std::string audit_fields(const AuditRecord& record) {
   append_json_number(fields, "latencyUs", record.latency_us);
   append_json_field(fields, "hsm", record.hsm_id);
   append_json_field(fields, "clientSubject", record.client_subject);
+  append_json_field(fields, "client", record.client_address);
   return fields;
 }
 

@@ -130,12 +130,16 @@ void XksService::handle(HttpRequest request, Clock::time_point received, Deadlin
       std::make_shared<Exchange>(*this, std::move(request), received, deadline, std::move(respond));
   XksOutcome& outcome = exchange->outcome;
   // A place in the audit queue first: with on_full = reject, nothing is served unaudited.
-  exchange->audited = audit_ != nullptr && audit_->reserve();
+  AuditLog::Place place = audit_ != nullptr ? audit_->reserve() : AuditLog::Place::kFull;
+  exchange->audited = place == AuditLog::Place::kReserved;
   if (audit_ != nullptr && !exchange->audited &&
       audit_->config().on_full == AuditConfig::OnFull::kReject) {
     exchange->claim();
-    return finish(*exchange,
-                  error_response(outcome, XksError::kThrottling, "the audit log is backlogged"));
+    return finish(
+        *exchange,
+        place == AuditLog::Place::kFull
+            ? error_response(outcome, XksError::kThrottling, "the audit log is backlogged")
+            : error_response(outcome, XksError::kInternal, "the audit log cannot be written"));
   }
   std::optional<HsmWork> work;
   std::optional<HttpResponse> response = prepare(exchange->request, outcome, work);
@@ -231,13 +235,33 @@ void XksService::attempt(std::shared_ptr<Exchange> exchange, std::shared_ptr<con
 void XksService::finish(Exchange& exchange, HttpResponse response) const {
   XksOutcome& outcome = exchange.outcome;
   outcome.status = response.status;
+  response.authenticated = outcome.authenticated;
   double seconds = std::chrono::duration<double>(now() - exchange.received).count();
   if (metrics_ != nullptr)
     metrics_->record(outcome, seconds);
-  if (exchange.audited) {
-    audit_->submit(audit_fields(audit_record(outcome, exchange.request, seconds)));
-  } else if (audit_ != nullptr) {
-    audit_->dropped();
+  if (!exchange.audited) {
+    // Served without a record (drop); with reject, this is the refusal itself.
+    if (audit_ != nullptr && audit_->config().on_full == AuditConfig::OnFull::kDrop)
+      audit_->dropped();
+    return exchange.respond(std::move(response));
+  }
+  std::string fields = audit_fields(audit_record(outcome, exchange.request, seconds));
+  if (!outcome.authenticated) {
+    audit_->submit_unauthenticated(std::move(fields));
+  } else if (audit_->config().on_full == AuditConfig::OnFull::kReject) {
+    // Mandatory auditing: the answer leaves once its record is written.
+    return audit_->submit(
+        std::move(fields), [respond = std::move(exchange.respond),
+                            response = std::move(response)](bool written) mutable {
+          if (written)
+            return respond(std::move(response));
+          HttpResponse refused =
+              proxy::error_response(XksError::kInternal, "the audit record could not be written");
+          refused.authenticated = true;
+          respond(std::move(refused));
+        });
+  } else {
+    audit_->submit(std::move(fields));
   }
   exchange.respond(std::move(response));
 }
@@ -260,6 +284,7 @@ AuditRecord XksService::audit_record(XksOutcome& outcome, const HttpRequest& req
   if (outcome.member)
     record.hsm_id = fleet_.member(*outcome.member).name;
   record.client_subject = request.client_subject;
+  record.client_address = request.client_address;
   return record;
 }
 
@@ -283,6 +308,7 @@ std::optional<HttpResponse> XksService::prepare(const HttpRequest& request, XksO
     return error_response(outcome, XksError::kAuthenticationFailed,
                           "the request signature is not valid");
   }
+  outcome.authenticated = true;
   if (request.method != "POST") {
     return error_response(outcome, XksError::kMethodNotAllowed, "XKS APIs accept only POST");
   }

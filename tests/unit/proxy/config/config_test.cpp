@@ -154,6 +154,8 @@ TEST_F(ConfigTest, ReadsEverySetting) {
       "max_header_bytes = 8192\nhttp2_max_concurrent_streams = 16\n"
       "http2_connection_buffer_bytes = 1048576\n"
       "header_timeout_ms = 2000\nidle_timeout_ms = 30000\nmax_connections = 500\nfleet_size = 3\n"
+      "max_connections_per_client = 50\nmax_handshakes_in_flight = 20\n"
+      "admin_max_connections = 4\n"
       "[tls]\ncertificate_chain = \"c.pem\"\nprivate_key = \"k.pem\"\nclient_ca = \"ca.pem\"\n"
       "client_names = [\"cks.kms.us-east-1.amazonaws.com\"]\n"
       "[hsm]\nmodule = \"m.so\"\nvendor_profile = \"generic\"\niv_source = \"hsm-append\"\n"
@@ -175,6 +177,10 @@ TEST_F(ConfigTest, ReadsEverySetting) {
   EXPECT_EQ(config->server.io_threads, 2u);
   EXPECT_EQ(config->server.request_deadline, std::chrono::milliseconds(150));
   EXPECT_EQ(config->server.fleet_size, 3);
+  EXPECT_EQ(config->server.max_connections, 500u);
+  EXPECT_EQ(config->server.max_connections_per_client, 50u);
+  EXPECT_EQ(config->server.max_handshakes_in_flight, 20u);
+  EXPECT_EQ(config->server.admin_max_connections, 4u);
   EXPECT_EQ(config->server.limits.max_header_bytes, 8192u);
   EXPECT_EQ(config->server.limits.max_body_bytes, 32768u);
   EXPECT_EQ(config->server.limits.http2_max_concurrent_streams, 16u);
@@ -195,6 +201,16 @@ TEST_F(ConfigTest, ReadsEverySetting) {
   EXPECT_EQ(first.credentials[1].credential.secret_access_key,
             "newSecretnewSecretnewSecretnewSecretnewSecret+/=");
   EXPECT_EQ(config->keystores[1].prefix, "");
+}
+
+TEST_F(ConfigTest, ThePerClientConnectionLimitDefaultsToAtMostTheGlobalOne) {
+  auto config = load("[server]\nmax_connections = 300\n" + minimal());
+  ASSERT_TRUE(config.has_value()) << config.error();
+  EXPECT_EQ(config->server.max_connections_per_client, 300u);
+  auto defaults = load(minimal());
+  ASSERT_TRUE(defaults.has_value()) << defaults.error();
+  EXPECT_EQ(defaults->server.max_connections_per_client, 1000u);
+  EXPECT_EQ(defaults->server.max_handshakes_in_flight, 128u);
 }
 
 TEST_F(ConfigTest, ReadsTheLogSection) {

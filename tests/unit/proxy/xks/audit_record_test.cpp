@@ -7,7 +7,7 @@
 #include <boost/json.hpp>
 #include <vector>
 
-#include "xks/proxy/ops/audit_log.h"
+#include "xks/proxy/ops/audit_chain.h"
 
 namespace xks::proxy {
 namespace {
@@ -25,8 +25,9 @@ TEST(AuditRecordTest, FieldsComeInAFixedOrderAndEscaped) {
   record.error_name = "InvalidKeyUsageException";
   record.status = 400;
   record.latency_us = 1234;
-  std::string chain;
-  std::string line = audit_line(audit_fields(record), std::string(64, '0'), chain);
+  record.client_address = "[2001:db8::1]:51234";
+  AuditChain chain(nullptr);
+  std::string line = chain.line(audit_fields(record));
   auto parsed = boost::json::parse(line).as_object();
   std::vector<std::string> names;
   for (const auto& field : parsed)
@@ -35,12 +36,15 @@ TEST(AuditRecordTest, FieldsComeInAFixedOrderAndEscaped) {
       "time",          "kmsRequestId",    "keystore",  "externalKeyId", "operation",
       "kmsOperation",  "awsPrincipalArn", "kmsKeyArn", "kmsViaService", "awsSourceVpc",
       "awsSourceVpce", "outcome",         "errorName", "status",        "latencyUs",
-      "hsm",           "clientSubject",   "prev",      "chain"};
+      "hsm",           "clientSubject",   "client",    "seq",           "prev",
+      "chain"};
   EXPECT_EQ(names, expected);
   EXPECT_EQ(parsed.at("time").as_string(), "2025-11-29T10:00:00.000001Z");
   EXPECT_EQ(parsed.at("kmsRequestId").as_string(), "id \"quoted\"\n");
   EXPECT_EQ(parsed.at("status").as_int64(), 400);
-  EXPECT_EQ(parsed.at("chain").as_string(), chain);
+  EXPECT_EQ(parsed.at("client").as_string(), "[2001:db8::1]:51234");
+  EXPECT_EQ(parsed.at("seq").as_int64(), 1);
+  EXPECT_EQ(parsed.at("chain").as_string(), chain.head().chain);
 }
 
 }  // namespace

@@ -84,7 +84,9 @@ class XksServiceTest : public test::HsmFixture {
     metrics_ = std::make_unique<XksMetrics>(registry_, config_.keystores,
                                             std::vector<std::string>{"test-hsm"});
     audit_path_ = (token_.dir() / "audit.log").string();
-    audit_ = std::make_unique<AuditLog>(AuditConfig{audit_path_}, registry_);
+    AuditConfig audit;
+    audit.path = audit_path_;
+    audit_ = *AuditLog::open(audit, registry_, "test");
     service_ = std::make_unique<XksService>(std::move(stores), *fleet_,
                                             ProxyIdentity{3, "xks-proxy project", "xks-proxy test"},
                                             metrics_.get(), audit_.get());
@@ -126,7 +128,8 @@ class XksServiceTest : public test::HsmFixture {
   static HttpRequest signed_request(const std::string& path, const std::string& body,
                                     const sigv4::Credential& credential,
                                     const std::string& method) {
-    HttpRequest request{method, path, {{"Host", "xks.example.com"}}, body, "CN=test-client"};
+    HttpRequest request{
+        method, path, {{"Host", "xks.example.com"}}, body, "CN=test-client", "192.0.2.7:4433"};
     std::string date = sigv4::format_amz_date(std::chrono::system_clock::now());
     request.headers.emplace_back("X-Amz-Date", date);
     std::vector<sigv4::Header> views;
@@ -253,7 +256,8 @@ TEST_F(XksServiceTest, RoutingAndAuthenticationErrors) {
   EXPECT_EQ(unknown_path.status, 404);
   EXPECT_EQ(error_name_of(unknown_path), "InvalidUriPathException");
 
-  HttpRequest unsigned_request{"POST", "/tenant-a/kms/xks/v1/health", {{"Host", "h"}}, "{}", ""};
+  HttpRequest unsigned_request{"POST", "/tenant-a/kms/xks/v1/health", {{"Host", "h"}}, "{}", "",
+                               ""};
   auto unsigned_response = handle(unsigned_request, 1s);
   EXPECT_EQ(unsigned_response.status, 401);
   EXPECT_EQ(error_name_of(unsigned_response), "AuthenticationFailedException");
@@ -395,8 +399,11 @@ TEST_F(XksServiceTest, WithOnFullRejectNothingIsServedUnaudited) {
   // The audit writer blocks opening a FIFO nobody reads: its one-place queue stays full.
   std::string fifo = (token_.dir() / "audit.fifo").string();
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  std::optional<AuditLog> strict;
-  strict.emplace(AuditConfig{fifo, AuditConfig::OnFull::kReject, 1}, registry_);
+  AuditConfig config;
+  config.path = fifo;
+  config.on_full = AuditConfig::OnFull::kReject;
+  config.queue_size = 1;
+  std::unique_ptr<AuditLog> strict = *AuditLog::open(config, registry_, "test");
   std::vector<KeyStore> stores = {
       {"/tenant-a",
        std::make_shared<sigv4::Verifier>(std::vector<sigv4::Credential>{kTenantA},
@@ -404,19 +411,30 @@ TEST_F(XksServiceTest, WithOnFullRejectNothingIsServedUnaudited) {
        std::nullopt}};
   service_ =
       std::make_unique<XksService>(std::move(stores), *fleet_, ProxyIdentity{}, nullptr, &*strict);
-  EXPECT_EQ(call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA")).status, 200);
+  // The first request takes the one place; its answer waits until its record is written.
+  std::promise<HttpResponse> first;
+  auto now = XksService::Clock::now();
+  service_->handle(signed_request("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA"),
+                                  kTenantA, "POST"),
+                   now, now + 2000ms,
+                   [&first](HttpResponse response) { first.set_value(std::move(response)); });
+  auto answered = first.get_future();
+  EXPECT_EQ(answered.wait_for(200ms), std::future_status::timeout);
   auto refused = call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA"));
   EXPECT_EQ(refused.status, 429);
   EXPECT_EQ(error_name_of(refused), "ThrottlingException");
+  std::vector<std::string> read;
   std::thread reader([&] {
     std::ifstream in(fifo);
-    std::string line;
-    while (std::getline(in, line)) {
-    }
+    for (std::string line; std::getline(in, line);)
+      read.push_back(line);
   });
+  EXPECT_EQ(answered.get().status, 200);
   service_.reset();
   strict.reset();
   reader.join();
+  ASSERT_EQ(read.size(), 3u);  // start, the Encrypt, stop
+  EXPECT_NE(read[1].find("\"operation\":\"Encrypt\""), std::string::npos);
 }
 
 TEST_F(XksServiceTest, EveryRequestIsAuditedInAVerifiableChainWithoutSecrets) {
@@ -429,7 +447,8 @@ TEST_F(XksServiceTest, EveryRequestIsAuditedInAVerifiableChainWithoutSecrets) {
   std::vector<std::string> lines;
   for (std::string line; std::getline(file, line);)
     lines.push_back(line);
-  ASSERT_EQ(lines.size(), 3u);
+  ASSERT_EQ(lines.size(), 5u);  // start, three records, stop
+  lines.erase(lines.begin());
   json::object first = json::parse(lines[0]).as_object();
   EXPECT_EQ(first.at("kmsRequestId").as_string(), "4112f4d6-db54-4af4-ae30-c55a22a8dfae");
   EXPECT_EQ(first.at("operation").as_string(), "Encrypt");
@@ -437,11 +456,12 @@ TEST_F(XksServiceTest, EveryRequestIsAuditedInAVerifiableChainWithoutSecrets) {
   EXPECT_EQ(first.at("outcome").as_string(), "ok");
   EXPECT_EQ(first.at("status").as_int64(), 200);
   EXPECT_EQ(first.at("clientSubject").as_string(), "CN=test-client");
+  EXPECT_EQ(first.at("client").as_string(), "192.0.2.7:4433");
   EXPECT_EQ(json::parse(lines[1]).at("errorName").as_string(), "InvalidKeyUsageException");
   EXPECT_EQ(json::parse(lines[2]).at("errorName").as_string(), "AuthenticationFailedException");
-  AuditVerification verified = verify_audit_file(audit_path_);
+  AuditVerification verified = verify_audit_files({audit_path_}, nullptr, false);
   EXPECT_EQ(verified.first_bad_line, 0u) << verified.reason;
-  EXPECT_EQ(verified.lines, 3u);
+  EXPECT_EQ(verified.lines, 5u);
   std::string all = lines[0] + lines[1] + lines[2];
   for (const std::string& secret : {plaintext, std::string("secret-plaintext-12345"),
                                     kTenantA.secret_access_key, token_.user_pin()}) {

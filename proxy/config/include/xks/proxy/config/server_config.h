@@ -26,7 +26,13 @@ struct ServerConfig {
   std::chrono::milliseconds handshake_timeout{5000};
   std::chrono::milliseconds header_timeout{5000};
   std::chrono::milliseconds idle_timeout{60000};
+  // Connection slots (see transport's ConnectionTable for how they are shared out): all
+  // connections of the XKS listener, those from one client address, those still in their TLS
+  // handshake, and the admin listener's.
   std::size_t max_connections = 10000;
+  std::size_t max_connections_per_client = 1000;
+  std::size_t max_handshakes_in_flight = 128;
+  std::size_t admin_max_connections = 64;
   int fleet_size = 1;  // xksProxyFleetSize in GetHealthStatus
 };
 

@@ -1,82 +1,126 @@
-// The audit log: one JSON line per record, each line carrying the SHA-256 of its content, which
-// includes the previous line's hash ("prev"), so a deleted, reordered or edited line is found
-// by `xks-proxy audit verify`. Lines are written by a background thread from a bounded queue:
-// a full queue drops (and counts) the record, or — with on_full = reject — the proxy refuses
-// requests it could not audit. What a record says is the caller's (for XKS requests, see
-// xks/audit_record.h); the log adds the chain. Plaintext, keys and secrets are never logged.
+// The audit log writer: one JSON line per record, chained as audit_chain.h describes, written by
+// a background thread from a bounded queue.
+//
+// Failures are loud: a file that cannot be opened or written is logged (at most every 10 s),
+// counted (xks_audit_write_errors_total, and the records it cost in
+// xks_audit_records_unwritten_total), shown as xks_audit_writable 0, and retried every second;
+// once writing works again a "gap" record says how many records were lost. With on_full =
+// reject the log is mandatory: reserve() refuses while the queue is full or the file is not
+// writable, ready() is false meanwhile, and a request's answer waits for its record (the writer
+// wakes at once for such records, and fsyncs first when fsync is due).
+// What a record says is the caller's (for XKS requests, xks/audit_record.h); plaintext, keys and
+// secrets are never logged.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
-#include <cstdio>
+#include <cstdint>
 #include <deque>
+#include <functional>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
-#include <string_view>
 #include <thread>
+#include <tl/expected.hpp>
 
 #include "xks/proxy/config/ops_config.h"
+#include "xks/proxy/ops/audit_chain.h"
 #include "xks/proxy/ops/metrics.h"
 
 namespace xks::proxy {
 
 class AuditLog {
  public:
-  // Registers xks_audit_records_dropped_total in `registry`.
-  AuditLog(AuditConfig config, metrics::Registry& registry);
-  ~AuditLog();  // writes what is queued, then stops
+  // Reads the key, checks that the file can be opened for appending (when it is a regular file
+  // or absent), registers the audit metrics and starts the writer, which continues the chain of
+  // an existing file and writes a start record. `version` goes into start records.
+  static tl::expected<std::unique_ptr<AuditLog>, std::string> open(AuditConfig config,
+                                                                   metrics::Registry& registry,
+                                                                   std::string version);
+  ~AuditLog();  // writes what is queued and a stop record, then closes
   AuditLog(const AuditLog&) = delete;
   AuditLog& operator=(const AuditLog&) = delete;
 
-  // Holds a place in the queue for a request about to be served; false when full.
-  bool reserve();
+  enum class Place : std::uint8_t { kReserved, kFull, kNotWritable };
+  // Holds a place in the queue for a request about to be served. kNotWritable only with
+  // on_full = reject (with drop, records queue and are counted if they cannot be written).
+  Place reserve();
+  // Called from the writer thread once the record is written (true) or could not be (false).
+  using Written = std::function<void(bool written)>;
   // Queues a record into a reserved place: JSON object members, each followed by a comma
-  // (built with append_json_field), to which the log appends "prev" and "chain".
-  void submit(std::string fields);
-  // Counts a record that found no place.
-  void dropped() { dropped_->inc(); }
-  // Reopens the file (after logrotate moved it); the chain continues into the new file.
+  // (built with append_json_field), to which the chain adds seq, prev and chain.
+  void submit(std::string fields, Written written = {});
+  // The same for a request that failed authentication: written while this second's quota
+  // (unauthenticated_per_second) lasts, else counted and summarised. Never waits.
+  void submit_unauthenticated(std::string fields);
+  // Counts a request that found no place.
+  void dropped();
+  // Ends the current file with a rotate record and reopens the path (after logrotate moved
+  // the file); the chain continues into the new file.
   void reopen();
+  // False while on_full = reject and the file is not writable.
+  bool ready() const;
 
   const AuditConfig& config() const { return config_; }
 
  private:
-  void run();
-  bool open_output();
+  struct Entry {
+    std::string fields;
+    Written written;
+    bool counts = true;  // a request's record (not a control record)
+  };
+  struct Metrics {
+    metrics::Counter* dropped;
+    metrics::Counter* write_errors;
+    metrics::Counter* unwritten;
+    metrics::Counter* suppressed;
+    metrics::Gauge* writable;
+    metrics::Gauge* sequence;
+  };
 
-  AuditConfig config_;
-  metrics::Counter* dropped_;
+  AuditLog(AuditConfig config, std::optional<AuditKey> key, Metrics metrics, std::string version);
+  void run();
+  // Writer thread helpers.
+  bool ensure_open();
+  void close_output(std::string_view kind);
+  bool write_batch(std::deque<Entry>& batch);
+  void maybe_fsync(std::size_t records, bool force);
+  std::string control_fields(std::string_view kind, std::string_view extra = {}) const;
+  void report_failure(const std::string& what, int error);
+
+  const AuditConfig config_;
+  const std::optional<AuditKey> key_;
+  const Metrics metrics_;
+  const std::string version_;
+  const bool mandatory_;  // on_full = reject
+
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<std::string> queue_;
+  std::deque<Entry> queue_;
   std::atomic<std::size_t> reserved_{0};  // places held, queued or not: no lock to reserve
+  std::atomic<bool> writable_{true};
   bool reopen_ = false;
   bool stopping_ = false;
-  std::FILE* output_ = nullptr;
-  std::string previous_chain_;
+  bool urgent_ = false;  // a record someone waits for is queued
+  // Unauthenticated records this second, and those suppressed since the last summary.
+  std::int64_t quota_second_ = -1;
+  std::size_t quota_used_ = 0;
+  std::size_t suppressed_ = 0;
+
+  // The writer thread's own state.
+  AuditChain chain_;
+  int fd_ = -1;
+  bool fd_is_regular_ = false;
+  std::size_t lost_ = 0;  // records not written since the last successful write
+  std::chrono::steady_clock::time_point next_open_;
+  std::chrono::steady_clock::time_point last_warning_;
+  std::chrono::steady_clock::time_point last_summary_;
+  std::chrono::steady_clock::time_point last_fsync_;
+  std::size_t unsynced_ = 0;
   std::thread writer_;
 };
-
-// The line for `fields` whose predecessor's hash is `previous_chain`; sets `chain` to its hash.
-std::string audit_line(std::string_view fields, const std::string& previous_chain,
-                       std::string& chain);
-
-// Appends `"name":"value",` with the value escaped for JSON; and `"name":value,`.
-void append_json_field(std::string& out, std::string_view name, std::string_view value);
-void append_json_number(std::string& out, std::string_view name, long value);
-// `time` as an RFC 3339 UTC timestamp with microseconds, e.g. 2026-11-29T10:00:00.000001Z.
-std::string utc_timestamp(std::chrono::system_clock::time_point time);
-
-struct AuditVerification {
-  std::size_t lines = 0;
-  std::size_t first_bad_line = 0;  // 1-based; 0 when every line checks out
-  std::string reason;
-};
-
-// Checks every line's hash and its link to the line before. The first line's "prev" is taken
-// as given (it links to the previous, rotated file).
-AuditVerification verify_audit_file(const std::string& path);
 
 }  // namespace xks::proxy

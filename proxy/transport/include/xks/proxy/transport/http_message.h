@@ -14,11 +14,15 @@ struct HttpRequest {
   std::vector<std::pair<std::string, std::string>> headers;  // HTTP/2's :authority as "host"
   std::string body;
   std::string client_subject;  // the mTLS client certificate's subject, if any
+  std::string client_address;  // the peer's "address:port" ("[v6]:port" for IPv6)
 };
 
 struct HttpResponse {
   int status = 200;
   std::string body;  // always application/json
+  // The request proved it holds a credential (its signature verified): the transport then
+  // never evicts its connection to make room for others.
+  bool authenticated = false;
 };
 
 }  // namespace xks::proxy

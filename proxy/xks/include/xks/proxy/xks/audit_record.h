@@ -1,6 +1,6 @@
 // What the audit log records of one XKS request (DESIGN "Audit log"): the request's metadata
-// (kmsRequestId first), key store, key, operation, outcome, errorName, latency, HSM and mTLS
-// subject. Never plaintext, AAD, keys or secrets.
+// (kmsRequestId first), key store, key, operation, outcome, errorName, latency, HSM, mTLS
+// subject and client address. Never plaintext, AAD, keys or secrets.
 #pragma once
 
 #include <chrono>
@@ -22,6 +22,7 @@ struct AuditRecord {
   long latency_us = 0;
   std::string hsm_id;
   std::string client_subject;
+  std::string client_address;
 };
 
 // The record's fields for AuditLog::submit, in a fixed order.

@@ -18,6 +18,7 @@ struct XksOutcome {
   std::optional<wire::Operation> operation;  // set once routed
   std::optional<XksError> error;             // unset: success
   std::optional<sigv4::Failure> auth_failure;
+  bool authenticated = false;         // the SigV4 signature verified
   std::optional<std::size_t> member;  // the fleet member that gave the HSM's answer
   CK_RV hsm_rv = CKR_OK;              // the PKCS#11 code behind an HSM error
   double hsm_seconds = -1;            // time spent at the HSM layer; < 0: none

@@ -1,0 +1,138 @@
+// The connection table's bookkeeping.
+#include "connection_table.h"
+
+#include <utility>
+#include <vector>
+
+namespace xks::proxy {
+
+namespace {
+
+std::array<std::uint8_t, 16> key_of(const boost::asio::ip::address& address) {
+  if (address.is_v4())
+    return boost::asio::ip::make_address_v6(boost::asio::ip::v4_mapped, address.to_v4()).to_bytes();
+  return address.to_v6().to_bytes();
+}
+
+}  // namespace
+
+ConnectionTable::ConnectionTable(Limits limits, OnEvicted on_evicted)
+    : limits_(limits), on_evicted_(std::move(on_evicted)) {}
+
+tl::expected<ConnectionTable::Admission, ConnectionTable::Limit> ConnectionTable::admit(
+    const boost::asio::ip::address& client, Evict evict) {
+  auto entry = std::make_shared<Entry>();
+  entry->client = key_of(client);
+  entry->evict = std::move(evict);
+  std::vector<std::pair<Limit, Evict>> evicted;
+  std::optional<Limit> refused;
+  {
+    std::lock_guard lock(mutex_);
+    auto own = clients_.find(entry->client);
+    if (own != clients_.end() && own->second.open >= limits_.max_per_client) {
+      if (own->second.unproven.empty())
+        refused = Limit::kPerClient;
+      else
+        evicted.emplace_back(Limit::kPerClient, evict_front(own->second.unproven));
+    }
+    if (!refused && open_ >= limits_.max_connections) {
+      if (unproven_.empty())
+        refused = Limit::kConnections;
+      else
+        evicted.emplace_back(Limit::kConnections, evict_front(unproven_));
+    }
+    if (!refused && handshakes_.size() >= limits_.max_handshakes)
+      evicted.emplace_back(Limit::kHandshakes, evict_front(handshakes_));
+    if (!refused) {
+      Client& mine = clients_[entry->client];  // evictions above may have erased it
+      ++mine.open;
+      ++open_;
+      entry->in_handshakes = handshakes_.insert(handshakes_.end(), entry);
+      entry->in_unproven = unproven_.insert(unproven_.end(), entry);
+      entry->in_client_unproven = mine.unproven.insert(mine.unproven.end(), entry);
+    }
+  }
+  for (auto& [limit, close] : evicted) {
+    if (on_evicted_)
+      on_evicted_(limit);
+    close();
+  }
+  if (refused)
+    return tl::unexpected(*refused);
+  return Admission(this, std::move(entry));
+}
+
+ConnectionTable::Evict ConnectionTable::evict_front(Queue& queue) {
+  std::shared_ptr<Entry> victim = queue.front();
+  forget(*victim);
+  return std::move(victim->evict);
+}
+
+void ConnectionTable::forget(Entry& entry) {
+  if (entry.released)
+    return;
+  entry.released = true;
+  auto client = clients_.find(entry.client);
+  if (entry.in_handshakes)
+    handshakes_.erase(*std::exchange(entry.in_handshakes, std::nullopt));
+  if (entry.in_unproven)
+    unproven_.erase(*std::exchange(entry.in_unproven, std::nullopt));
+  if (entry.in_client_unproven)
+    client->second.unproven.erase(*std::exchange(entry.in_client_unproven, std::nullopt));
+  --open_;
+  if (--client->second.open == 0)
+    clients_.erase(client);
+}
+
+std::size_t ConnectionTable::open() const {
+  std::lock_guard lock(mutex_);
+  return open_;
+}
+
+std::size_t ConnectionTable::handshakes() const {
+  std::lock_guard lock(mutex_);
+  return handshakes_.size();
+}
+
+ConnectionTable::Admission& ConnectionTable::Admission::operator=(Admission&& other) noexcept {
+  if (this != &other) {
+    release();
+    table_ = std::exchange(other.table_, nullptr);
+    entry_ = std::move(other.entry_);
+  }
+  return *this;
+}
+
+ConnectionTable::Admission::~Admission() {
+  release();
+}
+
+void ConnectionTable::Admission::release() {
+  if (table_ == nullptr || entry_ == nullptr)
+    return;
+  std::lock_guard lock(table_->mutex_);
+  table_->forget(*entry_);
+  entry_.reset();
+}
+
+void ConnectionTable::Admission::handshake_done() {
+  if (table_ == nullptr || entry_ == nullptr)
+    return;
+  std::lock_guard lock(table_->mutex_);
+  if (entry_->in_handshakes)
+    table_->handshakes_.erase(*std::exchange(entry_->in_handshakes, std::nullopt));
+}
+
+void ConnectionTable::Admission::prove() {
+  if (table_ == nullptr || entry_ == nullptr)
+    return;
+  std::lock_guard lock(table_->mutex_);
+  Entry& entry = *entry_;
+  if (entry.released || !entry.in_unproven)
+    return;
+  table_->unproven_.erase(*std::exchange(entry.in_unproven, std::nullopt));
+  table_->clients_[entry.client].unproven.erase(
+      *std::exchange(entry.in_client_unproven, std::nullopt));
+}
+
+}  // namespace xks::proxy

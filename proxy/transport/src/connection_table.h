@@ -1,0 +1,116 @@
+// Which connections a listener holds, and which it gives up when a limit is reached.
+//
+// A slot is cheap to take (a TCP connect) and dear to hold, so the limits are enforced by
+// eviction rather than only by refusal: a client that opens silent sockets or finishes
+// handshakes and sends nothing cannot lock out a client that makes signed requests.
+// - max_handshakes: connections still in their TLS handshake. When full, the oldest handshake
+//   is closed for the newcomer (a slow or silent handshake is the likely attacker).
+// - max_connections: every connection of the listener. When full, the oldest unproven
+//   connection (one that has not yet had a request authenticated) is closed for the newcomer;
+//   with none unproven, the newcomer is refused.
+// - max_per_client: connections from one client address, with the same rule inside that
+//   address. (Behind a load balancer that does not keep client addresses, every connection
+//   comes from its few addresses: size this for that, or set it to max_connections.)
+// Thread-safe: connections on every I/O thread share one table under one mutex, touched only
+// when a connection opens, finishes its handshake, is first proven, or closes.
+#pragma once
+
+#include <array>
+#include <boost/asio/ip/address.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <tl/expected.hpp>
+
+namespace xks::proxy {
+
+class ConnectionTable {
+ public:
+  struct Limits {
+    std::size_t max_connections = 0;
+    std::size_t max_per_client = 0;
+    std::size_t max_handshakes = 0;
+  };
+  // The limit that refused a newcomer or evicted an older connection.
+  enum class Limit : std::uint8_t { kConnections, kPerClient, kHandshakes };
+  static constexpr std::size_t kLimitCount = 3;
+  // Closes a connection chosen for eviction, soon and from its own thread; called from any
+  // thread, at most once, never under the table's lock.
+  using Evict = std::function<void()>;
+  // Hears of every eviction, outside the lock (for metrics).
+  using OnEvicted = std::function<void(Limit)>;
+
+ private:
+  struct Entry;
+
+ public:
+  // A connection's place in the table, given back when destroyed (or when it was evicted).
+  class Admission {
+   public:
+    Admission() = default;
+    Admission(Admission&&) noexcept = default;
+    Admission& operator=(Admission&& other) noexcept;
+    ~Admission();
+
+    // The TLS handshake is done: no longer counted in max_handshakes.
+    void handshake_done();
+    // A request on this connection was authenticated: never evicted from now on.
+    void prove();
+
+   private:
+    friend class ConnectionTable;
+    Admission(ConnectionTable* table, std::shared_ptr<Entry> entry)
+        : table_(table), entry_(std::move(entry)) {}
+    void release();
+
+    ConnectionTable* table_ = nullptr;
+    std::shared_ptr<Entry> entry_;
+  };
+
+  ConnectionTable(Limits limits, OnEvicted on_evicted);
+  ConnectionTable(const ConnectionTable&) = delete;
+  ConnectionTable& operator=(const ConnectionTable&) = delete;
+
+  // Takes a slot for a new connection from `client` (as a handshaking, unproven connection),
+  // evicting older connections as the rules above say, or names the limit that refuses it.
+  tl::expected<Admission, Limit> admit(const boost::asio::ip::address& client, Evict evict);
+
+  std::size_t open() const;
+  std::size_t handshakes() const;
+
+ private:
+  using Address = std::array<std::uint8_t, 16>;  // IPv4 as IPv4-mapped IPv6
+  using Queue = std::list<std::shared_ptr<Entry>>;
+  struct Client {
+    std::size_t open = 0;
+    Queue unproven;  // oldest first
+  };
+  struct Entry {
+    Address client{};
+    Evict evict;
+    bool released = false;  // evicted or closed: counts and queues no longer hold it
+    std::optional<Queue::iterator> in_handshakes;
+    std::optional<Queue::iterator> in_unproven;
+    std::optional<Queue::iterator> in_client_unproven;
+  };
+
+  // Removes `entry` from every count and queue (lock held).
+  void forget(Entry& entry);
+  // Forgets the front of `queue` and returns what closes it (lock held).
+  Evict evict_front(Queue& queue);
+
+  const Limits limits_;
+  const OnEvicted on_evicted_;
+  mutable std::mutex mutex_;
+  std::size_t open_ = 0;
+  Queue handshakes_;  // oldest first
+  Queue unproven_;    // oldest first, handshaking or not
+  std::map<Address, Client> clients_;
+};
+
+}  // namespace xks::proxy
