@@ -141,18 +141,37 @@ class ConnectionHogTest(unittest.TestCase):
         finally:
             connection.close()
 
-    def evictions(self, limit, listener="xks"):
-        return self.proxy.metric(
+    def evictions(self, listener="xks"):
+        """Connections of `listener` evicted so far, whichever limit made room."""
+        return sum(self.proxy.metric(
             'xks_connections_evicted_total{listener="%s",limit="%s"}' % (listener, limit)) or 0
+            for limit in ("max_connections", "max_connections_per_client",
+                          "max_handshakes_in_flight"))
+
+    def test_one_address_cannot_churn_every_handshake_slot(self):
+        """Bare TCP connects from one address evict that address's own handshakes (its share is
+        an eighth of max_handshakes_in_flight), not another client's handshake in progress."""
+        with contextlib.ExitStack() as hogs:
+            slow = hogs.enter_context(self.connect("127.0.0.5"))
+            slow.sendall(b"\x16\x03\x01")  # a ClientHello's first bytes: a handshake under way
+            for _ in range(200):
+                hogs.enter_context(self.connect("127.0.0.6"))
+            time.sleep(0.3)
+            slow.settimeout(0.2)
+            try:
+                self.assertNotEqual(slow.recv(1), b"")  # not closed: nothing to read yet
+            except socket.timeout:
+                pass
+            self.assertEqual(self.signed_call("127.0.0.7"), 200)
 
     def test_silent_sockets_do_not_lock_out_a_signed_client(self):
-        before = self.evictions("max_connections_per_client")
+        before = self.evictions()
         with contextlib.ExitStack() as hogs:
             for _ in range(self.MAX_CONNECTIONS + 5):
                 hogs.enter_context(self.connect())
             time.sleep(0.3)  # accepted and admitted
             self.assertEqual(self.signed_call(), 200)
-        self.assertGreater(self.evictions("max_connections_per_client"), before)
+        self.assertGreater(self.evictions(), before)
 
     def test_silent_tls_connections_give_way_and_are_cut_off_at_the_header_timeout(self):
         with contextlib.ExitStack() as hogs:
@@ -195,7 +214,7 @@ class ConnectionHogTest(unittest.TestCase):
             stop.set()
             attacker.join(60)
         self.assertEqual(statuses, [200] * 20)
-        self.assertGreater(self.evictions("max_connections_per_client"), 0)
+        self.assertGreater(self.evictions(), 0)
 
     def test_proven_connections_are_kept_and_a_newcomer_is_refused_at_the_per_client_limit(self):
         kept = []
@@ -235,7 +254,7 @@ class ConnectionHogTest(unittest.TestCase):
                 hogs.enter_context(self.connect(port=self.proxy.admin_port))
             time.sleep(0.3)
             self.assertIsNotNone(self.proxy.metric("xks_tls_handshakes_total{result=\"ok\"}"))
-        self.assertGreaterEqual(self.evictions("max_connections", "admin"), 32)
+        self.assertGreaterEqual(self.evictions("admin"), 32)
 
 
 def audit_settings(path, extra=""):
@@ -349,9 +368,11 @@ class FileDescriptorExhaustionTest(unittest.TestCase):
             in_use = len(os.listdir("/proc/%d/fd" % proxy.process.pid))
             self.assertLess(in_use, 80)
             with contextlib.ExitStack() as hogs:
-                for _ in range(120):
-                    hogs.enter_context(socket.create_connection(("127.0.0.1", proxy.port),
-                                                                timeout=10))
+                # From ten addresses: one address's handshakes alone would be held to its share.
+                for i in range(120):
+                    hogs.enter_context(socket.create_connection(
+                        ("127.0.0.1", proxy.port), timeout=10,
+                        source_address=("127.0.1.%d" % (1 + i % 10), 0)))
                 time.sleep(1)
             # The hogs are gone (their handshakes end at EOF): accepting resumes.
             self.assertTrue(wait_until(lambda: proxy.call(HEALTH, health_request())[0] == 200

@@ -213,7 +213,7 @@ std::string utc_timestamp(std::chrono::system_clock::time_point time) {
 }
 
 AuditVerification verify_audit_files(const std::vector<std::string>& paths, const AuditKey* key,
-                                     bool live) {
+                                     const AuditVerifyOptions& options) {
   AuditVerification result;
   AuditChain chain(key);
   bool any = false;
@@ -235,11 +235,19 @@ AuditVerification verify_audit_files(const std::vector<std::string>& paths, cons
       std::size_t number = i + 1;
       ++result.lines;
       auto line = split(lines[i]);
-      if (!line)
+      std::optional<LineFacts> facts = line ? facts_of(line->body) : std::nullopt;
+      if (!facts) {
+        // A line a crash cut off is tolerated (and listed) when the restart right after it
+        // continues the chain from the line before it.
+        std::optional<SplitLine> next = i + 1 < lines.size() ? split(lines[i + 1]) : std::nullopt;
+        std::optional<LineFacts> after = next ? facts_of(next->body) : std::nullopt;
+        if (any && after && after->kind == audit_record_kind::kStart &&
+            after->prev == chain.head().chain && after->seq == chain.head().seq + 1) {
+          result.unclean.push_back(path + ":" + std::to_string(number));
+          continue;
+        }
         return fail(number, "not an audit line (cut off, or not written by xks-proxy)");
-      auto facts = facts_of(line->body);
-      if (!facts)
-        return fail(number, "not an audit line (no seq or prev)");
+      }
       bool start = facts->kind == audit_record_kind::kStart;
       if (i == 0 && !start)
         return fail(number, "the file does not begin with a start record (lines cut off?)");
@@ -247,6 +255,11 @@ AuditVerification verify_audit_files(const std::vector<std::string>& paths, cons
         return fail(number, "a keyed log: give its key (--key-file) to verify it");
       if (start && facts->keyed && !*facts->keyed && key != nullptr)
         return fail(number, "not a keyed log, but a key was given");
+      if (start && facts->keyed && !*facts->keyed && !options.allow_unkeyed) {
+        return fail(number,
+                    "an unkeyed log (plain SHA-256, which anyone can recompute): --unkeyed to "
+                    "check it anyway");
+      }
       if (chain.digest(line->body) != line->chain) {
         return fail(number, key != nullptr ? "content does not match its HMAC (edited, or "
                                              "another key)"
@@ -267,14 +280,20 @@ AuditVerification verify_audit_files(const std::vector<std::string>& paths, cons
           return fail(number, "sequence number " + std::to_string(facts->seq) + " after " +
                                   std::to_string(head.seq));
         }
+      } else {
+        result.first_seq = facts->seq;
+        result.first_prev = facts->prev;
       }
-      if (start && any && !ends_a_file(head.kind))
+      if (start && any && !ends_a_file(head.kind) &&
+          (result.unclean.empty() ||
+           result.unclean.back() != path + ":" + std::to_string(number - 1))) {
         result.unclean.push_back(path + ":" + std::to_string(number));
+      }
       chain.reset({facts->seq, line->chain, facts->kind});
       any = true;
     }
     bool last_file = f + 1 == paths.size();
-    if (!ends_a_file(chain.head().kind) && !(live && last_file)) {
+    if (!ends_a_file(chain.head().kind) && !(options.live && last_file)) {
       return fail(lines.size(),
                   "the file does not end with a rotate or stop record (lines cut off, or still "
                   "being written: --live)");

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 namespace xks::proxy {
 
@@ -151,7 +152,7 @@ void AuditLog::submit(std::string fields, Written written) {
     wake_.notify_one();
 }
 
-void AuditLog::submit_unauthenticated(std::string fields) {
+bool AuditLog::sample_unauthenticated() {
   std::int64_t second =
       std::chrono::duration_cast<std::chrono::seconds>(SteadyClock::now().time_since_epoch())
           .count();
@@ -161,15 +162,14 @@ void AuditLog::submit_unauthenticated(std::string fields) {
       quota_second_ = second;
       quota_used_ = 0;
     }
-    if (quota_used_ < config_.unauthenticated_per_second) {
+    if (quota_used_ < config_.unauthenticated_per_second && reserve() == Place::kReserved) {
       ++quota_used_;
-      queue_.push_back({std::move(fields), {}, true});
-      return;
+      return true;
     }
     ++suppressed_;
   }
-  reserved_.fetch_sub(1, std::memory_order_relaxed);
   metrics_.suppressed->inc();
+  return false;
 }
 
 void AuditLog::dropped() {
@@ -222,10 +222,11 @@ bool AuditLog::ensure_open() {
   }
   struct stat status {};
   fd_is_regular_ = ::fstat(fd_, &status) == 0 && S_ISREG(status.st_mode);
-  // A line cut off by a crash stays a line of its own (verify names it).
+  // A line cut off by a crash stays a line of its own (verify lists it).
   if (fd_is_regular_ && status.st_size > 0) {
+    std::ifstream existing(config_.path, std::ios::binary);
     char last = '\n';
-    if (::pread(fd_, &last, 1, status.st_size - 1) == 1 && last != '\n')
+    if (existing.seekg(status.st_size - 1) && existing.get(last) && last != '\n')
       (void)write_all(fd_, "\n");
   }
   std::string extra = "\"pid\":" + std::to_string(::getpid()) + ",";
@@ -249,29 +250,37 @@ void AuditLog::close_output(std::string_view kind) {
     return;
   std::deque<Entry> last;
   last.push_back({control_fields(kind), {}, false});
-  if (write_batch(last)) {
-    maybe_fsync(0, config_.fsync_records > 0 || config_.fsync_interval.count() > 0);
+  if (write_batch(last) &&
+      maybe_fsync(0, config_.fsync_records > 0 || config_.fsync_interval.count() > 0)) {
     spdlog::info("audit log {}: {} record written at seq {}, chain {}", config_.path, kind,
                  chain_.head().seq, chain_.head().chain);
   }
-  if (fd_ >= 0 && fd_ != STDOUT_FILENO)
-    ::close(fd_);
-  fd_ = -1;
+  close_fd();
 }
 
-void AuditLog::maybe_fsync(std::size_t records, bool force) {
+bool AuditLog::maybe_fsync(std::size_t records, bool force) {
   unsynced_ += records;
   if (fd_ < 0 || unsynced_ == 0)
-    return;
+    return true;
   auto now = SteadyClock::now();
   bool due = force || (config_.fsync_records > 0 && unsynced_ >= config_.fsync_records) ||
              (config_.fsync_interval.count() > 0 && now - last_fsync_ >= config_.fsync_interval);
   if (!due)
-    return;
-  if (fd_is_regular_ && ::fdatasync(fd_) != 0)
-    report_failure("fsync", errno);
+    return true;
   unsynced_ = 0;
   last_fsync_ = now;
+  if (fd_is_regular_ && ::fdatasync(fd_) != 0) {
+    report_failure("fsync", errno);
+    close_fd();  // reopened (with a start record) once a second, like after a write error
+    return false;
+  }
+  return true;
+}
+
+void AuditLog::close_fd() {
+  if (fd_ >= 0 && fd_ != STDOUT_FILENO)
+    ::close(fd_);
+  fd_ = -1;
 }
 
 // Writes the batch (after a gap record, when records were lost before); on failure, rolls the
@@ -281,19 +290,19 @@ bool AuditLog::write_batch(std::deque<Entry>& batch) {
   std::size_t records = 0;
   for (const Entry& entry : batch)
     records += entry.counts ? 1 : 0;
-  auto finish = [&](bool written) {
+  auto finish = [&](bool written, bool lost) {
     for (Entry& entry : batch) {
       if (entry.written)
         entry.written(written);
     }
-    if (!written) {
+    if (lost) {
       lost_ += records;
       metrics_.unwritten->inc(static_cast<double>(records));
     }
     return written;
   };
   if (fd_ < 0)
-    return finish(false);
+    return finish(false, true);
   AuditChainHead before = chain_.head();
   std::string text;
   if (lost_ > 0) {
@@ -309,21 +318,25 @@ bool AuditLog::write_batch(std::deque<Entry>& batch) {
   if (!write_all(fd_, text)) {
     int error = errno;
     chain_.reset(std::move(before));
+    // What reached the file is taken back; if it cannot be, the chain goes on from the last
+    // whole line the file holds (a cut-off line then stays, and verify lists it).
     if (size_before >= 0 && ::ftruncate(fd_, size_before) != 0) {
-      // The cut-off line stays; verify will name it.
+      if (auto head = read_audit_head(config_.path))
+        chain_.reset(std::move(*head));
     }
     report_failure("write", error);
-    if (fd_ != STDOUT_FILENO)
-      ::close(fd_);
-    fd_ = -1;
-    return finish(false);
+    close_fd();
+    return finish(false, true);
   }
   lost_ = 0;
+  metrics_.sequence->set(static_cast<double>(chain_.head().seq));
+  // The lines are in the file but, when the fsync they were due fails, not known to be on
+  // disk: their waiting answers become errors (nothing is counted as lost).
+  if (!maybe_fsync(records, false))
+    return finish(false, false);
   writable_.store(true, std::memory_order_relaxed);
   metrics_.writable->set(1);
-  metrics_.sequence->set(static_cast<double>(chain_.head().seq));
-  maybe_fsync(records, false);
-  return finish(true);
+  return finish(true, false);
 }
 
 void AuditLog::run() {

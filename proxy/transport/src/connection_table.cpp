@@ -11,7 +11,10 @@ namespace {
 std::array<std::uint8_t, 16> key_of(const boost::asio::ip::address& address) {
   if (address.is_v4())
     return boost::asio::ip::make_address_v6(boost::asio::ip::v4_mapped, address.to_v4()).to_bytes();
-  return address.to_v6().to_bytes();
+  std::array<std::uint8_t, 16> bytes = address.to_v6().to_bytes();
+  if (!address.to_v6().is_v4_mapped())
+    std::fill(bytes.begin() + 8, bytes.end(), std::uint8_t{0});  // its /64
+  return bytes;
 }
 
 }  // namespace
@@ -41,13 +44,19 @@ tl::expected<ConnectionTable::Admission, ConnectionTable::Limit> ConnectionTable
       else
         evicted.emplace_back(Limit::kConnections, evict_front(unproven_));
     }
+    own = clients_.find(entry->client);  // evictions above may have erased it
+    if (!refused && own != clients_.end() &&
+        own->second.handshakes.size() >= limits_.max_handshakes_per_client) {
+      evicted.emplace_back(Limit::kHandshakes, evict_front(own->second.handshakes));
+    }
     if (!refused && handshakes_.size() >= limits_.max_handshakes)
       evicted.emplace_back(Limit::kHandshakes, evict_front(handshakes_));
     if (!refused) {
-      Client& mine = clients_[entry->client];  // evictions above may have erased it
+      Client& mine = clients_[entry->client];
       ++mine.open;
       ++open_;
       entry->in_handshakes = handshakes_.insert(handshakes_.end(), entry);
+      entry->in_client_handshakes = mine.handshakes.insert(mine.handshakes.end(), entry);
       entry->in_unproven = unproven_.insert(unproven_.end(), entry);
       entry->in_client_unproven = mine.unproven.insert(mine.unproven.end(), entry);
     }
@@ -68,17 +77,27 @@ ConnectionTable::Evict ConnectionTable::evict_front(Queue& queue) {
   return std::move(victim->evict);
 }
 
+void ConnectionTable::leave_handshakes(Entry& entry, Client& client) {
+  if (entry.in_handshakes)
+    handshakes_.erase(*std::exchange(entry.in_handshakes, std::nullopt));
+  if (entry.in_client_handshakes)
+    client.handshakes.erase(*std::exchange(entry.in_client_handshakes, std::nullopt));
+}
+
+void ConnectionTable::leave_unproven(Entry& entry, Client& client) {
+  if (entry.in_unproven)
+    unproven_.erase(*std::exchange(entry.in_unproven, std::nullopt));
+  if (entry.in_client_unproven)
+    client.unproven.erase(*std::exchange(entry.in_client_unproven, std::nullopt));
+}
+
 void ConnectionTable::forget(Entry& entry) {
   if (entry.released)
     return;
   entry.released = true;
   auto client = clients_.find(entry.client);
-  if (entry.in_handshakes)
-    handshakes_.erase(*std::exchange(entry.in_handshakes, std::nullopt));
-  if (entry.in_unproven)
-    unproven_.erase(*std::exchange(entry.in_unproven, std::nullopt));
-  if (entry.in_client_unproven)
-    client->second.unproven.erase(*std::exchange(entry.in_client_unproven, std::nullopt));
+  leave_handshakes(entry, client->second);
+  leave_unproven(entry, client->second);
   --open_;
   if (--client->second.open == 0)
     clients_.erase(client);
@@ -119,8 +138,8 @@ void ConnectionTable::Admission::handshake_done() {
   if (table_ == nullptr || entry_ == nullptr)
     return;
   std::lock_guard lock(table_->mutex_);
-  if (entry_->in_handshakes)
-    table_->handshakes_.erase(*std::exchange(entry_->in_handshakes, std::nullopt));
+  if (!entry_->released)
+    table_->leave_handshakes(*entry_, table_->clients_.at(entry_->client));
 }
 
 void ConnectionTable::Admission::prove() {
@@ -128,11 +147,33 @@ void ConnectionTable::Admission::prove() {
     return;
   std::lock_guard lock(table_->mutex_);
   Entry& entry = *entry_;
-  if (entry.released || !entry.in_unproven)
+  if (entry.released || entry.proven)
     return;
-  table_->unproven_.erase(*std::exchange(entry.in_unproven, std::nullopt));
-  table_->clients_[entry.client].unproven.erase(
-      *std::exchange(entry.in_client_unproven, std::nullopt));
+  entry.proven = true;
+  table_->leave_unproven(entry, table_->clients_.at(entry.client));
+}
+
+void ConnectionTable::Admission::hold_request() {
+  if (table_ == nullptr || entry_ == nullptr)
+    return;
+  std::lock_guard lock(table_->mutex_);
+  Entry& entry = *entry_;
+  if (entry.released || entry.requests++ > 0)
+    return;
+  table_->leave_unproven(entry, table_->clients_.at(entry.client));
+}
+
+void ConnectionTable::Admission::release_request() {
+  if (table_ == nullptr || entry_ == nullptr)
+    return;
+  std::lock_guard lock(table_->mutex_);
+  Entry& entry = *entry_;
+  if (entry.released || --entry.requests > 0 || entry.proven)
+    return;
+  // Unproven and idle again: evictable, as the youngest.
+  Client& client = table_->clients_.at(entry.client);
+  entry.in_unproven = table_->unproven_.insert(table_->unproven_.end(), entry_);
+  entry.in_client_unproven = client.unproven.insert(client.unproven.end(), entry_);
 }
 
 }  // namespace xks::proxy

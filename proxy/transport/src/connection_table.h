@@ -4,13 +4,16 @@
 // eviction rather than only by refusal: a client that opens silent sockets or finishes
 // handshakes and sends nothing cannot lock out a client that makes signed requests.
 // - max_handshakes: connections still in their TLS handshake. When full, the oldest handshake
-//   is closed for the newcomer (a slow or silent handshake is the likely attacker).
+//   is closed for the newcomer (a slow or silent handshake is the likely attacker); one client
+//   holds at most max_handshakes_per_client of them, its own oldest giving way beyond that, so
+//   that one address cannot keep every handshake slot churning.
 // - max_connections: every connection of the listener. When full, the oldest unproven
-//   connection (one that has not yet had a request authenticated) is closed for the newcomer;
-//   with none unproven, the newcomer is refused.
-// - max_per_client: connections from one client address, with the same rule inside that
-//   address. (Behind a load balancer that does not keep client addresses, every connection
-//   comes from its few addresses: size this for that, or set it to max_connections.)
+//   connection (one that has not yet had a request authenticated, and has no request in
+//   flight) is closed for the newcomer; with none, the newcomer is refused.
+// - max_per_client: connections from one client, with the same rule inside that client.
+//   (Behind a load balancer that does not keep client addresses, every connection comes from
+//   its few addresses: size this for that, or set it to max_connections.)
+// A client is an IPv4 address, or an IPv6 /64 (one subscriber's usual allocation).
 // Thread-safe: connections on every I/O thread share one table under one mutex, touched only
 // when a connection opens, finishes its handshake, is first proven, or closes.
 #pragma once
@@ -35,6 +38,7 @@ class ConnectionTable {
     std::size_t max_connections = 0;
     std::size_t max_per_client = 0;
     std::size_t max_handshakes = 0;
+    std::size_t max_handshakes_per_client = 0;
   };
   // The limit that refused a newcomer or evicted an older connection.
   enum class Limit : std::uint8_t { kConnections, kPerClient, kHandshakes };
@@ -59,8 +63,12 @@ class ConnectionTable {
 
     // The TLS handshake is done: no longer counted in max_handshakes.
     void handshake_done();
-    // A request on this connection was authenticated: never evicted from now on.
+    // A request on this connection was authenticated, or its client certificate verified:
+    // never evicted from now on.
     void prove();
+    // A request is in flight (counted): not evicted until as many release_request() calls.
+    void hold_request();
+    void release_request();
 
    private:
     friend class ConnectionTable;
@@ -84,23 +92,29 @@ class ConnectionTable {
   std::size_t handshakes() const;
 
  private:
-  using Address = std::array<std::uint8_t, 16>;  // IPv4 as IPv4-mapped IPv6
+  using Address = std::array<std::uint8_t, 16>;  // IPv4 as IPv4-mapped IPv6; IPv6 as its /64
   using Queue = std::list<std::shared_ptr<Entry>>;
   struct Client {
     std::size_t open = 0;
-    Queue unproven;  // oldest first
+    Queue handshakes;  // oldest first
+    Queue unproven;    // oldest first, evictable only
   };
   struct Entry {
     Address client{};
     Evict evict;
     bool released = false;  // evicted or closed: counts and queues no longer hold it
+    bool proven = false;
+    std::size_t requests = 0;  // in flight
     std::optional<Queue::iterator> in_handshakes;
+    std::optional<Queue::iterator> in_client_handshakes;
     std::optional<Queue::iterator> in_unproven;
     std::optional<Queue::iterator> in_client_unproven;
   };
 
   // Removes `entry` from every count and queue (lock held).
   void forget(Entry& entry);
+  void leave_handshakes(Entry& entry, Client& client);
+  void leave_unproven(Entry& entry, Client& client);
   // Forgets the front of `queue` and returns what closes it (lock held).
   Evict evict_front(Queue& queue);
 

@@ -60,6 +60,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   void dispatch(std::int32_t stream_id, HttpRequest request) {
     ++in_flight_;
     dispatched_ = true;
+    admission_.hold_request();
     request.client_subject = stream_.peer_subject();
     request.client_address = stream_.peer_address();
     dispatch_request(context_, std::move(request), stream_.get_executor(),
@@ -72,6 +73,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
     --in_flight_;
     if (response.authenticated)
       admission_.prove();
+    admission_.release_request();
     request_finished(context_);
     connection_->answer(stream_id, std::move(response));
     flush();

@@ -47,12 +47,16 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
     admission_ = std::move(*admission);
     stream_.expires_after(context_.config.handshake_timeout);
     stream_.async_handshake([self = shared_from_this()](beast::error_code error, std::size_t) {
+      if (!error && !self->stream_.peer_certificate_still_valid())
+        error = net::error::access_denied;
       self->context_.metrics.record_handshake(!error);
       if (error) {
         self->stream_.expires_after(std::chrono::seconds(1));
         return self->stream_.async_drain([self](beast::error_code) { self->stream_.close(); });
       }
       self->admission_.handshake_done();
+      if (self->stream_.has_peer_certificate())
+        self->admission_.prove();  // mTLS: the client certificate was verified
       if (self->stream_.alpn() == "h2") {
         return start_http2_session(std::move(self->tls_), std::move(self->admission_),
                                    self->context_);
@@ -138,6 +142,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
     stream_.expires_never();
 
     in_flight_ = true;
+    admission_.hold_request();
     dispatch_request(context_, std::move(request), stream_.get_executor(),
                      [self = shared_from_this()](HttpResponse response) {
                        self->respond(std::move(response), self->keep_alive_);
@@ -159,8 +164,10 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
     http::async_write(
         stream_, *response,
         [self = shared_from_this(), response, close_after](beast::error_code error, std::size_t) {
-          if (std::exchange(self->in_flight_, false))
+          if (std::exchange(self->in_flight_, false)) {
             request_finished(self->context_);
+            self->admission_.release_request();
+          }
           if (error)
             return self->close();
           if (self->linger_)

@@ -2,7 +2,9 @@
 #include "xks/proxy/transport/server.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -30,18 +32,22 @@ struct Server::State {
         tls(std::move(tls_)),
         application(std::move(application_)),
         metrics(registry),
-        sessions{application, *tls, config, metrics,
-                 ConnectionTable({config.max_connections, config.max_connections_per_client,
-                                  config.max_handshakes_in_flight},
-                                 [this](ConnectionTable::Limit limit) {
-                                   metrics.record_eviction(TransportMetrics::Listener::kXks, limit);
-                                 }),
-                 // Admin clients are few and local: one cap, the oldest connection gives way.
-                 ConnectionTable({config.admin_max_connections, SIZE_MAX, SIZE_MAX},
-                                 [this](ConnectionTable::Limit limit) {
-                                   metrics.record_eviction(TransportMetrics::Listener::kAdmin,
-                                                           limit);
-                                 })} {
+        sessions{
+            application, *tls, config, metrics,
+            ConnectionTable({config.max_connections, config.max_connections_per_client,
+                             config.max_handshakes_in_flight,
+                             std::max<std::size_t>(1, config.max_handshakes_in_flight / 8)},
+                            [this](ConnectionTable::Limit limit) {
+                              metrics.record_eviction(TransportMetrics::Listener::kXks, limit);
+                            }),
+            // Admin clients are few (scrapers, probes): one address holds at most a
+            // quarter of the slots, and the oldest connection gives way.
+            ConnectionTable(
+                {config.admin_max_connections,
+                 std::max<std::size_t>(1, config.admin_max_connections / 4), SIZE_MAX, SIZE_MAX},
+                [this](ConnectionTable::Limit limit) {
+                  metrics.record_eviction(TransportMetrics::Listener::kAdmin, limit);
+                })} {
     unsigned count = config.io_threads;
     if (count == 0)
       count = std::max(1u, std::thread::hardware_concurrency());
@@ -170,8 +176,34 @@ Server::~Server() {
   }
 }
 
+namespace {
+
+// Every connection is a descriptor: takes the hard limit as the soft one, and says so when even
+// that cannot hold the connection limits (accepts would then fail with EMFILE before any
+// eviction could make room).
+void check_descriptor_limit(const ServerConfig& config) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0)
+    return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &limit);
+  }
+  constexpr std::size_t kOtherDescriptors = 256;  // HSM sessions, logs, listeners, threads
+  std::size_t needed = config.max_connections + config.admin_max_connections + kOtherDescriptors;
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < needed) {
+    spdlog::warn(
+        "the descriptor limit ({}) is below max_connections + admin_max_connections + {} "
+        "({}): raise it (LimitNOFILE=, ulimit -n) or lower max_connections",
+        limit.rlim_cur, kOtherDescriptors, needed);
+  }
+}
+
+}  // namespace
+
 tl::expected<void, std::string> Server::listen() {
   const ServerConfig& config = state_->config;
+  check_descriptor_limit(config);
   auto acceptor = bind(state_->main_context(), config.listen);
   if (!acceptor)
     return tl::unexpected(acceptor.error());

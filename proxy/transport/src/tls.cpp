@@ -147,6 +147,9 @@ tl::expected<std::shared_ptr<ssl::context>, std::string> make_server_tls_context
   SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_alpn_select_cb(native, select_alpn, nullptr);
   SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_SERVER);
+  // Sessions (and tickets) live an hour; a resumed session's client certificate is checked
+  // for expiry when the connection starts (TlsSocket::peer_certificate_still_valid).
+  SSL_CTX_set_timeout(native, 3600);
   // A resumed session skips client verification, so OpenSSL resumes (with client
   // verification on, at all) only sessions made under the same session id context: this
   // one names the client trust settings, so a session made under other settings is not

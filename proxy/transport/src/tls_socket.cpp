@@ -1,6 +1,8 @@
 // The TLS connection's non-template parts.
 #include "tls_socket.h"
 
+#include <openssl/x509.h>
+
 namespace xks::proxy {
 
 TlsSocket::TlsSocket(boost::asio::ip::tcp::socket socket, SSL_CTX* context)
@@ -38,6 +40,11 @@ std::string TlsSocket::peer_subject() const {
   char subject[512];
   X509_NAME_oneline(X509_get_subject_name(certificate), subject, sizeof subject);
   return subject;
+}
+
+bool TlsSocket::peer_certificate_still_valid() const {
+  X509* certificate = SSL_get0_peer_certificate(ssl_);
+  return certificate == nullptr || X509_cmp_current_time(X509_get0_notAfter(certificate)) > 0;
 }
 
 void TlsSocket::expires_after(std::chrono::steady_clock::duration timeout) {

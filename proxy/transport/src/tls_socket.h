@@ -38,6 +38,10 @@ class TlsSocket {
   std::string_view alpn() const;
   // The verified client certificate's subject ("" without mTLS).
   std::string peer_subject() const;
+  bool has_peer_certificate() const { return SSL_get0_peer_certificate(ssl_) != nullptr; }
+  // A resumed session skips certificate verification: false when its client certificate has
+  // expired since (a full handshake checks that itself).
+  bool peer_certificate_still_valid() const;
   // The peer's address, and as "address:port" ("[address]:port" for IPv6); read once, when
   // the connection was accepted (unspecified if the peer was gone by then).
   const boost::asio::ip::address& peer_ip() const { return peer_ip_; }

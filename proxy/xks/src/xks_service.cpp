@@ -129,20 +129,23 @@ void XksService::handle(HttpRequest request, Clock::time_point received, Deadlin
   auto exchange =
       std::make_shared<Exchange>(*this, std::move(request), received, deadline, std::move(respond));
   XksOutcome& outcome = exchange->outcome;
-  // A place in the audit queue first: with on_full = reject, nothing is served unaudited.
-  AuditLog::Place place = audit_ != nullptr ? audit_->reserve() : AuditLog::Place::kFull;
-  exchange->audited = place == AuditLog::Place::kReserved;
-  if (audit_ != nullptr && !exchange->audited &&
-      audit_->config().on_full == AuditConfig::OnFull::kReject) {
-    exchange->claim();
-    return finish(
-        *exchange,
-        place == AuditLog::Place::kFull
-            ? error_response(outcome, XksError::kThrottling, "the audit log is backlogged")
-            : error_response(outcome, XksError::kInternal, "the audit log cannot be written"));
-  }
   std::optional<HsmWork> work;
   std::optional<HttpResponse> response = prepare(exchange->request, outcome, work);
+  // A place in the audit queue once the request is authenticated (so that unauthenticated
+  // clients learn nothing of the log's state): with on_full = reject, nothing is served
+  // unaudited.
+  if (outcome.authenticated && audit_ != nullptr) {
+    AuditLog::Place place = audit_->reserve();
+    exchange->audited = place == AuditLog::Place::kReserved;
+    if (!exchange->audited && audit_->config().on_full == AuditConfig::OnFull::kReject) {
+      exchange->claim();
+      return finish(
+          *exchange,
+          place == AuditLog::Place::kFull
+              ? error_response(outcome, XksError::kThrottling, "the audit log is backlogged")
+              : error_response(outcome, XksError::kInternal, "the audit log cannot be written"));
+    }
+  }
   if (response) {
     exchange->claim();
     return finish(*exchange, std::move(*response));
@@ -239,6 +242,12 @@ void XksService::finish(Exchange& exchange, HttpResponse response) const {
   double seconds = std::chrono::duration<double>(now() - exchange.received).count();
   if (metrics_ != nullptr)
     metrics_->record(outcome, seconds);
+  if (!outcome.authenticated) {
+    // Sampled: a flood of junk signatures cannot fill the disk, and never waits for the log.
+    if (audit_ != nullptr && audit_->sample_unauthenticated())
+      audit_->submit(audit_fields(audit_record(outcome, exchange.request, seconds)));
+    return exchange.respond(std::move(response));
+  }
   if (!exchange.audited) {
     // Served without a record (drop); with reject, this is the refusal itself.
     if (audit_ != nullptr && audit_->config().on_full == AuditConfig::OnFull::kDrop)
@@ -246,9 +255,7 @@ void XksService::finish(Exchange& exchange, HttpResponse response) const {
     return exchange.respond(std::move(response));
   }
   std::string fields = audit_fields(audit_record(outcome, exchange.request, seconds));
-  if (!outcome.authenticated) {
-    audit_->submit_unauthenticated(std::move(fields));
-  } else if (audit_->config().on_full == AuditConfig::OnFull::kReject) {
+  if (audit_->config().on_full == AuditConfig::OnFull::kReject) {
     // Mandatory auditing: the answer leaves once its record is written.
     return audit_->submit(
         std::move(fields), [respond = std::move(exchange.respond),
@@ -260,9 +267,8 @@ void XksService::finish(Exchange& exchange, HttpResponse response) const {
           refused.authenticated = true;
           respond(std::move(refused));
         });
-  } else {
-    audit_->submit(std::move(fields));
   }
+  audit_->submit(std::move(fields));
   exchange.respond(std::move(response));
 }
 

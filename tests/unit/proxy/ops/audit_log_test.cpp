@@ -78,7 +78,7 @@ class AuditLogTest : public testing::Test {
   }
 
   AuditVerification verify(const AuditKey* key = nullptr, bool live = false) const {
-    return verify_audit_files({path_}, key, live);
+    return verify_audit_files({path_}, key, {live, true});
   }
 
   AuditKey key() const { return *AuditKey::read(key_path_); }
@@ -165,6 +165,29 @@ TEST_F(AuditLogTest, LinesCutOffAtEitherEndAreFound) {
   EXPECT_EQ(restarted.unclean[0], path_ + ":" + std::to_string(tail_cut.size() + 1));
 }
 
+TEST_F(AuditLogTest, AnUnkeyedLogIsCheckedOnlyWhenAskedFor) {
+  write(2);
+  AuditVerification strict = verify_audit_files({path_}, nullptr, {});
+  EXPECT_EQ(strict.first_bad_line, 1u);
+  EXPECT_NE(strict.reason.find("--unkeyed"), std::string::npos) << strict.reason;
+  EXPECT_EQ(verify().first_bad_line, 0u);
+}
+
+TEST_F(AuditLogTest, ALineCutOffByACrashIsListedAndTheChainGoesOn) {
+  write(3, true);
+  std::vector<std::string> before = lines();
+  before.pop_back();  // the crash came before the stop record...
+  rewrite(before);
+  std::ofstream(path_, std::ios::app) << before.back().substr(0, 40);  // ...mid-line
+  write(2, true);  // the restart continues the chain from the last whole line
+  AuditKey right = key();
+  AuditVerification result = verify(&right);
+  EXPECT_EQ(result.first_bad_line, 0u) << result.reason;
+  ASSERT_EQ(result.unclean.size(), 1u);
+  EXPECT_EQ(result.unclean[0], path_ + ":" + std::to_string(before.size() + 1));
+  EXPECT_EQ(result.first_seq, 1u);
+}
+
 TEST_F(AuditLogTest, AKeyedChainNeedsItsKey) {
   write(3, true);
   AuditKey right = key();
@@ -208,11 +231,11 @@ TEST_F(AuditLogTest, RotationEndsOneFileAndTheChainContinuesInTheNext) {
   AuditKey right = key();
   EXPECT_NE(lines(rotated).back().find("\"record\":\"rotate\""), std::string::npos);
   EXPECT_NE(lines().front().find("\"record\":\"start\""), std::string::npos);
-  AuditVerification both = verify_audit_files({rotated, path_}, &right, false);
+  AuditVerification both = verify_audit_files({rotated, path_}, &right, {});
   EXPECT_EQ(both.first_bad_line, 0u) << both.bad_file << ": " << both.reason;
   EXPECT_TRUE(both.unclean.empty());
   EXPECT_EQ(verify(&right).first_bad_line, 0u);  // alone, its first link is taken as given
-  AuditVerification swapped = verify_audit_files({path_, rotated}, &right, false);
+  AuditVerification swapped = verify_audit_files({path_, rotated}, &right, {});
   EXPECT_EQ(swapped.bad_file, rotated);
   EXPECT_EQ(swapped.first_bad_line, 1u);
 }
@@ -270,8 +293,8 @@ TEST_F(AuditLogTest, UnauthenticatedRecordsAreHeldToTheirQuota) {
   {
     auto log = open(quota);
     for (int i = 0; i < 10; ++i) {
-      ASSERT_EQ(log->reserve(), AuditLog::Place::kReserved);
-      log->submit_unauthenticated(record(i));
+      if (log->sample_unauthenticated())
+        log->submit(record(i));
     }
   }
   std::vector<std::string> content = lines();

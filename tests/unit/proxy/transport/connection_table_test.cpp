@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -32,7 +33,7 @@ class ConnectionTableTest : public ::testing::Test {
 };
 
 TEST_F(ConnectionTableTest, TheOldestHandshakeGivesWayWhenHandshakesAreFull) {
-  table({100, 100, 2});
+  table({100, 100, 2, 2});
   auto first = admit("10.0.0.1", "first");
   auto second = admit("10.0.0.2", "second");
   auto third = admit("10.0.0.3", "third");
@@ -52,7 +53,7 @@ TEST_F(ConnectionTableTest, TheOldestHandshakeGivesWayWhenHandshakesAreFull) {
 }
 
 TEST_F(ConnectionTableTest, TheOldestUnprovenConnectionGivesWayAndProvenOnesStay) {
-  table({3, 3, 100});
+  table({3, 3, 100, 100});
   auto proven = admit("10.0.0.1", "proven");
   proven->handshake_done();
   proven->prove();
@@ -67,7 +68,7 @@ TEST_F(ConnectionTableTest, TheOldestUnprovenConnectionGivesWayAndProvenOnesStay
 }
 
 TEST_F(ConnectionTableTest, ANewcomerIsRefusedWhenEveryConnectionIsProven) {
-  table({2, 2, 100});
+  table({2, 2, 100, 100});
   std::vector<ConnectionTable::Admission> held;
   for (const char* address : {"10.0.0.1", "10.0.0.2"}) {
     auto admission = admit(address, address);
@@ -84,7 +85,7 @@ TEST_F(ConnectionTableTest, ANewcomerIsRefusedWhenEveryConnectionIsProven) {
 }
 
 TEST_F(ConnectionTableTest, OneAddressEvictsOnlyItsOwnUnprovenConnections) {
-  table({100, 2, 100});
+  table({100, 2, 100, 100});
   auto other = admit("10.0.0.9", "other");
   auto mine_proven = admit("10.0.0.1", "mine-proven");
   mine_proven->prove();
@@ -103,8 +104,51 @@ TEST_F(ConnectionTableTest, OneAddressEvictsOnlyItsOwnUnprovenConnections) {
   EXPECT_TRUE(admit("10.0.0.2", "another-address"));
 }
 
+TEST_F(ConnectionTableTest, OneClientCannotChurnEveryHandshakeSlot) {
+  table({100, 100, 4, 2});
+  auto other = admit("10.0.0.9", "other");
+  auto first = admit("10.0.0.1", "first");
+  auto second = admit("10.0.0.1", "second");
+  auto third = admit("10.0.0.1", "third");  // over its share: its own oldest gives way
+  ASSERT_TRUE(other && first && second && third);
+  EXPECT_EQ(evicted_, std::vector<std::string>{"first"});
+  for (int i = 0; i < 20; ++i)
+    ASSERT_TRUE(admit("10.0.0.1", "flood-" + std::to_string(i)));
+  // However long the flood, the other client's handshake was never closed.
+  EXPECT_EQ(std::count(evicted_.begin(), evicted_.end(), "other"), 0);
+}
+
+TEST_F(ConnectionTableTest, AConnectionWithARequestInFlightIsNotEvicted) {
+  table({2, 2, 100, 100});
+  auto busy = admit("10.0.0.1", "busy");
+  busy->handshake_done();
+  busy->hold_request();
+  auto idle = admit("10.0.0.2", "idle");
+  idle->handshake_done();
+  auto newcomer = admit("10.0.0.3", "newcomer");
+  ASSERT_TRUE(newcomer);
+  EXPECT_EQ(evicted_, std::vector<std::string>{"idle"});
+  // Answered and still unproven: evictable again, as the youngest.
+  busy->release_request();
+  auto later = admit("10.0.0.4", "later");
+  ASSERT_TRUE(later);
+  EXPECT_EQ(evicted_, (std::vector<std::string>{"idle", "newcomer"}));
+}
+
+TEST_F(ConnectionTableTest, AnIpv6ClientIsItsSlash64) {
+  table({100, 2, 100, 100});
+  auto first = admit("2001:db8:1:2::1", "first");
+  auto second = admit("2001:db8:1:2:ffff::2", "second");
+  first->prove();
+  second->prove();
+  auto same = admit("2001:db8:1:2:abcd::3", "same /64");
+  ASSERT_FALSE(same);
+  EXPECT_EQ(same.error(), Limit::kPerClient);
+  EXPECT_TRUE(admit("2001:db8:1:3::1", "another /64"));
+}
+
 TEST_F(ConnectionTableTest, SlotsComeBackFromClosedAndEvictedConnections) {
-  table({2, 2, 2});
+  table({2, 2, 2, 2});
   {
     auto first = admit("10.0.0.1", "first");
     auto second = admit("10.0.0.1", "second");

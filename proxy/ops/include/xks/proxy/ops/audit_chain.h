@@ -89,16 +89,26 @@ struct AuditVerification {
   std::string bad_file;            // set, with first_bad_line and reason, when a check failed
   std::size_t first_bad_line = 0;  // 1-based in bad_file; 0 when everything checks out
   std::string reason;
-  AuditChainHead head;               // the last line's
-  std::vector<std::string> unclean;  // "file:line" of restarts after no stop record
+  std::uint64_t first_seq = 0;  // the first line's seq and prev: where the files take up
+  std::string first_prev;
+  AuditChainHead head;  // the last line's
+  // "file:line" of restarts that followed no stop record, and of lines cut off by a crash
+  // (followed by a restart that continues the chain from the line before them).
+  std::vector<std::string> unclean;
+};
+
+struct AuditVerifyOptions {
+  bool live = false;           // the last file is still being written
+  bool allow_unkeyed = false;  // accept a log whose chain is plain SHA-256
 };
 
 // Checks files written one after the other (oldest first): every line's chain (HMAC with
-// `key`, which a keyed log requires), its link to the line before and its sequence number,
-// across files too; each file begins with a start record and, unless `live` (the last file is
-// still being written), ends with a rotate or stop record. A restart that followed no stop
-// record (a crash, or lines cut off) is listed in `unclean`.
+// `key`, which a keyed log requires; an unkeyed log only with allow_unkeyed), its link to the
+// line before and its sequence number, across files too; each file begins with a start record
+// and, unless `live` (the last file is still being written), ends with a rotate or stop record.
+// Restarts after no stop record, and lines cut off by a crash, are listed in `unclean`: the
+// caller decides whether they are acceptable.
 AuditVerification verify_audit_files(const std::vector<std::string>& paths, const AuditKey* key,
-                                     bool live);
+                                     const AuditVerifyOptions& options);
 
 }  // namespace xks::proxy

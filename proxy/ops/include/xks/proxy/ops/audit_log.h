@@ -53,9 +53,10 @@ class AuditLog {
   // Queues a record into a reserved place: JSON object members, each followed by a comma
   // (built with append_json_field), to which the chain adds seq, prev and chain.
   void submit(std::string fields, Written written = {});
-  // The same for a request that failed authentication: written while this second's quota
-  // (unauthenticated_per_second) lasts, else counted and summarised. Never waits.
-  void submit_unauthenticated(std::string fields);
+  // For a request that failed authentication (it holds no place): true when its record is to
+  // be written (this second's unauthenticated_per_second quota lasts, and a place was taken
+  // for it: submit() it); false when it is only counted, and summarised in a suppressed record.
+  bool sample_unauthenticated();
   // Counts a request that found no place.
   void dropped();
   // Ends the current file with a rotate record and reopens the path (after logrotate moved
@@ -87,7 +88,9 @@ class AuditLog {
   bool ensure_open();
   void close_output(std::string_view kind);
   bool write_batch(std::deque<Entry>& batch);
-  void maybe_fsync(std::size_t records, bool force);
+  // fsyncs when due (or `force`); false when that failed (the file is then closed).
+  bool maybe_fsync(std::size_t records, bool force);
+  void close_fd();
   std::string control_fields(std::string_view kind, std::string_view extra = {}) const;
   void report_failure(const std::string& what, int error);
 
