@@ -25,10 +25,6 @@ std::string_view error_name(XksError error) {
       return "InvalidUriPathException";
     case XksError::kMethodNotAllowed:
       return "MethodNotAllowedException";
-    case XksError::kPayloadTooLarge:
-      return "PayloadTooLargeException";
-    case XksError::kHeaderFieldsTooLarge:
-      return "RequestHeaderFieldsTooLargeException";
     case XksError::kThrottling:
       return "ThrottlingException";
     case XksError::kInternal:
@@ -57,10 +53,6 @@ int http_status(XksError error) {
       return 404;
     case XksError::kMethodNotAllowed:
       return 405;
-    case XksError::kPayloadTooLarge:
-      return 413;
-    case XksError::kHeaderFieldsTooLarge:
-      return 431;
     case XksError::kThrottling:
       return 429;
     case XksError::kInternal:

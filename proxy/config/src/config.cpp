@@ -176,6 +176,8 @@ ServerConfig parse_server(TableReader reader) {
                       1024);
   reader.read_integer("http2_connection_buffer_bytes", server.limits.http2_connection_buffer_bytes,
                       65535, 1 << 30);
+  reader.read_integer("http2_max_resets_per_second", server.limits.http2_max_resets_per_second, 1,
+                      100'000);
   // A connection must be able to hold one request of the largest size, or such requests
   // would be refused (REFUSED_STREAM) forever.
   const HttpLimits& limits = server.limits;

@@ -17,6 +17,10 @@ std::string_view refusal_name(HttpRefusal refusal) {
       return "connection_buffer_bytes";
     case HttpRefusal::kStreamsInFlight:
       return "streams_in_flight";
+    case HttpRefusal::kRequestTimeout:
+      return "request_timeout";
+    case HttpRefusal::kResetFlood:
+      return "reset_flood";
   }
   return "malformed";
 }

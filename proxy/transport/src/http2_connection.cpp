@@ -8,6 +8,7 @@
 #include <limits>
 #include <new>
 #include <optional>
+#include <vector>
 
 namespace xks::proxy {
 
@@ -41,9 +42,11 @@ struct Http2Connection::Callbacks {
                              std::uint32_t error_code, void* user_data);
 };
 
-Http2Connection::Http2Connection(const HttpLimits& limits, RequestHandler on_request,
-                                 RefusalHandler on_refusal, RefusalRenderer render)
+Http2Connection::Http2Connection(const HttpLimits& limits, Clock::duration phase_timeout,
+                                 RequestHandler on_request, RefusalHandler on_refusal,
+                                 RefusalRenderer render)
     : limits_(limits),
+      phase_timeout_(phase_timeout),
       on_request_(std::move(on_request)),
       on_refusal_(std::move(on_refusal)),
       render_(std::move(render)) {
@@ -89,13 +92,21 @@ Http2Connection::~Http2Connection() {
   nghttp2_session_del(session_);
 }
 
-bool Http2Connection::receive(std::span<const std::uint8_t> bytes) {
+bool Http2Connection::receive(std::span<const std::uint8_t> bytes, Clock::time_point now) {
+  now_ = now;
   auto result = nghttp2_session_mem_recv(session_, bytes.data(), bytes.size());
+  if (reset_flood_) {
+    on_refusal_(HttpRefusal::kResetFlood);
+    goaway_counted_ = true;
+    nghttp2_session_terminate_session(session_, NGHTTP2_ENHANCE_YOUR_CALM);
+    return false;
+  }
   if (result >= 0)
     return true;
   // A bad preface, a flood of frames to answer, endless CONTINUATION frames: nothing to
   // recover, but the peer is told why before the connection closes.
   on_refusal_(HttpRefusal::kMalformed);
+  goaway_counted_ = true;
   bool flood = result == NGHTTP2_ERR_FLOODED || result == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS;
   nghttp2_session_terminate_session(session_,
                                     flood ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
@@ -110,6 +121,28 @@ void Http2Connection::send(std::string& out, std::size_t max_bytes) {
       break;
     out.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
   }
+}
+
+std::optional<Http2Connection::Clock::time_point> Http2Connection::next_due() const {
+  std::optional<Clock::time_point> earliest;
+  for (const auto& [id, stream] : streams_) {
+    if (!stream.at_handler && (!earliest || stream.due < *earliest))
+      earliest = stream.due;
+  }
+  return earliest;
+}
+
+std::size_t Http2Connection::expire(Clock::time_point now) {
+  std::vector<std::int32_t> overdue;
+  for (const auto& [id, stream] : streams_) {
+    if (!stream.at_handler && stream.due <= now)
+      overdue.push_back(id);
+  }
+  for (std::int32_t id : overdue) {
+    on_refusal_(HttpRefusal::kRequestTimeout);
+    drop(id, NGHTTP2_CANCEL);
+  }
+  return overdue.size();
 }
 
 bool Http2Connection::wants_read() const {
@@ -159,7 +192,8 @@ int Http2Connection::Callbacks::on_begin_headers(nghttp2_session* session,
                               NGHTTP2_REFUSED_STREAM);
     return 0;  // no entry: its fields and data are dropped
   }
-  connection.streams_.try_emplace(frame->hd.stream_id);
+  connection.streams_.try_emplace(frame->hd.stream_id).first->second.due =
+      connection.now_ + connection.phase_timeout_;
   return 0;
 }
 
@@ -237,6 +271,17 @@ int Http2Connection::Callbacks::on_data_chunk(nghttp2_session* session, std::uin
 int Http2Connection::Callbacks::on_frame(nghttp2_session*, const nghttp2_frame* frame,
                                          void* user_data) {
   auto& connection = *static_cast<Http2Connection*>(user_data);
+  if (frame->hd.type == NGHTTP2_RST_STREAM) {
+    if (connection.now_ - connection.resets_since_ >= std::chrono::seconds(1)) {
+      connection.resets_since_ = connection.now_;
+      connection.resets_ = 0;
+    }
+    if (++connection.resets_ > connection.limits_.http2_max_resets_per_second) {
+      connection.reset_flood_ = true;
+      return NGHTTP2_ERR_CALLBACK_FAILURE;  // receive() ends the connection
+    }
+    return 0;
+  }
   if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
     return 0;
   std::int32_t stream_id = frame->hd.stream_id;
@@ -246,6 +291,7 @@ int Http2Connection::Callbacks::on_frame(nghttp2_session*, const nghttp2_frame* 
   Stream& stream = found->second;
   if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
     stream.headers_done = true;
+    stream.due = connection.now_ + connection.phase_timeout_;  // now for its body
     if (!stream.refused && !connection.admit(stream_id, stream, frame->hd.flags))
       return 0;  // refused for the budget: its entry is gone
   }
@@ -313,9 +359,11 @@ int Http2Connection::Callbacks::on_frame_sent(nghttp2_session*, const nghttp2_fr
   // nghttp2 ends streams and connections that break the protocol (bad headers, content-length
   // mismatch, flow-control violations, floods); our own refusals are counted where made.
   bool protocol_error =
-      (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR) ||
+      (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR &&
+       !connection.goaway_counted_) ||
       (frame->hd.type == NGHTTP2_RST_STREAM && frame->rst_stream.error_code != NGHTTP2_NO_ERROR &&
-       frame->rst_stream.error_code != NGHTTP2_REFUSED_STREAM);
+       frame->rst_stream.error_code != NGHTTP2_REFUSED_STREAM &&
+       frame->rst_stream.error_code != NGHTTP2_CANCEL);
   if (protocol_error)
     connection.on_refusal_(HttpRefusal::kMalformed);
   return 0;

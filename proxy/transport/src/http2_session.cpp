@@ -2,11 +2,16 @@
 // (Http2Connection), hands complete requests to the Application and writes their answers.
 // Constant stack and bounded work per turn: one read of at most 16 KiB is processed per
 // completion, and while a write is pending (the peer is slow to read) nothing more is read.
+// Time bounds: overdue half-sent streams are reset by a timer at the state machine's next due
+// time; the connection itself closes (after GOAWAY) once it has had no request for
+// idle_timeout (header_timeout before its first), whatever other frames the peer sends.
 #include "http2_session.h"
 
 #include <array>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,6 +25,7 @@ namespace {
 
 using error_code = boost::system::error_code;
 namespace net = boost::asio;
+using Clock = std::chrono::steady_clock;
 
 // Output taken from the state machine per write: enough for many answers in one TLS write.
 constexpr std::size_t kMaxWriteBatch = 64 * 1024;
@@ -31,7 +37,8 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
       : context_(context),
         admission_(std::move(admission)),
         tls_(std::move(stream)),
-        stream_(*tls_) {
+        stream_(*tls_),
+        due_timer_(stream_.get_executor()) {
     ++context_.metrics.http2_connections;
   }
 
@@ -43,7 +50,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
 
   void start() {
     connection_.emplace(
-        context_.config.limits,
+        context_.config.limits, context_.config.header_timeout,
         [this](std::int32_t stream_id, HttpRequest request) {
           // Runs inside receive(): the session is alive (read() holds it).
           dispatch(stream_id, std::move(request));
@@ -59,7 +66,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
  private:
   void dispatch(std::int32_t stream_id, HttpRequest request) {
     ++in_flight_;
-    dispatched_ = true;
+    quiet_until_ = Clock::now() + context_.config.idle_timeout;
     admission_.hold_request();
     request.client_subject = stream_.peer_subject();
     request.client_address = stream_.peer_address();
@@ -71,6 +78,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
 
   void on_answer(std::int32_t stream_id, HttpResponse response) {
     --in_flight_;
+    quiet_until_ = Clock::now() + context_.config.idle_timeout;
     if (response.authenticated)
       admission_.prove();
     admission_.release_request();
@@ -90,22 +98,51 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
     if (!connection_->wants_read())
       return finish();
     reading_ = true;
-    // As for HTTP/1.1, a new connection has header_timeout, counted from its start and not
-    // stretched by frames that are not a request, to send its first whole request.
-    if (dispatched_)
-      stream_.expires_after(context_.config.idle_timeout);
-    else
-      stream_.expires_after(first_request_due_ - std::chrono::steady_clock::now());
+    // Not extended by frames that are not requests (PING, SETTINGS, WINDOW_UPDATE...).
+    stream_.expires_after(quiet_until_ - Clock::now());
     stream_.async_read_some(
         net::buffer(input_), [self = shared_from_this()](error_code error, std::size_t n) {
           self->reading_ = false;
+          if (error == net::error::timed_out && self->in_flight_ == 0)
+            return self->go_away_and_close();  // idle: say goodbye first
           if (error)
             return self->close();
           if (!self->connection_->receive({self->input_.data(), n}))
             self->closing_ = true;  // still write the GOAWAY nghttp2 queued, then close
+          self->arm_due_timer();
           self->flush();
           self->read();
         });
+  }
+
+  // Resets half-sent streams once they are overdue (Http2Connection::expire).
+  void arm_due_timer() {
+    std::optional<Clock::time_point> due = connection_->next_due();
+    if (!due || closed_ || (timer_at_ && *timer_at_ <= *due))
+      return;
+    timer_at_ = *due;
+    due_timer_.expires_at(*due);
+    due_timer_.async_wait([self = shared_from_this()](error_code error) {
+      if (error)
+        return;  // cancelled: closed, or armed again for an earlier time
+      self->timer_at_.reset();
+      if (self->closed_)
+        return;
+      self->connection_->expire(Clock::now());
+      self->arm_due_timer();
+      self->flush();
+    });
+  }
+
+  void go_away_and_close() {
+    // Streams still receiving will not finish: reset them (CANCEL) before the goodbye.
+    connection_->expire(Clock::time_point::max());
+    if (!goaway_sent_) {
+      connection_->go_away();
+      goaway_sent_ = true;
+    }
+    closing_ = true;
+    flush();
   }
 
   // Writes a batch of what the state machine has queued; one write at a time. Reading
@@ -121,7 +158,9 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
       return read();
     }
     writing_ = true;
-    stream_.expires_after(context_.config.idle_timeout);
+    // A peer that stops reading holds the answers: the write gets idle_timeout (a goodbye
+    // before closing, one second).
+    stream_.expires_after(closing_ ? std::chrono::seconds(1) : context_.config.idle_timeout);
     net::async_write(stream_, net::buffer(output_),
                      [self = shared_from_this()](error_code error, std::size_t) {
                        self->writing_ = false;
@@ -141,6 +180,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
     if (std::exchange(closed_, true))
       return;
     closing_ = true;
+    due_timer_.cancel();
     stream_.expires_after(std::chrono::seconds(1));
     stream_.async_shutdown(
         [self = shared_from_this()](error_code, std::size_t) { self->stream_.close(); });
@@ -159,9 +199,11 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   bool closing_ = false;
   bool closed_ = false;
   bool goaway_sent_ = false;
-  bool dispatched_ = false;  // a whole request came in on this connection
-  std::chrono::steady_clock::time_point first_request_due_ =
-      std::chrono::steady_clock::now() + context_.config.header_timeout;
+  // Without a request (dispatched or answered) until then, the connection closes: a new one
+  // has header_timeout for its first whole request, then idle_timeout after each.
+  Clock::time_point quiet_until_ = Clock::now() + context_.config.header_timeout;
+  net::steady_timer due_timer_;
+  std::optional<Clock::time_point> timer_at_;  // when due_timer_ fires, if armed
 };
 
 }  // namespace

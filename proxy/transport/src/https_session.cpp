@@ -95,14 +95,17 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   }
 
   void read() {
-    stream_.async_read_some(reader_.prepare(),
-                            [self = shared_from_this()](beast::error_code error, std::size_t n) {
-                              if (error)
-                                return self->close();  // end of stream, timeout, reset
-                              if (self->phase_ == Phase::kIdle)
-                                self->enter(Phase::kHeader);
-                              self->on_progress(self->reader_.commit(n));
-                            });
+    stream_.async_read_some(reader_.prepare(), [self = shared_from_this()](beast::error_code error,
+                                                                           std::size_t n) {
+      if (error == net::error::timed_out && self->phase_ != Phase::kIdle) {
+        self->context_.metrics.record_refusal(HttpProtocol::kHttp1, HttpRefusal::kRequestTimeout);
+      }
+      if (error)
+        return self->close();  // end of stream, timeout, reset
+      if (self->phase_ == Phase::kIdle)
+        self->enter(Phase::kHeader);
+      self->on_progress(self->reader_.commit(n));
+    });
   }
 
   void on_progress(Http1RequestReader::Status status) {
@@ -180,7 +183,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
 
   // After refusing an oversized body, keep reading (and dropping) what the client is still
   // sending for a moment, so that a client that writes its whole body before reading sees
-  // the 413 instead of a reset connection.
+  // the refusal instead of a reset connection.
   void discard_rest() {
     if (!scratch_) {
       scratch_ = std::make_unique<std::array<char, 16 * 1024>>();

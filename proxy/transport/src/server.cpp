@@ -180,7 +180,8 @@ namespace {
 
 // Every connection is a descriptor: takes the hard limit as the soft one, and says so when even
 // that cannot hold the connection limits (accepts would then fail with EMFILE before any
-// eviction could make room).
+// eviction could make room). (The systemd unit's LimitNOFILE sets both limits, so no call is
+// made there: its system call filter forbids setrlimit.)
 void check_descriptor_limit(const ServerConfig& config) {
   rlimit limit{};
   if (::getrlimit(RLIMIT_NOFILE, &limit) != 0)

@@ -12,15 +12,19 @@ HttpResponse refusal_answer(HttpRefusal reason) {
     case HttpRefusal::kMalformed:
       return error_response(XksError::kValidation, "malformed HTTP request");
     case HttpRefusal::kHeaderBytes:
-      return error_response(XksError::kHeaderFieldsTooLarge, "request header too large");
+      return error_response(XksError::kValidation, "request header too large");
     case HttpRefusal::kBodyBytes:
-      return error_response(XksError::kPayloadTooLarge, "request body too large");
+      return error_response(XksError::kValidation, "request body too large");
     case HttpRefusal::kFramingBytes:
       return error_response(XksError::kValidation, "chunk line or trailers too large");
     case HttpRefusal::kConnectionBufferBytes:
     case HttpRefusal::kStreamsInFlight:
       // HTTP/2 refuses these streams with RST_STREAM; were one answered, it would be this.
       return error_response(XksError::kThrottling, "too many requests on this connection");
+    case HttpRefusal::kRequestTimeout:
+    case HttpRefusal::kResetFlood:
+      // The connection or stream is closed rather than answered; were one answered, this.
+      return error_response(XksError::kValidation, "request not received in time");
   }
   return error_response(XksError::kValidation, "malformed HTTP request");
 }

@@ -25,8 +25,6 @@ TEST(XksErrorTest, EachErrorHasItsOwnNameAndTheSpecStatus) {
       {XksError::kKeyNotFound, "KeyNotFoundException", 404},
       {XksError::kInvalidUriPath, "InvalidUriPathException", 404},
       {XksError::kMethodNotAllowed, "MethodNotAllowedException", 405},
-      {XksError::kPayloadTooLarge, "PayloadTooLargeException", 413},
-      {XksError::kHeaderFieldsTooLarge, "RequestHeaderFieldsTooLargeException", 431},
       {XksError::kThrottling, "ThrottlingException", 429},
       {XksError::kInternal, "InternalException", 500},
       {XksError::kUnsupportedOperation, "UnsupportedOperationException", 501},

@@ -155,7 +155,7 @@ TEST_F(ConfigTest, ReadsEverySetting) {
       "http2_connection_buffer_bytes = 1048576\n"
       "header_timeout_ms = 2000\nidle_timeout_ms = 30000\nmax_connections = 500\nfleet_size = 3\n"
       "max_connections_per_client = 50\nmax_handshakes_in_flight = 20\n"
-      "admin_max_connections = 4\n"
+      "admin_max_connections = 4\nhttp2_max_resets_per_second = 7\n"
       "[tls]\ncertificate_chain = \"c.pem\"\nprivate_key = \"k.pem\"\nclient_ca = \"ca.pem\"\n"
       "client_names = [\"cks.kms.us-east-1.amazonaws.com\"]\n"
       "[hsm]\nmodule = \"m.so\"\nvendor_profile = \"generic\"\niv_source = \"hsm-append\"\n"
@@ -181,6 +181,7 @@ TEST_F(ConfigTest, ReadsEverySetting) {
   EXPECT_EQ(config->server.max_connections_per_client, 50u);
   EXPECT_EQ(config->server.max_handshakes_in_flight, 20u);
   EXPECT_EQ(config->server.admin_max_connections, 4u);
+  EXPECT_EQ(config->server.limits.http2_max_resets_per_second, 7u);
   EXPECT_EQ(config->server.limits.max_header_bytes, 8192u);
   EXPECT_EQ(config->server.limits.max_body_bytes, 32768u);
   EXPECT_EQ(config->server.limits.http2_max_concurrent_streams, 16u);

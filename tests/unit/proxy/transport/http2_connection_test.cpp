@@ -24,7 +24,7 @@ class Http2ConnectionTest : public ::testing::Test {
   void start(HttpLimits limits) {
     limits_ = limits;
     server_ = std::make_unique<Http2Connection>(
-        limits_,
+        limits_, kPhaseTimeout,
         [this](std::int32_t id, HttpRequest request) {
           requests_[id] = std::move(request);
           if (answer_at_once_)
@@ -46,7 +46,8 @@ class Http2ConnectionTest : public ::testing::Test {
         to_server.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
       if (!to_server.empty()) {
         alive_ = server_->receive(
-                     {reinterpret_cast<const std::uint8_t*>(to_server.data()), to_server.size()}) &&
+                     {reinterpret_cast<const std::uint8_t*>(to_server.data()), to_server.size()},
+                     now_) &&
                  alive_;
       }
       for (std::int32_t id : std::exchange(pending_, {}))
@@ -64,7 +65,10 @@ class Http2ConnectionTest : public ::testing::Test {
     FAIL() << "the exchange did not settle";
   }
 
+  static constexpr std::chrono::seconds kPhaseTimeout{5};
+
   HttpLimits limits_;
+  Http2Connection::Clock::time_point now_{std::chrono::hours(1)};  // the test's clock
   Client client_;
   std::unique_ptr<Http2Connection> server_;
   std::map<std::int32_t, HttpRequest> requests_;
@@ -231,6 +235,74 @@ TEST_F(Http2ConnectionTest, RequestsAtTheHandlerAreCappedEvenWhenTheClientResets
   }
   EXPECT_EQ(requests_.size(), 4u);  // the rest were refused while those four were pending
   EXPECT_EQ(std::count(refusals_.begin(), refusals_.end(), HttpRefusal::kStreamsInFlight), 8);
+}
+
+TEST_F(Http2ConnectionTest, AHalfSentRequestIsResetWhenItsPhaseTimesOut) {
+  start(HttpLimits{});
+  std::int32_t id = client_.request("/x", std::string(100, 'a'), /*end=*/false);
+  pump();
+  ASSERT_TRUE(requests_.empty());
+  EXPECT_GT(server_->buffered_bytes(), 0u);
+  // The header block has ended: the body is due one phase later, however many other frames
+  // (PINGs here) keep the connection busy.
+  ASSERT_EQ(server_->next_due(), now_ + kPhaseTimeout);
+  for (int i = 0; i < 3; ++i) {
+    now_ += std::chrono::seconds(1);
+    nghttp2_submit_ping(client_.session, NGHTTP2_FLAG_NONE, nullptr);
+    pump();
+    EXPECT_EQ(server_->expire(now_), 0u);
+  }
+  now_ += std::chrono::seconds(2);
+  EXPECT_EQ(server_->expire(now_), 1u);
+  pump();
+  EXPECT_EQ(client_.streams[id].closed_with, static_cast<std::uint32_t>(NGHTTP2_CANCEL));
+  EXPECT_EQ(server_->buffered_bytes(), 0u);
+  EXPECT_TRUE(server_->idle());
+  EXPECT_FALSE(server_->next_due());
+  EXPECT_EQ(refusals_, std::vector<HttpRefusal>{HttpRefusal::kRequestTimeout});
+  // The connection goes on serving.
+  std::int32_t next = client_.request("/y", "body");
+  pump();
+  EXPECT_EQ(client_.streams[next].status, 200);
+}
+
+TEST_F(Http2ConnectionTest, ARequestAtTheHandlerIsNotTimedOut) {
+  start(HttpLimits{});
+  answer_at_once_ = false;
+  client_.request("/x", "body");
+  pump();
+  ASSERT_EQ(requests_.size(), 1u);
+  EXPECT_FALSE(server_->next_due());
+  EXPECT_EQ(server_->expire(now_ + std::chrono::hours(1)), 0u);
+  EXPECT_FALSE(server_->idle());
+}
+
+TEST_F(Http2ConnectionTest, RapidResetEndsTheConnectionWithEnhanceYourCalm) {
+  HttpLimits limits;
+  limits.http2_max_resets_per_second = 10;
+  start(limits);
+  answer_at_once_ = false;
+  auto open_and_reset = [this] {
+    std::int32_t id = client_.request("/x", "", /*end=*/false);
+    pump();
+    nghttp2_submit_rst_stream(client_.session, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+    pump();
+  };
+  // Ten resets a second, second after second, are within the limit...
+  for (int second = 0; second < 3; ++second) {
+    for (int i = 0; i < 10; ++i)
+      open_and_reset();
+    ASSERT_TRUE(alive_);
+    now_ += std::chrono::seconds(1);
+  }
+  // ...the eleventh in one second is not.
+  for (int i = 0; i < 11 && alive_; ++i)
+    open_and_reset();
+  EXPECT_FALSE(alive_);
+  EXPECT_EQ(refusals_.back(), HttpRefusal::kResetFlood);
+  std::string goaway;
+  server_->send(goaway, 1 << 20);
+  EXPECT_TRUE(requests_.empty());
 }
 
 TEST_F(Http2ConnectionTest, TheCapIsCheckedAgainWhenARequestEnds) {

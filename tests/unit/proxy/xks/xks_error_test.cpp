@@ -17,11 +17,13 @@ TEST(RefusalAnswerTest, EachRefusalHasItsStatusAndErrorName) {
   };
   const Case cases[] = {
       {HttpRefusal::kMalformed, 400, "ValidationException"},
-      {HttpRefusal::kHeaderBytes, 431, "RequestHeaderFieldsTooLargeException"},
-      {HttpRefusal::kBodyBytes, 413, "PayloadTooLargeException"},
+      {HttpRefusal::kHeaderBytes, 400, "ValidationException"},
+      {HttpRefusal::kBodyBytes, 400, "ValidationException"},
       {HttpRefusal::kFramingBytes, 400, "ValidationException"},
       {HttpRefusal::kConnectionBufferBytes, 429, "ThrottlingException"},
       {HttpRefusal::kStreamsInFlight, 429, "ThrottlingException"},
+      {HttpRefusal::kRequestTimeout, 400, "ValidationException"},
+      {HttpRefusal::kResetFlood, 400, "ValidationException"},
   };
   static_assert(std::size(cases) == kHttpRefusalCount);
   for (const Case& expected : cases) {

@@ -19,14 +19,12 @@ enum class XksError : std::uint8_t {
   kKeyNotFound,           // 404
   kInvalidUriPath,        // 404
   kMethodNotAllowed,      // 405 (the spec names only the status; the name is ours)
-  kPayloadTooLarge,       // 413 (ours too: bodies beyond the proxy's body limit)
-  kHeaderFieldsTooLarge,  // 431 (ours too: headers beyond the proxy's header limit)
   kThrottling,            // 429
   kInternal,              // 500
   kUnsupportedOperation,  // 501
   kDependencyTimeout,     // 503
 };
-inline constexpr std::size_t kXksErrorCount = 15;
+inline constexpr std::size_t kXksErrorCount = 13;
 
 // "ValidationException", ...
 std::string_view error_name(XksError error);

@@ -22,6 +22,10 @@ struct HttpLimits {
   // admitted with its whole body reserved (content-length, else max_body_bytes) or refused
   // with REFUSED_STREAM; the connection window is twice this, reopened as bytes are released.
   std::size_t http2_connection_buffer_bytes = 256 * 1024;
+  // HTTP/2: streams a peer may reset per second on one connection (RST_STREAM it sends; the
+  // "rapid reset" attack opens and resets streams without end). Past it: GOAWAY
+  // ENHANCE_YOUR_CALM.
+  std::uint32_t http2_max_resets_per_second = 100;
 };
 
 enum class HttpProtocol : std::uint8_t { kHttp1, kHttp2 };
@@ -30,13 +34,15 @@ enum class HttpProtocol : std::uint8_t { kHttp1, kHttp2 };
 // xks_http_refusals_total{protocol,reason}.
 enum class HttpRefusal : std::uint8_t {
   kMalformed,              // not valid HTTP/1.1, or an HTTP/2 protocol error (GOAWAY)
-  kHeaderBytes,            // over max_header_bytes: 431, or the HTTP/2 header list
-  kBodyBytes,              // over max_body_bytes: 413
+  kHeaderBytes,            // over max_header_bytes (the header, or the HTTP/2 header list)
+  kBodyBytes,              // over max_body_bytes
   kFramingBytes,           // HTTP/1.1 chunk-size line or trailer block over max_header_bytes
   kConnectionBufferBytes,  // HTTP/2 stream refused: the connection holds its budget
   kStreamsInFlight,        // HTTP/2 stream refused: max concurrent requests at the handler
+  kRequestTimeout,         // a request's header or body not in within header_timeout
+  kResetFlood,             // HTTP/2: the peer reset streams faster than allowed (GOAWAY)
 };
-inline constexpr std::size_t kHttpRefusalCount = 6;
+inline constexpr std::size_t kHttpRefusalCount = 8;
 
 std::string_view refusal_name(HttpRefusal refusal);
 

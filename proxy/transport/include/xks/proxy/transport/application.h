@@ -18,7 +18,8 @@ struct Application {
   // Serves one complete request. Must call `respond` exactly once, now or later.
   std::function<void(HttpRequest request, Respond respond)> handle;
   // The answer to a request the transport refused before handing it on: malformed (400),
-  // header too large (431), body too large (413), chunk line or trailers too large (400).
+  // header too large, body too large, chunk line or trailers too large (all 400
+  // ValidationException in the XKS service: the spec's error table has no others for these).
   std::function<HttpResponse(HttpRefusal reason)> render_refusal;
   // The admin listener: the body of GET /metrics (Prometheus text), and whether GET /readyz
   // answers ready.
