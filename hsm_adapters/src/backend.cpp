@@ -50,6 +50,7 @@ HsmResult<std::unique_ptr<Backend>> Backend::start(BackendOptions options) {
   backend->token_ = opened->token;
   auto pool = SessionPool::open(backend->module_, backend->token_.slot_id, std::move(opened->pin),
                                 {.sessions = o.sessions, .on_event = o.on_session_event});
+  wipe(opened->pin);
   if (!pool)
     return tl::unexpected(with_context(pool.error(), "HSM token '" + backend->token_.label + "'"));
   backend->pool_ = std::move(*pool);

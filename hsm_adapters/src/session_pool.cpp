@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "xks/hsm/pin.h"
 #include "xks/hsm/session.h"
 
 namespace xks::hsm {
@@ -36,6 +37,7 @@ HsmResult<std::unique_ptr<SessionPool>> SessionPool::open(std::shared_ptr<Pkcs11
                                                           SessionPoolOptions options) {
   std::unique_ptr<SessionPool> pool(
       new SessionPool(std::move(module), slot, std::move(pin), options));
+  wipe(pin);  // what the move left behind
   pool->options_.sessions = std::max<std::size_t>(options.sessions, 1);
   for (std::size_t i = 0; i < pool->options_.sessions; ++i) {
     auto session = pool->open_session();

@@ -37,7 +37,7 @@ std::string Signer::authorization(const Request& request, std::string_view amz_d
   // Every signed header comes from the request itself, so none can be missing.
   std::string canonical = canonical_request(request, signed_headers).value();
   std::string signature =
-      signature_hex(keys_.get(credential_.secret_access_key, date, region_, service_),
+      signature_hex(keys_.get(0, credential_.secret_access_key, date, region_, service_),
                     string_to_sign(amz_date, scope, canonical));
   std::string out(kAlgorithm);
   out.append(" Credential=").append(credential_.access_key_id).append("/").append(scope);

@@ -1,6 +1,8 @@
 // SigV4 signing-key derivation and its cache.
 #include "xks/sigv4/signing_key.h"
 
+#include <openssl/crypto.h>
+
 #include <mutex>
 
 #include "digest.h"
@@ -12,6 +14,7 @@ SigningKey derive_signing_key(std::string_view secret_access_key, std::string_vi
   std::string seed = "AWS4";
   seed.append(secret_access_key);
   SigningKey key = detail::hmac_sha256(detail::as_bytes(seed), date);
+  OPENSSL_cleanse(seed.data(), seed.size());
   key = detail::hmac_sha256(key, region);
   key = detail::hmac_sha256(key, service);
   return detail::hmac_sha256(key, "aws4_request");
@@ -21,16 +24,25 @@ std::string signature_hex(const SigningKey& key, std::string_view string_to_sign
   return detail::to_hex(detail::hmac_sha256(key, string_to_sign));
 }
 
-SigningKeyCache::~SigningKeyCache() = default;
+SigningKeyCache::~SigningKeyCache() {
+  wipe();
+}
+
+void SigningKeyCache::wipe() {
+  for (auto& [name, key] : keys_)
+    OPENSSL_cleanse(key.data(), key.size());
+  keys_.clear();
+}
 
 namespace {
 
-// Length-prefixed fields: no choice of secret can make two different tuples collide.
-std::string cache_key(std::string_view secret, std::string_view date, std::string_view region,
+// Length-prefixed fields: no choice of region or service can make two tuples collide.
+std::string cache_key(std::size_t credential, std::string_view date, std::string_view region,
                       std::string_view service) {
-  std::string key;
-  key.reserve(secret.size() + date.size() + region.size() + service.size() + 16);
-  for (std::string_view field : {secret, date, region, service}) {
+  std::string key = std::to_string(credential);
+  key.reserve(key.size() + date.size() + region.size() + service.size() + 16);
+  for (std::string_view field : {date, region, service}) {
+    key.push_back(':');
     key.append(std::to_string(field.size())).push_back(':');
     key.append(field);
   }
@@ -39,9 +51,10 @@ std::string cache_key(std::string_view secret, std::string_view date, std::strin
 
 }  // namespace
 
-SigningKey SigningKeyCache::get(std::string_view secret_access_key, std::string_view date,
-                                std::string_view region, std::string_view service) {
-  std::string key = cache_key(secret_access_key, date, region, service);
+SigningKey SigningKeyCache::get(std::size_t credential, std::string_view secret_access_key,
+                                std::string_view date, std::string_view region,
+                                std::string_view service) {
+  std::string key = cache_key(credential, date, region, service);
   {
     std::shared_lock lock(mutex_);
     if (auto found = keys_.find(key); found != keys_.end())
@@ -50,7 +63,7 @@ SigningKey SigningKeyCache::get(std::string_view secret_access_key, std::string_
   SigningKey derived = derive_signing_key(secret_access_key, date, region, service);
   std::unique_lock lock(mutex_);
   if (keys_.size() >= kMaxEntries)
-    keys_.clear();
+    wipe();
   keys_.emplace(std::move(key), derived);
   return derived;
 }

@@ -2,6 +2,7 @@
 #include "xks/sigv4/verifier.h"
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include <algorithm>
 #include <stdexcept>
@@ -52,6 +53,15 @@ Verifier::Verifier(std::vector<Credential> credentials, std::vector<std::string>
     : credentials_(std::move(credentials)),
       allowed_regions_(std::move(allowed_regions)),
       clock_(std::move(clock)) {
+  unsigned char random[32];
+  if (RAND_bytes(random, sizeof random) != 1)
+    throw std::runtime_error("no randomness for the SigV4 decoy secret");
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (unsigned char byte : random) {
+    decoy_.secret_access_key.push_back(kHex[byte >> 4]);
+    decoy_.secret_access_key.push_back(kHex[byte & 0xf]);
+  }
+  OPENSSL_cleanse(random, sizeof random);
   for (auto it = credentials_.begin(); it != credentials_.end(); ++it) {
     if (find_credential(it->access_key_id) != &*it) {
       throw std::invalid_argument("SigV4 access key ids must be unique within a key store");
@@ -80,8 +90,9 @@ tl::expected<std::reference_wrapper<const Credential>, Failure> Verifier::verify
   if (authorization->service != kXksService)
     return tl::unexpected(Failure::kWrongService);
   const Credential* credential = find_credential(authorization->access_key_id);
-  if (credential == nullptr)
-    return tl::unexpected(Failure::kUnknownAccessKeyId);
+  bool known = credential != nullptr;
+  if (!known)
+    credential = &decoy_;
   if (std::find(allowed_regions_.begin(), allowed_regions_.end(), authorization->region) ==
       allowed_regions_.end()) {
     return tl::unexpected(Failure::kRegionNotAllowed);
@@ -110,16 +121,22 @@ tl::expected<std::reference_wrapper<const Credential>, Failure> Verifier::verify
   auto canonical = canonical_request(request, authorization->signed_headers);
   if (!canonical)
     return tl::unexpected(canonical.error());
-  SigningKey key = keys_.get(credential->secret_access_key, authorization->date,
+  auto credential_number = static_cast<std::size_t>(credential - credentials_.data());
+  if (!known)
+    credential_number = credentials_.size();
+  SigningKey key = keys_.get(credential_number, credential->secret_access_key, authorization->date,
                              authorization->region, authorization->service);
   std::string expected = signature_hex(
       key, string_to_sign(
                amz_date,
                credential_scope(authorization->date, authorization->region, authorization->service),
                *canonical));
-  if (CRYPTO_memcmp(expected.data(), authorization->signature.data(), expected.size()) != 0) {
+  bool matches =
+      CRYPTO_memcmp(expected.data(), authorization->signature.data(), expected.size()) == 0;
+  if (!known)
+    return tl::unexpected(Failure::kUnknownAccessKeyId);
+  if (!matches)
     return tl::unexpected(Failure::kSignatureMismatch);
-  }
   return std::cref(*credential);
 }
 

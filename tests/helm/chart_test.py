@@ -133,6 +133,16 @@ class ChartTest(unittest.TestCase):
             "annotations"]["checksum/config"]
         self.assertNotEqual(checksum(first), checksum(second))
 
+    def test_a_client_ca_without_allowed_names_is_refused(self):
+        override = os.path.join(self.tmp, "no-names.yaml")
+        with open(override, "w") as f:
+            f.write("tls:\n  clientCA:\n    existingSecret: kms-ca\n    allowedNames: []\n")
+        result = subprocess.run([self.renderer, self.chart, "rel", "xks",
+                                 self.values("standalone.yaml"), override],
+                                capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("tls.clientCA.allowedNames is required", result.stderr)
+
     def test_missing_secret_references_are_refused(self):
         result = subprocess.run([self.renderer, self.chart, "rel", "xks"], capture_output=True,
                                 text=True, timeout=60)
@@ -151,7 +161,8 @@ class ChartTest(unittest.TestCase):
         with open(os.path.join(demo, "secrets/sigv4-secret")) as f:
             secret = f.read()
         for name in ("example-current", "example-next"):
-            with open(os.path.join(sigv4, name), "w") as f:
+            with open(os.open(os.path.join(sigv4, name), os.O_WRONLY | os.O_CREAT, 0o600),
+                      "w") as f:
                 f.write(secret)
         config = (config.replace("/etc/xks-proxy/tls/tls.crt", demo + "/tls/server.pem")
                   .replace("/etc/xks-proxy/tls/tls.key", demo + "/tls/server-key.pem")

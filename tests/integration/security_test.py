@@ -357,6 +357,50 @@ class AuditFailureTest(unittest.TestCase):
         self.assertEqual(checked.returncode, 0, checked.stdout)
 
 
+class SecretHandlingTest(unittest.TestCase):
+    """Secrets do not linger where other processes can read them, and secret files must be
+    private."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="xks-secrets-test-")
+        self.demo = os.path.join(self.tmp, "demo")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def test_secrets_from_the_environment_leave_proc_environ(self):
+        subprocess.run([BINARY, "demo", "--setup-only", "--state-dir", self.demo],
+                       check=True, stdout=subprocess.DEVNULL, timeout=60)
+        with open(os.path.join(self.demo, "secrets/hsm-pin")) as f:
+            pin = f.read().strip()
+        with open(os.path.join(self.demo, "secrets/sigv4-secret")) as f:
+            secret = f.read().strip()
+
+        def from_environment(config):
+            config = re.sub(r'pin_file = "[^"]*"', 'pin_env = "XKS_TEST_PIN"', config)
+            return re.sub(r'secret_file = "[^"]*"', 'secret_env = "XKS_TEST_SECRET"', config)
+
+        proxy = ProxyProcess(self.demo, edit_config=from_environment,
+                             environment={"XKS_TEST_PIN": pin, "XKS_TEST_SECRET": secret})
+        try:
+            self.assertEqual(proxy.call(HEALTH, health_request())[0], 200)
+            with open("/proc/%d/environ" % proxy.process.pid, "rb") as f:
+                environ = f.read()
+            self.assertNotIn(pin.encode(), environ)
+            self.assertNotIn(secret.encode(), environ)
+            self.assertNotIn(b"XKS_TEST_SECRET=" + secret[:8].encode(), environ)
+        finally:
+            proxy.stop()
+
+    def test_a_secret_file_open_to_other_users_is_refused(self):
+        def loosen(state_dir):
+            os.chmod(os.path.join(state_dir, "secrets/sigv4-secret"), 0o644)
+        with self.assertRaises(RuntimeError):
+            ProxyProcess(self.demo, before_serve=loosen)
+        with open(os.path.join(self.demo, "serve.log")) as f:
+            self.assertIn("is open to other users (mode 0644)", f.read())
+
+
 class FileDescriptorExhaustionTest(unittest.TestCase):
     """With its descriptors used up the proxy pauses accepting instead of spinning, and serves
     again once they come back."""

@@ -136,6 +136,24 @@ class MutualTlsTest(unittest.TestCase):
                         "-keyout", cls.stranger[1], "-out", cls.stranger[0]],
                        check=True, capture_output=True, timeout=30)
 
+        # Under the right CA, with the allowed name as CN but another name as DNS SAN: the CN
+        # does not count when SANs exist (RFC 6125).
+        cls.impostor = (os.path.join(cls.tmp, "impostor.pem"),
+                        os.path.join(cls.tmp, "impostor-key.pem"))
+        request = os.path.join(cls.tmp, "impostor.csr")
+        extensions = os.path.join(cls.tmp, "impostor.ext")
+        with open(extensions, "w") as f:
+            f.write("subjectAltName=DNS:not-kms.example.com\nextendedKeyUsage=clientAuth\n")
+        subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes",
+                        "-subj", "/CN=cks.kms.us-east-1.amazonaws.com",
+                        "-keyout", cls.impostor[1], "-out", request],
+                       check=True, capture_output=True, timeout=30)
+        subprocess.run(["openssl", "x509", "-req", "-in", request, "-days", "1",
+                        "-CA", os.path.join(tls, "ca.pem"), "-CAkey", os.path.join(tls, "ca-key.pem"),
+                        "-CAcreateserial", "-extfile", extensions, "-out", cls.impostor[0]],
+                       check=True, capture_output=True, timeout=30)
+
     @classmethod
     def tearDownClass(cls):
         cls.proxy.stop()
@@ -153,7 +171,7 @@ class MutualTlsTest(unittest.TestCase):
         self.assertTrue(self.handshake(self.client).startswith(b"HTTP/1.1"))
 
     def test_other_certificates_end_the_handshake_with_handshake_failure(self):
-        for cert in (None, self.stranger):
+        for cert in (None, self.stranger, self.impostor):
             with self.assertRaises(ssl.SSLError) as caught:
                 self.handshake(cert)
             if cert is not None:

@@ -56,7 +56,7 @@ class ProxyProcess:
 
     def __init__(self, state_dir, mtls=False, fault_control=None, backends=1, fault_dir=None,
                  before_serve=None, server_settings="", open_files=None, edit_config=None,
-                 wait_for="/readyz"):
+                 wait_for="/readyz", environment=None):
         self.dir = state_dir
         self.port, self.admin_port = free_port(), free_port()
         setup = [BINARY, "demo", "--setup-only", "--state-dir", state_dir,
@@ -79,7 +79,8 @@ class ProxyProcess:
             "max_body_bytes = 65536\nfleet_size = 2\n" + server_settings)
         if edit_config:
             config = edit_config(config)
-        env = dict(os.environ, SOFTHSM2_CONF=os.path.join(state_dir, "softhsm/softhsm2.conf"))
+        env = dict(os.environ, SOFTHSM2_CONF=os.path.join(state_dir, "softhsm/softhsm2.conf"),
+                   **(environment or {}))
         if fault_dir:
             env.update(XKS_FAULT_TARGET=SOFTHSM_MODULE)
             env.pop("XKS_FAULT_CONTROL", None)

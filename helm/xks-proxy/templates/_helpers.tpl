@@ -63,6 +63,7 @@ certificate_chain = "/etc/xks-proxy/tls/tls.crt"
 private_key = "/etc/xks-proxy/tls/tls.key"
 {{- if .Values.tls.clientCA.existingSecret }}
 client_ca = "/etc/xks-proxy/client-ca/{{ .Values.tls.clientCA.key }}"
+{{- $_ := required "tls.clientCA.allowedNames is required with tls.clientCA.existingSecret: the names KMS's client certificate carries" (first .Values.tls.clientCA.allowedNames) }}
 client_names = [{{ range $i, $name := .Values.tls.clientCA.allowedNames }}{{ if $i }}, {{ end }}{{ $name | quote }}{{ end }}]
 {{- end }}
 

@@ -2,8 +2,11 @@
 #include "serve_command.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/prctl.h>
 
 #include <csignal>
+#include <cstdlib>
+#include <cstring>
 #include <iostream>
 
 #include "xks/proxy/app/application.h"
@@ -82,12 +85,41 @@ int check_command(const std::string& config_path) {
   return 0;
 }
 
+// Secrets given in environment variables are read once, at start: then their values are
+// overwritten where the kernel shows them (/proc/PID/environ is the original block) and the
+// variables removed.
+void forget_secret_environment(const Config& config) {
+  std::vector<std::string> names;
+  for (const HsmConfig& hsm : config.hsm) {
+    if (hsm.pin.from == hsm::PinSource::From::kEnvironment)
+      names.push_back(hsm.pin.name);
+  }
+  for (const KeyStoreConfig& store : config.keystores) {
+    for (const CredentialConfig& credential : store.credentials) {
+      if (!credential.secret_env.empty())
+        names.push_back(credential.secret_env);
+    }
+  }
+  for (const std::string& name : names) {
+    if (char* value = std::getenv(name.c_str()))
+      explicit_bzero(value, std::strlen(value));
+    ::unsetenv(name.c_str());
+  }
+}
+
 int serve_command(const std::string& config_path) {
+  // Until the signal handling below is in place (HSM log-in can take seconds), a SIGHUP from
+  // logrotate must not kill the process; SIGTERM before serving may.
+  std::signal(SIGHUP, SIG_IGN);
+  // No core dumps (they would hold the PIN, secrets and session state) and no ptrace or
+  // /proc/PID/environ for other processes of the same user.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   auto started = start(config_path);
   if (!started) {
     spdlog::error("cannot start: {}", started.error());
     return 1;
   }
+  forget_secret_environment(started->runtime->config());
   // OpenSSL writes to the sockets itself (see TlsSocket); a peer that has gone must cost an
   // EPIPE on that connection, not the process.
   std::signal(SIGPIPE, SIG_IGN);

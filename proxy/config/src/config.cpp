@@ -1,6 +1,7 @@
 // Strict TOML configuration loading.
 #include "xks/proxy/config/config.h"
 
+#include <sys/stat.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -154,7 +155,23 @@ ListenAddress parse_address(TableReader& reader, std::string_view key, ListenAdd
   return {host, static_cast<std::uint16_t>(port)};
 }
 
+// A file holding a secret (PIN, SigV4 secret, TLS or audit key) must not be open to other
+// users: a mode with any "other" permission is refused. Group read is allowed, for the
+// group-owned files that Kubernetes mounts (fsGroup).
+void check_private_file(TableReader& reader, std::string_view key, const std::string& path) {
+  struct stat status {};
+  if (::stat(path.c_str(), &status) != 0)
+    return;  // missing files are reported where they are read
+  if ((status.st_mode & S_IRWXO) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(status.st_mode & 07777));
+    reader.fail(reader.table().get(key), key,
+                path + " is open to other users (mode " + mode + "): chmod o-rwx (e.g. 0600)");
+  }
+}
+
 std::string read_secret_file(TableReader& reader, std::string_view key, const std::string& path) {
+  check_private_file(reader, key, path);
   std::ifstream file(path, std::ios::binary);
   if (!file)
     reader.fail(reader.table().get(key), key, "cannot read " + path);
@@ -206,10 +223,17 @@ TlsConfig parse_tls(TableReader reader) {
   TlsConfig tls;
   tls.certificate_chain = reader.required_string("certificate_chain");
   tls.private_key = reader.required_string("private_key");
+  check_private_file(reader, "private_key", tls.private_key);
   tls.client_ca = reader.string("client_ca").value_or("");
   tls.client_names = reader.strings("client_names").value_or(std::vector<std::string>{});
   if (!tls.client_names.empty() && tls.client_ca.empty()) {
     reader.fail(reader.table().get("client_names"), "client_names", "needs client_ca");
+  }
+  // Without names, any certificate the CA ever issued would do (a public CA issues many).
+  if (!tls.client_ca.empty() && tls.client_names.empty()) {
+    reader.fail(reader.table().get("client_ca"), "client_names",
+                "client_ca needs client_names: the names KMS's client certificate carries "
+                "(cks.kms.<region>.amazonaws.com)");
   }
   reader.finish();
   return tls;
@@ -273,6 +297,8 @@ HsmConfig parse_hsm(TableReader reader) {
   }
   hsm.pin = pin_file ? hsm::PinSource{hsm::PinSource::From::kFile, *pin_file}
                      : hsm::PinSource{hsm::PinSource::From::kEnvironment, *pin_env};
+  if (pin_file)
+    check_private_file(reader, "pin_file", *pin_file);
   hsm.sessions = hsm.profile.default_sessions;
   reader.read_integer("sessions", hsm.sessions, 1, 1024);
   reader.read_integer("workers", hsm.workers, 0, 1024);
@@ -307,6 +333,7 @@ CredentialConfig parse_credential(TableReader reader) {
     if (value == nullptr)
       reader.fail(reader.table().get("secret_env"), "secret_env", *env + " is not set");
     out.credential.secret_access_key = value;
+    out.secret_env = *env;
   }
   if (!is_valid_secret(out.credential.secret_access_key)) {
     reader.fail(reader.table().get(file ? "secret_file" : "secret_env"),
@@ -346,6 +373,8 @@ AuditConfig parse_audit(TableReader reader) {
                       : AuditConfig::OnFull::kDrop;
   reader.read_integer("queue_size", audit.queue_size, 1, 10'000'000);
   audit.key_file = reader.string("key_file").value_or("");
+  if (!audit.key_file.empty())
+    check_private_file(reader, "key_file", audit.key_file);
   reader.read_integer("fsync_records", audit.fsync_records, 0, 1'000'000);
   reader.read_millis("fsync_interval_ms", audit.fsync_interval, 0, 3'600'000);
   reader.read_integer("unauthenticated_per_second", audit.unauthenticated_per_second, 0, 100'000);

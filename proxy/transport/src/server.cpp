@@ -256,12 +256,14 @@ void Server::run() {
   while (state.sessions.requests_in_flight > 0 && std::chrono::steady_clock::now() < give_up) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  std::size_t abandoned = state.sessions.requests_in_flight;
   for (auto& context : state.contexts)
     context->stop();
   for (auto& thread : state.threads)
     thread.join();
   state.threads.clear();
+  // Counted once the I/O threads are gone: a request read just after the wait above was
+  // dispatched too, and its answer will still be posted.
+  std::size_t abandoned = state.sessions.requests_in_flight;
   if (abandoned > 0) {
     // A request is still with the application (a hung HSM call) and will post its answer to
     // these contexts: keep them.

@@ -49,7 +49,8 @@ std::string openssl_error() {
   return text;
 }
 
-// CN or a DNS subjectAltName of the leaf certificate is in the allowed list.
+// A DNS subjectAltName of the leaf certificate is in the allowed list; or, for a certificate
+// without DNS names, its CN (RFC 6125 §6.4.4: the CN is not checked when SANs exist).
 bool names_allowed(X509* certificate, const std::vector<std::string>& allowed) {
   auto listed = [&](std::string_view name) {
     return std::find(allowed.begin(), allowed.end(), name) != allowed.end();
@@ -57,17 +58,19 @@ bool names_allowed(X509* certificate, const std::vector<std::string>& allowed) {
   auto* names = static_cast<GENERAL_NAMES*>(
       X509_get_ext_d2i(certificate, NID_subject_alt_name, nullptr, nullptr));
   bool found = false;
+  bool has_dns_names = false;
   for (int i = 0; names != nullptr && i < sk_GENERAL_NAME_num(names) && !found; ++i) {
     const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
     if (name->type != GEN_DNS)
       continue;
+    has_dns_names = true;
     const ASN1_IA5STRING* dns = name->d.dNSName;
     found = listed({reinterpret_cast<const char*>(ASN1_STRING_get0_data(dns)),
                     static_cast<std::size_t>(ASN1_STRING_length(dns))});
   }
   GENERAL_NAMES_free(names);
-  if (found)
-    return true;
+  if (found || has_dns_names)
+    return found;
   X509_NAME* subject = X509_get_subject_name(certificate);
   for (int at = X509_NAME_get_index_by_NID(subject, NID_commonName, -1); at >= 0;
        at = X509_NAME_get_index_by_NID(subject, NID_commonName, at)) {
@@ -172,7 +175,7 @@ tl::expected<std::shared_ptr<ssl::context>, std::string> make_server_tls_context
     context->set_verify_callback([allowed](bool preverified, ssl::verify_context& verify) {
       X509_STORE_CTX* store = verify.native_handle();
       bool accepted =
-          preverified && (X509_STORE_CTX_get_error_depth(store) != 0 || allowed.empty() ||
+          preverified && (X509_STORE_CTX_get_error_depth(store) != 0 ||
                           names_allowed(X509_STORE_CTX_get_current_cert(store), allowed));
       // Every rejection (unknown CA, expired, wrong name) ends the handshake with the
       // handshake_failure alert, as KMS's conformance client expects, rather than OpenSSL's

@@ -296,19 +296,33 @@ AuditRecord XksService::audit_record(XksOutcome& outcome, const HttpRequest& req
 
 std::optional<HttpResponse> XksService::prepare(const HttpRequest& request, XksOutcome& outcome,
                                                 std::optional<HsmWork>& work) const {
-  auto found = route(request.target, prefixes_);
-  if (!found)
-    return error_response(outcome, XksError::kInvalidUriPath, "not an XKS API path");
-  const KeyStore& store = key_stores_[found->keystore];
-  outcome.keystore = found->keystore;
-  outcome.operation = found->operation;
-
   std::vector<sigv4::Header> headers;
   headers.reserve(request.headers.size());
   for (const auto& [name, value] : request.headers)
     headers.push_back({name, value});
-  auto verified =
-      store.verifier->verify({request.method, request.target, "", headers, request.body});
+  sigv4::Request signed_request{request.method, request.target, "", headers, request.body};
+  auto found = route(request.target, prefixes_);
+  if (!found) {
+    // Only a caller holding some key store's credential learns that a path does not exist:
+    // to anyone else, every path looks alike, so key store prefixes cannot be enumerated.
+    std::optional<sigv4::Failure> failure;
+    for (const KeyStore& store : key_stores_) {
+      auto verified = store.verifier->verify(signed_request);
+      if (verified) {
+        outcome.authenticated = true;
+        return error_response(outcome, XksError::kInvalidUriPath, "not an XKS API path");
+      }
+      failure = verified.error();
+    }
+    outcome.auth_failure = failure.value_or(sigv4::Failure::kMissingAuthorization);
+    return error_response(outcome, XksError::kAuthenticationFailed,
+                          "the request signature is not valid");
+  }
+  const KeyStore& store = key_stores_[found->keystore];
+  outcome.keystore = found->keystore;
+  outcome.operation = found->operation;
+
+  auto verified = store.verifier->verify(signed_request);
   if (!verified) {
     outcome.auth_failure = verified.error();
     return error_response(outcome, XksError::kAuthenticationFailed,

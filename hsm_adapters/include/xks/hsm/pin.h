@@ -2,6 +2,7 @@
 // The PIN is passed to C_Login as it is, so CloudHSM's "user:password" form works unchanged.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -15,7 +16,13 @@ struct PinSource {
   std::string name;  // file path or variable name
 };
 
-// The PIN; one trailing newline of a file is dropped.
+// The PIN; one trailing newline of a file is dropped. Read without buffers that would keep a
+// copy; at most kMaxPinBytes.
 HsmResult<std::string> read_pin(const PinSource& source);
+inline constexpr std::size_t kMaxPinBytes = 255;
+
+// Overwrites every byte a string's buffer holds, including what a move left in a short
+// string's inline buffer, then empties it: for PINs once they are passed on.
+void wipe(std::string& secret);
 
 }  // namespace xks::hsm

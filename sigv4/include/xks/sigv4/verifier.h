@@ -29,7 +29,8 @@ class Verifier {
            Clock clock = &std::chrono::system_clock::now);
 
   // The credential that signed the request (valid as long as this Verifier), or why the
-  // request is not authentic.
+  // request is not authentic. An unknown access key id costs the same work as a wrong
+  // signature (a decoy secret is checked in its place), so timing does not tell which ids exist.
   tl::expected<std::reference_wrapper<const Credential>, Failure> verify(
       const Request& request) const;
 
@@ -37,6 +38,7 @@ class Verifier {
   const Credential* find_credential(std::string_view access_key_id) const;
 
   std::vector<Credential> credentials_;
+  Credential decoy_;  // random, never matches: stands in for unknown access key ids
   std::vector<std::string> allowed_regions_;
   Clock clock_;
   mutable SigningKeyCache keys_;

@@ -19,6 +19,8 @@ class ConfigTest : public testing::Test {
             testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::create_directories(dir_);
     std::ofstream(dir_ / "secret") << kSecret << "\n";
+    std::filesystem::permissions(
+        dir_ / "secret", std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   }
   ~ConfigTest() override { std::filesystem::remove_all(dir_); }
 
@@ -212,6 +214,22 @@ TEST_F(ConfigTest, ThePerClientConnectionLimitDefaultsToAtMostTheGlobalOne) {
   ASSERT_TRUE(defaults.has_value()) << defaults.error();
   EXPECT_EQ(defaults->server.max_connections_per_client, 1000u);
   EXPECT_EQ(defaults->server.max_handshakes_in_flight, 128u);
+}
+
+TEST_F(ConfigTest, ASecretFileOpenToOtherUsersIsRefused) {
+  std::filesystem::permissions(dir_ / "secret", std::filesystem::perms::others_read,
+                               std::filesystem::perm_options::add);
+  expect_error(minimal(), "is open to other users (mode 0604)");
+  // Group read is allowed (Kubernetes mounts secrets group-owned).
+  std::filesystem::permissions(
+      dir_ / "secret", std::filesystem::perms::owner_read | std::filesystem::perms::group_read);
+  EXPECT_TRUE(load(minimal()).has_value());
+}
+
+TEST_F(ConfigTest, AClientCaNeedsClientNames) {
+  std::string text = minimal();
+  text.replace(text.find("[hsm]"), 0, "client_ca = \"ca.pem\"\n");
+  expect_error(text, "client_ca needs client_names");
 }
 
 TEST_F(ConfigTest, ReadsTheLogSection) {

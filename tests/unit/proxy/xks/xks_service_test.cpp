@@ -79,8 +79,8 @@ class XksServiceTest : public test::HsmFixture {
                                                         std::vector<std::string>{"us-east-1"}),
                       std::unordered_set<std::string>{"foo"}});
     config_.keystores = {
-        {"/tenant-a", {"us-east-1"}, {{kTenantA, std::nullopt}}, std::nullopt},
-        {"/restricted", {"us-east-1"}, {{kRestricted, std::nullopt}}, std::nullopt}};
+        {"/tenant-a", {"us-east-1"}, {{kTenantA, std::nullopt, ""}}, std::nullopt},
+        {"/restricted", {"us-east-1"}, {{kRestricted, std::nullopt, ""}}, std::nullopt}};
     metrics_ = std::make_unique<XksMetrics>(registry_, config_.keystores,
                                             std::vector<std::string>{"test-hsm"});
     audit_path_ = (token_.dir() / "audit.log").string();
@@ -255,6 +255,15 @@ TEST_F(XksServiceTest, RoutingAndAuthenticationErrors) {
   auto unknown_path = call("/tenant-b/kms/xks/v1/health", "{}");
   EXPECT_EQ(unknown_path.status, 404);
   EXPECT_EQ(error_name_of(unknown_path), "InvalidUriPathException");
+  // Without a valid signature, an unknown path and a known one answer alike: prefixes cannot
+  // be enumerated.
+  HttpRequest probe{"POST", "/tenant-b/kms/xks/v1/health", {{"Host", "h"}}, "{}", "", ""};
+  auto probed = handle(probe, 1s);
+  EXPECT_EQ(probed.status, 401);
+  EXPECT_EQ(error_name_of(probed), "AuthenticationFailedException");
+  auto forged = call("/tenant-b/kms/xks/v1/health", "{}",
+                     {"AKIAXKSUNKNOWN234567", "unknownSecretunknownSecretunknownSecret123"});
+  EXPECT_EQ(forged.status, 401);
 
   HttpRequest unsigned_request{"POST", "/tenant-a/kms/xks/v1/health", {{"Host", "h"}}, "{}", "",
                                ""};

@@ -36,6 +36,7 @@ struct HsmConfig {
 struct CredentialConfig {
   sigv4::Credential credential;
   std::optional<std::chrono::sys_seconds> created;  // for the credential-age metric
+  std::string secret_env;  // the variable the secret came from, if not a file
 };
 
 struct KeyStoreConfig {

@@ -37,10 +37,12 @@ struct ServerConfig {
 };
 
 struct TlsConfig {
-  std::string certificate_chain;          // PEM file
-  std::string private_key;                // PEM file
-  std::string client_ca;                  // PEM file; set = mTLS required
-  std::vector<std::string> client_names;  // allowed CN or DNS SAN of client certificates
+  std::string certificate_chain;  // PEM file
+  std::string private_key;        // PEM file
+  std::string client_ca;          // PEM file; set = mTLS required
+  // Required with client_ca: allowed DNS SANs of client certificates (the CN only for a
+  // certificate without DNS SANs).
+  std::vector<std::string> client_names;
 };
 
 }  // namespace xks::proxy
