@@ -368,6 +368,58 @@ class HostileClientTest(unittest.TestCase):
         self.assertIn(b'"errorName":"ValidationException"', received)
         self.assert_survived()
 
+    # --- HTTP/1.1 message rules (RFC 9112, as a strict origin server) ---
+
+    def exchange(self, raw):
+        client = RawTls(self.proxy)
+        client.write(raw)
+        client.flush()
+        received, _ = client.read_until_closed(seconds=3)
+        client.close()
+        return received
+
+    def test_ambiguous_http_1_1_requests_are_refused_before_authentication(self):
+        base = ("POST /example/kms/xks/v1/health HTTP/1.1\r\nHost: localhost\r\n"
+                "Content-Length: 2\r\n")
+        cases = {
+            "no Host": "POST /example/kms/xks/v1/health HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
+            "two Hosts": base + "Host: other\r\n\r\n{}",
+            "a Host that is no authority": base.replace("Host: localhost", "Host: a b/c") +
+                                           "\r\n{}",
+            "Content-Length and Transfer-Encoding":
+                base + "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+            "a coding other than chunked":
+                base.replace("Content-Length: 2", "Transfer-Encoding: gzip, chunked") +
+                "\r\n2\r\n{}\r\n0\r\n\r\n",
+            "two Transfer-Encoding fields":
+                base.replace("Content-Length: 2", "Transfer-Encoding: chunked\r\n"
+                             "Transfer-Encoding: chunked") + "\r\n2\r\n{}\r\n0\r\n\r\n",
+            "Transfer-Encoding in HTTP/1.0":
+                base.replace("HTTP/1.1", "HTTP/1.0").replace("Content-Length: 2",
+                                                              "Transfer-Encoding: chunked") +
+                "\r\n2\r\n{}\r\n0\r\n\r\n",
+            "an unknown HTTP version": base.replace("HTTP/1.1", "HTTP/1.7") + "\r\n{}",
+            "a target in no request form": base.replace("POST /example", "POST example") +
+                                           "\r\n{}",
+            "a folded header line": base + "X-Folded: a\r\n b\r\n\r\n{}",
+        }
+        for name, raw in cases.items():
+            received = self.exchange(raw.encode())
+            self.assertTrue(received.startswith(b"HTTP/1.1 400 "), "%s: %r" % (name, received[:120]))
+            self.assertIn(b'"errorName":"ValidationException"', received, name)
+            self.assertIn(b"Connection: close", received, name)
+        self.assert_survived()
+
+    def test_a_request_target_in_absolute_form_is_served(self):
+        # RFC 9112 §3.2.2: a server must accept it; its authority replaces Host.
+        raw = http1_request(self.proxy, "health", health_payload())
+        path = b"/example/kms/xks/v1/health"
+        host = ("localhost:%d" % self.proxy.port).encode()
+        raw = raw.replace(b"POST " + path, b"POST https://" + host + path, 1)
+        raw = raw.replace(b"Host: " + host, b"Host: ignored.example", 1)
+        received = self.exchange(raw)
+        self.assertTrue(received.startswith(b"HTTP/1.1 200 "), received[:200])
+
     # --- HTTP/2 ---
 
     def test_the_hpack_bomb_is_reset_without_decoding_it(self):

@@ -4,7 +4,8 @@
 // header block, each chunk-size line with its extensions, and the trailer block must each fit
 // in; the header's fields also count as in HTTP/2 (name + value + 32 each), so thousands of
 // tiny fields are refused too; the body goes into the request, at most max_body_bytes with or
-// without chunked coding.
+// without chunked coding. What an origin server must refuse as ambiguous (RFC 9112: Host,
+// framing, request-target forms) is refused once the header has ended, before the body.
 #pragma once
 
 #include <boost/asio/buffer.hpp>
@@ -51,8 +52,13 @@ class Http1RequestReader {
   HttpRefusal refusal() const { return *refusal_; }
 
  private:
+  // RFC 9112 §3.2 and §6: one valid Host, HTTP/1.0 or 1.1, unambiguous framing, a target in
+  // origin-form or absolute-form.
+  bool header_is_unambiguous();
+  bool header_has_folded_line();
   // Copies the header out of the parser; false when its fields count over max_header_bytes.
   bool take_header();
+  void use_absolute_form();
   Status refuse(HttpRefusal reason);
 
   const HttpLimits& limits_;
@@ -64,6 +70,8 @@ class Http1RequestReader {
   unsigned version_ = 11;
   bool keep_alive_ = true;
   std::optional<HttpRefusal> refusal_;
+  std::size_t header_scanned_ = 0;  // header bytes (from begin_) checked for folded lines
+  bool header_end_seen_ = false;
 };
 
 }  // namespace xks::proxy
