@@ -8,6 +8,9 @@ Usage: transport_test.py PATH_TO_XKS_PROXY PATH_TO_XKS_LOAD PATH_TO_FAULT_MODULE
 import http.client
 import json
 import os
+import re
+import signal
+import struct
 import shutil
 import socket
 import ssl
@@ -20,6 +23,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from proxy_process import *  # noqa: E402,F401,F403  (the process, signing, fakes)
 import proxy_process  # noqa: E402
+from raw_clients import *  # noqa: E402,F401,F403  (RawTls, HTTP/2 frames by hand)
 
 
 class TransportTest(proxy_process.SharedProxyTest):
@@ -179,15 +183,101 @@ class MutualTlsTest(unittest.TestCase):
 
 
 class DrainTest(unittest.TestCase):
+    """SIGTERM drains: every connection hears its protocol's goodbye (HTTP/2 GOAWAY naming the
+    last stream it will answer; HTTP/1.1 Connection: close), requests in flight are answered,
+    and the process exits 0."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="xks-drain-test-")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def h2_connection(self, proxy):
+        client = RawTls(proxy, alpn=("h2",))
+        client.write(PREFACE + frame(SETTINGS, 0, 0) + frame(SETTINGS, ACK, 0))
+        client.flush()
+        return client
+
+    def h2_encrypt(self, proxy, client, stream_id):
+        path = "/example/kms/xks/v1/keys/foo/encrypt"
+        body = json.dumps({"requestMetadata": metadata(), "plaintext": b64(b"x" * 32),
+                           "encryptionAlgorithm": "AES_GCM"}).encode()
+        headers = proxy.signed("POST", path, body)
+        block = b"\x83\x87" + hpack_literal(":path", path) + hpack_literal(
+            ":authority", headers.pop("Host"))
+        for name, value in headers.items():
+            block += hpack_literal(name.lower(), value)
+        block += hpack_literal("content-length", str(len(body)))
+        client.write(frame(HEADERS, END_HEADERS, stream_id, block) +
+                     frame(DATA, END_STREAM, stream_id, body))
+        client.flush()
+
     def test_sigterm_stops_cleanly(self):
-        tmp = tempfile.mkdtemp(prefix="xks-drain-test-")
-        try:
-            proxy = ProxyProcess(os.path.join(tmp, "demo"))
-            status, _ = proxy.call("keys/foo/metadata", {"requestMetadata": metadata()})
-            self.assertEqual(status, 200)
-            self.assertEqual(proxy.stop(), 0)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        proxy = ProxyProcess(os.path.join(self.tmp, "demo"))
+        status, _ = proxy.call("keys/foo/metadata", {"requestMetadata": metadata()})
+        self.assertEqual(status, 200)
+        self.assertEqual(proxy.stop(), 0)
+
+    def test_idle_connections_hear_goodbye(self):
+        proxy = ProxyProcess(os.path.join(self.tmp, "demo"))
+        h2 = self.h2_connection(proxy)
+        h1 = http.client.HTTPSConnection("localhost", proxy.port, timeout=10,
+                                         context=proxy.tls_context())
+        self.assertEqual(proxy.call("health", health_payload(), connection=h1)[0], 200)
+        started = time.time()
+        proxy.process.send_signal(signal.SIGTERM)
+        received, closed = h2.read_until_closed(seconds=5)
+        self.assertTrue(closed)
+        goaways = [struct.unpack("!II", p[:8]) for k, _, _, p in parse_frames(received)
+                   if k == GOAWAY]
+        self.assertEqual(goaways, [(0, 0)])  # no stream answered; NO_ERROR
+        h1.sock.settimeout(5)
+        self.assertEqual(h1.sock.recv(1), b"")  # the idle keep-alive connection is closed
+        self.assertEqual(proxy.process.wait(timeout=10), 0)
+        self.assertLess(time.time() - started, 4)  # not held until the 5 s drain limit
+        proxy.stop()
+        h2.close()
+
+    def test_busy_connections_answer_then_close(self):
+        control = os.path.join(self.tmp, "faults")
+        with open(control, "w") as f:
+            f.write("delay C_Encrypt 1500\n")
+        proxy = ProxyProcess(os.path.join(self.tmp, "demo"), fault_control=control,
+                             server_settings="request_deadline_ms = 4000\n")
+        h2 = self.h2_connection(proxy)
+        self.h2_encrypt(proxy, h2, 1)
+        h1 = http.client.HTTPSConnection("localhost", proxy.port, timeout=10,
+                                         context=proxy.tls_context())
+        path = "/example/kms/xks/v1/keys/foo/encrypt"
+        body = json.dumps({"requestMetadata": metadata(), "plaintext": b64(b"y" * 32),
+                           "encryptionAlgorithm": "AES_GCM"}).encode()
+        h1.request("POST", path, body=body, headers=proxy.signed("POST", path, body))
+        # Both requests are at the (slow) HSM before the signal.
+        deadline = time.time() + 10
+        while (proxy.metric('xks_hsm_sessions{hsm="%s",state="busy"}' % self.hsm_name(proxy))
+               or 0) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        proxy.process.send_signal(signal.SIGTERM)
+        answer = h1.getresponse()
+        self.assertEqual(answer.status, 200)
+        self.assertEqual(answer.getheader("Connection"), "close")
+        answer.read()
+        received, closed = h2.read_until_closed(seconds=8)
+        self.assertTrue(closed)
+        frames = parse_frames(received)
+        self.assertEqual(response_statuses(received), {1: 200})
+        goaways = [struct.unpack("!II", p[:8]) for k, _, _, p in frames if k == GOAWAY]
+        self.assertEqual(goaways, [(1, 0)])  # stream 1 is answered; NO_ERROR
+        self.assertEqual(proxy.process.wait(timeout=10), 0)
+        proxy.stop()
+        h1.close()
+        h2.close()
+
+    @staticmethod
+    def hsm_name(proxy):
+        match = re.search(r'xks_hsm_sessions\{hsm="([^"]+)"', proxy.scrape())
+        return match.group(1)
 
 
 if __name__ == "__main__":

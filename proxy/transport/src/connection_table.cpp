@@ -55,6 +55,7 @@ tl::expected<ConnectionTable::Admission, ConnectionTable::Limit> ConnectionTable
       Client& mine = clients_[entry->client];
       ++mine.open;
       ++open_;
+      entry->in_all = all_.insert(all_.end(), entry);
       entry->in_handshakes = handshakes_.insert(handshakes_.end(), entry);
       entry->in_client_handshakes = mine.handshakes.insert(mine.handshakes.end(), entry);
       entry->in_unproven = unproven_.insert(unproven_.end(), entry);
@@ -98,6 +99,8 @@ void ConnectionTable::forget(Entry& entry) {
   auto client = clients_.find(entry.client);
   leave_handshakes(entry, client->second);
   leave_unproven(entry, client->second);
+  if (entry.in_all)
+    all_.erase(*std::exchange(entry.in_all, std::nullopt));
   --open_;
   if (--client->second.open == 0)
     clients_.erase(client);
@@ -111,6 +114,26 @@ std::size_t ConnectionTable::open() const {
 std::size_t ConnectionTable::handshakes() const {
   std::lock_guard lock(mutex_);
   return handshakes_.size();
+}
+
+void ConnectionTable::drain_all() {
+  std::vector<std::function<void()>> drains;
+  {
+    std::lock_guard lock(mutex_);
+    for (const std::shared_ptr<Entry>& entry : all_) {
+      if (entry->drain)
+        drains.push_back(entry->drain);
+    }
+  }
+  for (auto& drain : drains)
+    drain();
+}
+
+void ConnectionTable::Admission::on_drain(std::function<void()> drain) {
+  if (table_ == nullptr || entry_ == nullptr)
+    return;
+  std::lock_guard lock(table_->mutex_);
+  entry_->drain = std::move(drain);
 }
 
 ConnectionTable::Admission& ConnectionTable::Admission::operator=(Admission&& other) noexcept {

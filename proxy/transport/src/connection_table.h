@@ -69,6 +69,9 @@ class ConnectionTable {
     // A request is in flight (counted): not evicted until as many release_request() calls.
     void hold_request();
     void release_request();
+    // What drain_all() calls for this connection (thread-safe; it posts to the connection's
+    // own thread); replaces what was set before.
+    void on_drain(std::function<void()> drain);
 
    private:
     friend class ConnectionTable;
@@ -90,6 +93,9 @@ class ConnectionTable {
 
   std::size_t open() const;
   std::size_t handshakes() const;
+  // The server is stopping: tells every open connection (each says its protocol's goodbye and
+  // closes once its requests are answered).
+  void drain_all();
 
  private:
   using Address = std::array<std::uint8_t, 16>;  // IPv4 as IPv4-mapped IPv6; IPv6 as its /64
@@ -105,6 +111,8 @@ class ConnectionTable {
     bool released = false;  // evicted or closed: counts and queues no longer hold it
     bool proven = false;
     std::size_t requests = 0;  // in flight
+    std::function<void()> drain;
+    std::optional<Queue::iterator> in_all;
     std::optional<Queue::iterator> in_handshakes;
     std::optional<Queue::iterator> in_client_handshakes;
     std::optional<Queue::iterator> in_unproven;
@@ -122,6 +130,7 @@ class ConnectionTable {
   const OnEvicted on_evicted_;
   mutable std::mutex mutex_;
   std::size_t open_ = 0;
+  Queue all_;
   Queue handshakes_;  // oldest first
   Queue unproven_;    // oldest first, handshaking or not
   std::map<Address, Client> clients_;

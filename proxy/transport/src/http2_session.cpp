@@ -49,6 +49,12 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   }
 
   void start() {
+    admission_.on_drain([weak = weak_from_this(), executor = stream_.get_executor()] {
+      net::post(executor, [weak] {
+        if (auto self = weak.lock())
+          self->on_drain();
+      });
+    });
     connection_.emplace(
         context_.config.limits, context_.config.header_timeout,
         [this](std::int32_t stream_id, HttpRequest request) {
@@ -76,6 +82,20 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
                      });
   }
 
+  // The server is stopping: GOAWAY now (the streams it names still finish), and close once
+  // nothing is in flight.
+  void on_drain() {
+    if (closed_)
+      return;
+    if (!goaway_sent_) {
+      connection_->go_away();
+      goaway_sent_ = true;
+    }
+    if (in_flight_ == 0 && reading_)
+      return stream_.cancel();  // the read handler says goodbye and closes
+    flush();
+  }
+
   void on_answer(std::int32_t stream_id, HttpResponse response) {
     --in_flight_;
     quiet_until_ = Clock::now() + context_.config.idle_timeout;
@@ -84,6 +104,8 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
     admission_.release_request();
     request_finished(context_);
     connection_->answer(stream_id, std::move(response));
+    if (context_.draining && in_flight_ == 0 && reading_)
+      stream_.cancel();  // the last answer of a draining connection: goodbye after it
     flush();
   }
 
@@ -103,8 +125,8 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
     stream_.async_read_some(
         net::buffer(input_), [self = shared_from_this()](error_code error, std::size_t n) {
           self->reading_ = false;
-          if (error == net::error::timed_out && self->in_flight_ == 0)
-            return self->go_away_and_close();  // idle: say goodbye first
+          if ((error == net::error::timed_out || self->context_.draining) && self->in_flight_ == 0)
+            return self->go_away_and_close();  // idle or stopping: say goodbye first
           if (error)
             return self->close();
           if (!self->connection_->receive({self->input_.data(), n}))

@@ -45,6 +45,12 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
       return stream_.close();
     }
     admission_ = std::move(*admission);
+    admission_.on_drain([weak = weak_from_this(), executor = stream_.get_executor()] {
+      net::post(executor, [weak] {
+        if (auto self = weak.lock())
+          self->on_drain();
+      });
+    });
     stream_.expires_after(context_.config.handshake_timeout);
     stream_.async_handshake([self = shared_from_this()](beast::error_code error, std::size_t) {
       if (!error && !self->stream_.peer_certificate_still_valid())
@@ -55,6 +61,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
         return self->stream_.async_drain([self](beast::error_code) { self->stream_.close(); });
       }
       self->admission_.handshake_done();
+      self->handshaken_ = true;
       if (self->stream_.has_peer_certificate())
         self->admission_.prove();  // mTLS: the client certificate was verified
       if (self->stream_.alpn() == "h2") {
@@ -68,6 +75,13 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   }
 
  private:
+  // The server is stopping. A connection in its handshake or waiting for its next request stops
+  // now; one with a request under way finishes it, answered with Connection: close.
+  void on_drain() {
+    if (!handshaken_ || (phase_ == Phase::kIdle && !in_flight_))
+      stream_.cancel();
+  }
+
   // Read phases, each with its own deadline set once on entry (never per read, so a peer
   // trickling bytes cannot stretch it): idle between requests, then the header, then the body.
   enum class Phase { kIdle, kHeader, kBody };
@@ -214,8 +228,9 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   bool keep_alive_ = true;
   bool in_flight_ = false;  // counted in requests_in_flight until its answer is written
   bool counted_as_http1_ = false;
-  bool answered_ = false;  // a request was answered on this connection
-  bool linger_ = false;    // drop the rest of an oversized body before closing
+  bool answered_ = false;    // a request was answered on this connection
+  bool handshaken_ = false;  // the TLS handshake is done (HTTP/2 connections move on)
+  bool linger_ = false;      // drop the rest of an oversized body before closing
   std::size_t discarded_ = 0;
   std::unique_ptr<std::array<char, 16 * 1024>> scratch_;  // only while lingering
   unsigned version_ = 11;

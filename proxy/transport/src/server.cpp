@@ -252,8 +252,12 @@ void Server::run() {
     closed.set_value();
   });
   closed.get_future().wait();
+  // Every connection says its protocol's goodbye (HTTP/2 GOAWAY; HTTP/1.1 answers carry
+  // Connection: close) and closes once its requests are answered.
+  state.sessions.connections.drain_all();
   auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (state.sessions.requests_in_flight > 0 && std::chrono::steady_clock::now() < give_up) {
+  while ((state.sessions.requests_in_flight > 0 || state.sessions.connections.open() > 0) &&
+         std::chrono::steady_clock::now() < give_up) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   for (auto& context : state.contexts)

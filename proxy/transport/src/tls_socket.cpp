@@ -69,6 +69,11 @@ void TlsSocket::expires_never() {
   timer_.cancel();
 }
 
+void TlsSocket::cancel() {
+  boost::system::error_code ignored;
+  socket_.cancel(ignored);
+}
+
 void TlsSocket::abort() {
   aborted_ = true;
   expired_ = true;

@@ -57,6 +57,8 @@ class TlsSocket {
   // Ends the pending operation and every later one with timed_out, for good (the connection
   // was evicted). Call on the socket's own executor.
   void abort();
+  // Ends the pending operation (operation_aborted); later ones run normally.
+  void cancel();
   // What abort() needs from another thread: posts it to the socket's executor, and does
   // nothing once the socket is gone.
   std::function<void()> abort_later();
