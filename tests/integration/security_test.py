@@ -316,6 +316,27 @@ class AuditFailureTest(unittest.TestCase):
         finally:
             proxy.stop()
 
+    def test_requests_the_transport_refuses_are_counted_and_audited(self):
+        audit = os.path.join(self.tmp, "audit.log")
+        proxy = ProxyProcess(os.path.join(self.tmp, "demo"), edit_config=audit_settings(audit))
+        series = 'xks_requests_total{keystore="",operation="",result="error",' \
+                 'error="ValidationException"}'
+        try:
+            before = proxy.metric(series) or 0
+            with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
+                with proxy.tls_context().wrap_socket(sock, server_hostname="localhost") as tls:
+                    tls.sendall(b"POST /example/kms/xks/v1/health HTTP/1.1\r\n\r\n")  # no Host
+                    self.assertTrue(tls.recv(4096).startswith(b"HTTP/1.1 400 "))
+            self.assertEqual(proxy.metric(series), before + 1)
+        finally:
+            proxy.stop()
+        with open(audit) as f:
+            refused = [json.loads(line) for line in f if '"refusal"' in line]
+        self.assertEqual(len(refused), 1)
+        self.assertEqual((refused[0]["refusal"], refused[0]["errorName"], refused[0]["status"]),
+                         ("malformed", "ValidationException", 400))
+        self.assertRegex(refused[0]["client"], r"^127\.0\.0\.1:\d+$")
+
     def test_an_unwritable_audit_path_stops_start_up_with_a_clear_error(self):
         demo = os.path.join(self.tmp, "demo")
         with self.assertRaises(RuntimeError):

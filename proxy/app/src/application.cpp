@@ -13,7 +13,9 @@ Application xks_application(Runtime& runtime) {
                              received + runtime.config().server.request_deadline,
                              std::move(respond));
   };
-  application.render_refusal = refusal_answer;
+  application.render_refusal = [&runtime](HttpRefusal reason, const std::string& client) {
+    return runtime.service().refuse(reason, client);
+  };
   application.scrape = [&runtime] { return runtime.metrics().serialize(); };
   // Ready while some HSM can serve (its circuit closed and its health not UNAVAILABLE) and,
   // when auditing is mandatory (on_full = reject), the audit log can be written.

@@ -120,9 +120,6 @@ int serve_command(const std::string& config_path) {
     return 1;
   }
   forget_secret_environment(started->runtime->config());
-  // OpenSSL writes to the sockets itself (see TlsSocket); a peer that has gone must cost an
-  // EPIPE on that connection, not the process.
-  std::signal(SIGPIPE, SIG_IGN);
   Runtime& runtime = *started->runtime;
   Server server(runtime.config().server, started->tls, xks_application(runtime), runtime.metrics());
   if (auto listening = server.listen(); !listening) {

@@ -64,7 +64,9 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
         [this](HttpRefusal reason) {
           context_.metrics.record_refusal(HttpProtocol::kHttp2, reason);
         },
-        context_.application.render_refusal);
+        [this](HttpRefusal reason) {
+          return context_.application.render_refusal(reason, stream_.peer_address());
+        });
     flush();
     read();
   }

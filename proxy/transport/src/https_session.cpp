@@ -131,7 +131,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
       context_.metrics.record_refusal(HttpProtocol::kHttp1, reason);
       linger_ = reason == HttpRefusal::kBodyBytes;
       version_ = reader_.header_done() ? reader_.version() : 11;
-      return respond(context_.application.render_refusal(reason), false);
+      return respond(context_.application.render_refusal(reason, stream_.peer_address()), false);
     }
     if (reader_.header_done() && phase_ == Phase::kHeader)
       enter(Phase::kBody);

@@ -10,6 +10,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <condition_variable>
+#include <csignal>
 #include <cstdint>
 #include <future>
 #include <mutex>
@@ -166,7 +167,11 @@ void accept_admin(Server::State& state) {
 
 Server::Server(const ServerConfig& config, std::shared_ptr<net::ssl::context> tls,
                Application application, metrics::Registry& registry)
-    : state_(std::make_unique<State>(config, std::move(tls), std::move(application), registry)) {}
+    : state_(std::make_unique<State>(config, std::move(tls), std::move(application), registry)) {
+  // OpenSSL writes to the sockets itself (see TlsSocket), without MSG_NOSIGNAL: a peer that
+  // has gone must cost an EPIPE on that connection, not the process.
+  std::signal(SIGPIPE, SIG_IGN);
+}
 
 Server::~Server() {
   stop();

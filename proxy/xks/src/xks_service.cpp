@@ -153,6 +153,27 @@ void XksService::handle(HttpRequest request, Clock::time_point received, Deadlin
   submit(std::move(exchange), std::move(*work));
 }
 
+HttpResponse XksService::refuse(HttpRefusal reason, const std::string& client_address) const {
+  auto [error, message] = refusal_error(reason);
+  HttpResponse response = proxy::error_response(error, message);
+  XksOutcome outcome;
+  outcome.error = error;
+  outcome.status = response.status;
+  if (metrics_ != nullptr)
+    metrics_->record(outcome, 0);
+  if (audit_ != nullptr && audit_->sample_unauthenticated()) {
+    AuditRecord record;
+    record.time = std::chrono::system_clock::now();
+    record.outcome = "error";
+    record.error_name = error_name(error);
+    record.status = response.status;
+    record.client_address = client_address;
+    record.refusal = refusal_name(reason);
+    audit_->submit(audit_fields(record));
+  }
+  return response;
+}
+
 void XksService::submit(std::shared_ptr<Exchange> exchange, HsmWork work) const {
   auto member = fleet_.choose(work.key_id);
   if (!member) {

@@ -76,7 +76,7 @@ class TransportTest : public testing::Test {
       }
       respond({200, request.method + " " + request.target + " " + request.body});
     };
-    application.render_refusal = [](HttpRefusal reason) {
+    application.render_refusal = [](HttpRefusal reason, const std::string&) {
       return HttpResponse{reason == HttpRefusal::kBodyBytes ? 413 : 400,
                           "refused:" + std::string(refusal_name(reason))};
     };

@@ -20,7 +20,8 @@ struct Application {
   // The answer to a request the transport refused before handing it on: malformed (400),
   // header too large, body too large, chunk line or trailers too large (all 400
   // ValidationException in the XKS service: the spec's error table has no others for these).
-  std::function<HttpResponse(HttpRefusal reason)> render_refusal;
+  // `client_address` is the peer's "address:port".
+  std::function<HttpResponse(HttpRefusal reason, const std::string& client_address)> render_refusal;
   // The admin listener: the body of GET /metrics (Prometheus text), and whether GET /readyz
   // answers ready.
   std::function<std::string()> scrape;

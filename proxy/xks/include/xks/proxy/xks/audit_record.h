@@ -23,6 +23,7 @@ struct AuditRecord {
   std::string hsm_id;
   std::string client_subject;
   std::string client_address;
+  std::string refusal;  // the transport's reason, for a request it refused (else empty)
 };
 
 // The record's fields for AuditLog::submit, in a fixed order.

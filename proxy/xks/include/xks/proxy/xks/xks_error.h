@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string_view>
+#include <utility>
 
 #include "xks/proxy/config/http_limits.h"
 #include "xks/proxy/transport/http_message.h"
@@ -15,7 +16,9 @@ using wire::XksError;
 // The error's status with its JSON body.
 HttpResponse error_response(XksError error, std::string_view message);
 
-// The answer to a request the transport refused before it reached the XKS handlers.
+// The error, and its message, for a request the transport refused before it reached the XKS
+// handlers; and that answer.
+std::pair<XksError, std::string_view> refusal_error(HttpRefusal reason);
 HttpResponse refusal_answer(HttpRefusal reason);
 
 }  // namespace xks::proxy

@@ -68,6 +68,9 @@ class XksService {
   // read in full: latency is measured from there.
   void handle(HttpRequest request, Clock::time_point received, Deadline deadline,
               Respond respond) const;
+  // The answer to a request the transport refused (malformed, over a limit): counted like any
+  // other answer and recorded as an unauthenticated request is (sampled).
+  HttpResponse refuse(HttpRefusal reason, const std::string& client_address) const;
 
  private:
   struct Exchange;
