@@ -121,9 +121,8 @@ tl::expected<std::reference_wrapper<const Credential>, Failure> Verifier::verify
   auto canonical = canonical_request(request, authorization->signed_headers);
   if (!canonical)
     return tl::unexpected(canonical.error());
-  auto credential_number = static_cast<std::size_t>(credential - credentials_.data());
-  if (!known)
-    credential_number = credentials_.size();
+  std::size_t credential_number =
+      known ? static_cast<std::size_t>(credential - credentials_.data()) : credentials_.size();
   SigningKey key = keys_.get(credential_number, credential->secret_access_key, authorization->date,
                              authorization->region, authorization->service);
   std::string expected = signature_hex(

@@ -236,6 +236,10 @@ class HostileClientTest(unittest.TestCase):
             "a target in no request form": base.replace("POST /example", "POST example") +
                                            "\r\n{}",
             "a folded header line": base + "X-Folded: a\r\n b\r\n\r\n{}",
+            "an absolute-form target with user info":
+                base.replace("POST /example", "POST https://u@evil/example") + "\r\n{}",
+            "an absolute-form target without authority":
+                base.replace("POST /example", "POST https:///example") + "\r\n{}",
         }
         for name, raw in cases.items():
             received = self.exchange(raw.encode())

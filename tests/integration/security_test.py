@@ -148,6 +148,23 @@ class ConnectionHogTest(unittest.TestCase):
             for limit in ("max_connections", "max_connections_per_client",
                           "max_handshakes_in_flight"))
 
+    def test_a_client_opening_many_connections_at_once_keeps_them_all(self):
+        """While handshake slots are free, nothing is evicted, however many one client opens at
+        once (KMS behind a load balancer comes from a few addresses)."""
+        before = self.evictions()
+        with contextlib.ExitStack() as connections:
+            sockets = [connections.enter_context(self.connect("127.0.0.9"))
+                       for _ in range(self.PER_CLIENT - 2)]
+            time.sleep(0.2)  # all admitted, all in their handshake
+            context = self.proxy.tls_context()
+            for sock in sockets:
+                connection = http.client.HTTPSConnection("localhost", self.proxy.port,
+                                                         timeout=10, context=context)
+                connection.sock = context.wrap_socket(sock, server_hostname="localhost")
+                self.assertEqual(self.proxy.call(HEALTH, health_request(),
+                                                 connection=connection)[0], 200)
+        self.assertEqual(self.evictions(), before)
+
     def test_one_address_cannot_churn_every_handshake_slot(self):
         """Bare TCP connects from one address evict that address's own handshakes (its share is
         an eighth of max_handshakes_in_flight), not another client's handshake in progress."""

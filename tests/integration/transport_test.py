@@ -99,7 +99,7 @@ class TransportTest(proxy_process.SharedProxyTest):
         (version, status, answer), = self.curl("--http2", " " * (1 << 20))
         self.assertEqual((version, status), ("2", 400))
         self.assertEqual(json.loads(answer)["errorName"], "ValidationException")
-        (version, status, _), = self.curl("--http2", "{}", path="/nowhere")
+        (version, status, _), = self.curl("--http2", "{}", path="/example/nowhere")
         self.assertEqual((version, status), ("2", 404))
 
     def test_tls_versions_and_suites(self):
@@ -237,6 +237,7 @@ class DrainTest(unittest.TestCase):
         self.assertEqual(proxy.process.wait(timeout=10), 0)
         self.assertLess(time.time() - started, 4)  # not held until the 5 s drain limit
         proxy.stop()
+        h1.close()
         h2.close()
 
     def test_busy_connections_answer_then_close(self):

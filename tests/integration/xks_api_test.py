@@ -38,8 +38,11 @@ class XksApiTest(proxy_process.SharedProxyTest):
                           "ValidationException")
         self.expect_error(self.proxy.call("keys/missing/encrypt", encrypt), 404,
                           "KeyNotFoundException")
-        self.expect_error(self.proxy.call("keys/foo/encrypt", encrypt, prefix="/other"), 404,
-                          "InvalidUriPathException")
+        self.expect_error(self.proxy.call("keys/foo/encrypt", encrypt, prefix="/example/invalid"),
+                          404, "InvalidUriPathException")
+        # Outside its own key store's prefix a credential learns nothing of what exists there.
+        self.expect_error(self.proxy.call("keys/foo/encrypt", encrypt, prefix="/other"), 401,
+                          "AuthenticationFailedException")
         self.expect_error(self.proxy.call("keys/foo/encrypt", encrypt, secret="x" * 44), 401,
                           "AuthenticationFailedException")
         self.expect_error(self.proxy.call("keys/decrypt_only_key/encrypt", encrypt), 400,

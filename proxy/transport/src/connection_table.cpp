@@ -44,13 +44,23 @@ tl::expected<ConnectionTable::Admission, ConnectionTable::Limit> ConnectionTable
       else
         evicted.emplace_back(Limit::kConnections, evict_front(unproven_));
     }
-    own = clients_.find(entry->client);  // evictions above may have erased it
-    if (!refused && own != clients_.end() &&
-        own->second.handshakes.size() >= limits_.max_handshakes_per_client) {
-      evicted.emplace_back(Limit::kHandshakes, evict_front(own->second.handshakes));
+    if (!refused && handshakes_.size() >= limits_.max_handshakes) {
+      // Scarce handshake slots: a client over its share gives up its own oldest; otherwise
+      // the client holding the most gives up its oldest. One address cannot churn everyone
+      // else's handshakes. (A scan of the clients, only while the slots are all taken.)
+      own = clients_.find(entry->client);  // evictions above may have erased it
+      Client* giver = nullptr;
+      if (own != clients_.end() &&
+          own->second.handshakes.size() >= limits_.max_handshakes_per_client) {
+        giver = &own->second;
+      } else {
+        for (auto& [address, holder] : clients_) {
+          if (giver == nullptr || holder.handshakes.size() > giver->handshakes.size())
+            giver = &holder;
+        }
+      }
+      evicted.emplace_back(Limit::kHandshakes, evict_front(giver->handshakes));
     }
-    if (!refused && handshakes_.size() >= limits_.max_handshakes)
-      evicted.emplace_back(Limit::kHandshakes, evict_front(handshakes_));
     if (!refused) {
       Client& mine = clients_[entry->client];
       ++mine.open;

@@ -4,9 +4,11 @@
 // eviction rather than only by refusal: a client that opens silent sockets or finishes
 // handshakes and sends nothing cannot lock out a client that makes signed requests.
 // - max_handshakes: connections still in their TLS handshake. When full, the oldest handshake
-//   is closed for the newcomer (a slow or silent handshake is the likely attacker); one client
-//   holds at most max_handshakes_per_client of them, its own oldest giving way beyond that, so
-//   that one address cannot keep every handshake slot churning.
+//   of the client holding the most is closed for the newcomer (a slow or silent handshake is
+//   the likely attacker), or, when the newcomer's client already holds
+//   max_handshakes_per_client of them, that client's own oldest: one address cannot keep
+//   everyone else's handshakes churning, while a client opening many connections at once is
+//   not held back while slots are free.
 // - max_connections: every connection of the listener. When full, the oldest unproven
 //   connection (one that has not yet had a request authenticated, and has no request in
 //   flight) is closed for the newcomer; with none, the newcomer is refused.

@@ -161,8 +161,12 @@ bool Http1RequestReader::header_is_unambiguous() {
     return false;
   // §3.2: origin-form, or the absolute-form a server must accept; nothing else here.
   std::string_view target = message.target();
-  return target.starts_with('/') || starts_with_scheme(target, "https://") ||
-         starts_with_scheme(target, "http://");
+  if (target.starts_with('/'))
+    return true;
+  if (!starts_with_scheme(target, "https://") && !starts_with_scheme(target, "http://"))
+    return false;
+  std::string_view authority = target.substr(target.find("://") + 3);
+  return is_valid_host(authority.substr(0, authority.find_first_of("/?")));
 }
 
 bool Http1RequestReader::take_header() {

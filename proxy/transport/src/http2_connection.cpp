@@ -126,7 +126,7 @@ void Http2Connection::send(std::string& out, std::size_t max_bytes) {
 std::optional<Http2Connection::Clock::time_point> Http2Connection::next_due() const {
   std::optional<Clock::time_point> earliest;
   for (const auto& [id, stream] : streams_) {
-    if (!stream.at_handler && (!earliest || stream.due < *earliest))
+    if (receiving(stream) && (!earliest || stream.due < *earliest))
       earliest = stream.due;
   }
   return earliest;
@@ -135,7 +135,7 @@ std::optional<Http2Connection::Clock::time_point> Http2Connection::next_due() co
 std::size_t Http2Connection::expire(Clock::time_point now) {
   std::vector<std::int32_t> overdue;
   for (const auto& [id, stream] : streams_) {
-    if (!stream.at_handler && stream.due <= now)
+    if (receiving(stream) && stream.due <= now)
       overdue.push_back(id);
   }
   for (std::int32_t id : overdue) {

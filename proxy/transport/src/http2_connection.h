@@ -116,6 +116,11 @@ class Http2Connection {
   // Resets a stream we will not serve and forgets it.
   void drop(std::int32_t stream_id, std::uint32_t error_code);
   std::size_t initial_stream_window() const;
+  // Still waiting for its request: not at the handler, and not answered (a response being
+  // sent, refusals included, is never cut short).
+  static bool receiving(const Stream& stream) {
+    return !stream.at_handler && stream.status.empty();
+  }
   // Forgets what the stream holds and gives its body bytes back to the connection window.
   void release(std::int32_t stream_id, Stream& stream);
 

@@ -93,9 +93,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
       connection_->go_away();
       goaway_sent_ = true;
     }
-    if (in_flight_ == 0 && reading_)
-      return stream_.cancel();  // the read handler says goodbye and closes
-    flush();
+    flush();  // once written, and nothing in flight, the read is ended: see flush()
   }
 
   void on_answer(std::int32_t stream_id, HttpResponse response) {
@@ -106,8 +104,6 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
     admission_.release_request();
     request_finished(context_);
     connection_->answer(stream_id, std::move(response));
-    if (context_.draining && in_flight_ == 0 && reading_)
-      stream_.cancel();  // the last answer of a draining connection: goodbye after it
     flush();
   }
 
@@ -121,6 +117,8 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
     }
     if (!connection_->wants_read())
       return finish();
+    if (in_flight_ == 0 && Clock::now() >= quiet_until_)
+      return go_away_and_close();  // a peer that keeps sending frames cannot outrun it
     reading_ = true;
     // Not extended by frames that are not requests (PING, SETTINGS, WINDOW_UPDATE...).
     stream_.expires_after(quiet_until_ - Clock::now());
@@ -179,6 +177,10 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
     if (output_.empty()) {
       if (closing_)
         return close();
+      // Draining and all answered (and written): end the pending read, whose handler says
+      // goodbye and closes. Only a read is pending here, never a write.
+      if (context_.draining && in_flight_ == 0 && reading_)
+        return stream_.cancel();
       return read();
     }
     writing_ = true;

@@ -170,6 +170,10 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
     answered_ = true;
     if (answer.authenticated)
       admission_.prove();
+    // Evictable again once answered: a peer that stops reading its answers must not keep a
+    // slot out of reach by holding writes open.
+    if (in_flight_)
+      admission_.release_request();
     auto response = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(answer.status), version_ ? version_ : 11);
     response->set(http::field::content_type, "application/json");
@@ -181,10 +185,8 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
     http::async_write(
         stream_, *response,
         [self = shared_from_this(), response, close_after](beast::error_code error, std::size_t) {
-          if (std::exchange(self->in_flight_, false)) {
+          if (std::exchange(self->in_flight_, false))
             request_finished(self->context_);
-            self->admission_.release_request();
-          }
           if (error)
             return self->close();
           if (self->linger_)

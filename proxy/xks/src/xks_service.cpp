@@ -2,11 +2,13 @@
 #include "xks/proxy/xks/xks_service.h"
 
 #include <atomic>
+#include <boost/algorithm/string/predicate.hpp>
 
 #include "deadline_watch.h"
 #include "router.h"
 #include "xks/proxy/ops/audit_log.h"
 #include "xks/proxy/xks/xks_error.h"
+#include "xks/sigv4/authorization.h"
 #include "xks_json.h"
 
 namespace xks::proxy {
@@ -104,7 +106,28 @@ HttpResponse error_response(XksOutcome& outcome, XksError error, std::string_vie
 
 const Bytes kEmpty;
 
+// `target` is the key store's own: under "<prefix>/" (every path for the empty prefix).
+bool is_under_prefix(std::string_view target, std::string_view prefix) {
+  return target.size() > prefix.size() && target.starts_with(prefix) &&
+         target[prefix.size()] == '/';
+}
+
 }  // namespace
+
+const KeyStore& XksService::key_store_of(const HttpRequest& request) const {
+  for (const auto& [name, value] : request.headers) {
+    if (name.size() != 13 || !boost::iequals(name, "authorization"))
+      continue;
+    if (auto authorization = sigv4::parse_authorization(value)) {
+      for (const KeyStore& store : key_stores_) {
+        if (store.verifier->knows(authorization->access_key_id))
+          return store;
+      }
+    }
+    break;
+  }
+  return key_stores_.front();
+}
 
 XksService::XksService(std::vector<KeyStore> key_stores, hsm::Fleet& fleet, ProxyIdentity identity,
                        XksMetrics* metrics, AuditLog* audit)
@@ -324,18 +347,17 @@ std::optional<HttpResponse> XksService::prepare(const HttpRequest& request, XksO
   sigv4::Request signed_request{request.method, request.target, "", headers, request.body};
   auto found = route(request.target, prefixes_);
   if (!found) {
-    // Only a caller holding some key store's credential learns that a path does not exist:
-    // to anyone else, every path looks alike, so key store prefixes cannot be enumerated.
-    std::optional<sigv4::Failure> failure;
-    for (const KeyStore& store : key_stores_) {
-      auto verified = store.verifier->verify(signed_request);
-      if (verified) {
-        outcome.authenticated = true;
-        return error_response(outcome, XksError::kInvalidUriPath, "not an XKS API path");
-      }
-      failure = verified.error();
+    // A path that names no key store is 404 only to a caller holding the credential of a key
+    // store whose prefix the path is under; to anyone else it looks like any other path (401),
+    // so prefixes cannot be enumerated. One verification, with the key store that knows the
+    // access key id (or the first, whose decoy then costs the same), whatever the path.
+    const KeyStore& store = key_store_of(request);
+    auto verified = store.verifier->verify(signed_request);
+    if (verified && is_under_prefix(request.target, store.prefix)) {
+      outcome.authenticated = true;
+      return error_response(outcome, XksError::kInvalidUriPath, "not an XKS API path");
     }
-    outcome.auth_failure = failure.value_or(sigv4::Failure::kMissingAuthorization);
+    outcome.auth_failure = verified ? sigv4::Failure::kUnknownAccessKeyId : verified.error();
     return error_response(outcome, XksError::kAuthenticationFailed,
                           "the request signature is not valid");
   }

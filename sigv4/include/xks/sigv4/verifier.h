@@ -34,6 +34,11 @@ class Verifier {
   tl::expected<std::reference_wrapper<const Credential>, Failure> verify(
       const Request& request) const;
 
+  // Whether this access key id is one of the credentials (not secret: ids travel in clear).
+  bool knows(std::string_view access_key_id) const {
+    return find_credential(access_key_id) != nullptr;
+  }
+
  private:
   const Credential* find_credential(std::string_view access_key_id) const;
 

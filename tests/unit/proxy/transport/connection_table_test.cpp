@@ -109,13 +109,20 @@ TEST_F(ConnectionTableTest, OneClientCannotChurnEveryHandshakeSlot) {
   auto other = admit("10.0.0.9", "other");
   auto first = admit("10.0.0.1", "first");
   auto second = admit("10.0.0.1", "second");
-  auto third = admit("10.0.0.1", "third");  // over its share: its own oldest gives way
+  auto third = admit("10.0.0.1", "third");  // over its share, but slots are free: no one goes
   ASSERT_TRUE(other && first && second && third);
+  EXPECT_TRUE(evicted_.empty());
+  auto fourth = admit("10.0.0.1", "fourth");  // slots full, over its share: its own oldest
   EXPECT_EQ(evicted_, std::vector<std::string>{"first"});
+  std::vector<ConnectionTable::Admission> flood;
   for (int i = 0; i < 20; ++i)
-    ASSERT_TRUE(admit("10.0.0.1", "flood-" + std::to_string(i)));
-  // However long the flood, the other client's handshake was never closed.
+    flood.push_back(std::move(*admit("10.0.0.1", "flood-" + std::to_string(i))));
+  // However long the flood, the other client's handshake was never closed...
   EXPECT_EQ(std::count(evicted_.begin(), evicted_.end(), "other"), 0);
+  // ...and a newcomer from elsewhere takes the oldest slot, one of the flood's.
+  auto newcomer = admit("10.0.0.8", "newcomer");
+  ASSERT_TRUE(newcomer);
+  EXPECT_NE(evicted_.back().find("flood-"), std::string::npos) << evicted_.back();
 }
 
 TEST_F(ConnectionTableTest, AConnectionWithARequestInFlightIsNotEvicted) {

@@ -252,9 +252,15 @@ TEST_F(XksServiceTest, KeyUsageErrors) {
 }
 
 TEST_F(XksServiceTest, RoutingAndAuthenticationErrors) {
-  auto unknown_path = call("/tenant-b/kms/xks/v1/health", "{}");
+  // A path under the caller's own key store that is not an XKS API (the conformance client's
+  // "<prefix>/invalid" case).
+  auto unknown_path = call("/tenant-a/invalid/kms/xks/v1/health", "{}");
   EXPECT_EQ(unknown_path.status, 404);
   EXPECT_EQ(error_name_of(unknown_path), "InvalidUriPathException");
+  // Outside it, even a valid credential learns nothing of which paths exist.
+  auto elsewhere = call("/tenant-b/kms/xks/v1/health", "{}");
+  EXPECT_EQ(elsewhere.status, 401);
+  EXPECT_EQ(error_name_of(elsewhere), "AuthenticationFailedException");
   // Without a valid signature, an unknown path and a known one answer alike: prefixes cannot
   // be enumerated.
   HttpRequest probe{"POST", "/tenant-b/kms/xks/v1/health", {{"Host", "h"}}, "{}", "", ""};
@@ -309,7 +315,7 @@ TEST_F(XksServiceTest, MetricsCountEachOutcome) {
   EXPECT_EQ(call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA")).status, 200);
   call("/tenant-a/kms/xks/v1/keys/decrypt_only_key/encrypt", encrypt_body("AAAA"));
   call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA"), kRestricted);
-  call("/nowhere", "{}");
+  call("/tenant-a/nowhere", "{}");
   std::string text = registry_.serialize();
   auto has = [&](const std::string& line) {
     EXPECT_NE(text.find(line + "\n"), std::string::npos) << line << "\n" << text;

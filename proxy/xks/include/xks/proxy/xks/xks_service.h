@@ -86,6 +86,8 @@ class XksService {
                std::size_t member, hsm::Fleet::Tried tried) const;
   void finish(Exchange& exchange, HttpResponse response) const;
   AuditRecord audit_record(XksOutcome& outcome, const HttpRequest& request, double seconds) const;
+  // The key store whose credential the request's Authorization names (the first if none).
+  const KeyStore& key_store_of(const HttpRequest& request) const;
 
   std::vector<KeyStore> key_stores_;
   std::vector<std::string> prefixes_;
