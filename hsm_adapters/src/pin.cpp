@@ -21,7 +21,9 @@ HsmResult<std::string> read_pin(const PinSource& source) {
     return tl::unexpected(HsmError{HsmErrorKind::kLoginFailed, CKR_OK, std::move(reason)});
   };
   std::string pin;
-  if (source.from == PinSource::From::kEnvironment) {
+  if (source.from == PinSource::From::kEnvironment && !source.value.empty()) {
+    pin = source.value;
+  } else if (source.from == PinSource::From::kEnvironment) {
     const char* value = std::getenv(source.name.c_str());
     if (value == nullptr)
       return failure("HSM PIN variable " + source.name + " is not set");

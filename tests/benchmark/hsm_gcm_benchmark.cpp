@@ -84,7 +84,7 @@ RawTarget raw_target() {
   auto token_info = (*module)->find_token({hsm::TokenSelector::By::kLabel, token});
   if (!token_info)
     die(token_info.error().message);
-  auto pin = hsm::read_pin({hsm::PinSource::From::kFile, pin_file});
+  auto pin = hsm::read_pin({hsm::PinSource::From::kFile, pin_file, {}});
   if (!pin)
     die(pin.error().message);
   return {*module, token_info->slot_id, *pin, key};

@@ -24,6 +24,7 @@ import hpack
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import proxy_process  # noqa: E402  (ProxyProcess and signing helpers)
+from proxy_process import rss_bytes  # noqa: E402
 from raw_clients import *  # noqa: E402,F401,F403  (RawTls, HTTP/1.1 and HTTP/2 by hand)
 
 MIB = 1 << 20
@@ -37,13 +38,6 @@ os.environ["ASAN_OPTIONS"] = ":".join(
     filter(None, [os.environ.get("ASAN_OPTIONS"), "quarantine_size_mb=4",
                   "thread_local_quarantine_size_kb=64"]))
 
-
-def rss_bytes(pid):
-    with open("/proc/%d/status" % pid) as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
 
 
 class HostileClientTest(unittest.TestCase):

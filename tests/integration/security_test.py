@@ -222,16 +222,20 @@ class ConnectionHogTest(unittest.TestCase):
                 for sock in held:
                     sock.close()
 
+        rss_before = rss_bytes(self.proxy.process.pid)
         attacker = threading.Thread(target=flood)
         attacker.start()
         try:
             wait_until(lambda: opened[0] > self.PER_CLIENT * 2)
             statuses = [self.signed_call() for _ in range(20)]
+            grown = rss_bytes(self.proxy.process.pid) - rss_before
         finally:
             stop.set()
             attacker.join(60)
         self.assertEqual(statuses, [200] * 20)
         self.assertGreater(self.evictions(), 0)
+        # The flood holds at most its share of slots: memory stays bounded.
+        self.assertLess(grown, 16 << 20, "RSS grew by %.1f MiB" % (grown / (1 << 20)))
 
     def test_proven_connections_are_kept_and_a_newcomer_is_refused_at_the_per_client_limit(self):
         kept = []

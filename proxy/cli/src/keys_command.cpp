@@ -57,8 +57,8 @@ std::optional<hsm::OpenToken> open_token(const TokenOptions& options) {
     return fail("give the PIN with --pin-file or --pin-env");
   }
   hsm::PinSource pin = options.pin_file.empty()
-                           ? hsm::PinSource{hsm::PinSource::From::kEnvironment, options.pin_env}
-                           : hsm::PinSource{hsm::PinSource::From::kFile, options.pin_file};
+                           ? hsm::PinSource{hsm::PinSource::From::kEnvironment, options.pin_env, {}}
+                           : hsm::PinSource{hsm::PinSource::From::kFile, options.pin_file, {}};
   auto opened = hsm::open_token(options.module, selector, pin);
   if (!opened)
     return fail(opened.error().message);

@@ -21,6 +21,28 @@ namespace xks::proxy {
 
 namespace {
 
+// Secrets given in environment variables are read with the configuration; then, before any
+// thread starts (unsetenv is not thread-safe), their values are overwritten where the kernel
+// shows them (/proc/PID/environ is the original block) and the variables removed.
+void forget_secret_environment(const Config& config) {
+  std::vector<std::string> names;
+  for (const HsmConfig& hsm : config.hsm) {
+    if (hsm.pin.from == hsm::PinSource::From::kEnvironment)
+      names.push_back(hsm.pin.name);
+  }
+  for (const KeyStoreConfig& store : config.keystores) {
+    for (const CredentialConfig& credential : store.credentials) {
+      if (!credential.secret_env.empty())
+        names.push_back(credential.secret_env);
+    }
+  }
+  for (const std::string& name : names) {
+    if (char* value = std::getenv(name.c_str()))
+      explicit_bzero(value, std::strlen(value));
+    ::unsetenv(name.c_str());
+  }
+}
+
 struct Started {
   std::unique_ptr<Runtime> runtime;
   std::shared_ptr<boost::asio::ssl::context> tls;
@@ -31,6 +53,7 @@ tl::expected<Started, std::string> start(const std::string& config_path) {
   if (!config)
     return tl::unexpected(config.error());
   configure_operational_log(config->log);
+  forget_secret_environment(*config);  // before any thread starts
   auto tls = make_server_tls_context(config->tls);
   if (!tls)
     return tl::unexpected(tls.error());
@@ -85,28 +108,6 @@ int check_command(const std::string& config_path) {
   return 0;
 }
 
-// Secrets given in environment variables are read once, at start: then their values are
-// overwritten where the kernel shows them (/proc/PID/environ is the original block) and the
-// variables removed.
-void forget_secret_environment(const Config& config) {
-  std::vector<std::string> names;
-  for (const HsmConfig& hsm : config.hsm) {
-    if (hsm.pin.from == hsm::PinSource::From::kEnvironment)
-      names.push_back(hsm.pin.name);
-  }
-  for (const KeyStoreConfig& store : config.keystores) {
-    for (const CredentialConfig& credential : store.credentials) {
-      if (!credential.secret_env.empty())
-        names.push_back(credential.secret_env);
-    }
-  }
-  for (const std::string& name : names) {
-    if (char* value = std::getenv(name.c_str()))
-      explicit_bzero(value, std::strlen(value));
-    ::unsetenv(name.c_str());
-  }
-}
-
 int serve_command(const std::string& config_path) {
   // Until the signal handling below is in place (HSM log-in can take seconds), a SIGHUP from
   // logrotate must not kill the process; SIGTERM before serving may.
@@ -119,7 +120,6 @@ int serve_command(const std::string& config_path) {
     spdlog::error("cannot start: {}", started.error());
     return 1;
   }
-  forget_secret_environment(started->runtime->config());
   Runtime& runtime = *started->runtime;
   Server server(runtime.config().server, started->tls, xks_application(runtime), runtime.metrics());
   if (auto listening = server.listen(); !listening) {

@@ -295,8 +295,17 @@ HsmConfig parse_hsm(TableReader reader) {
   if ((pin_file ? 1 : 0) + (pin_env ? 1 : 0) != 1) {
     reader.fail(nullptr, "pin_file", "give the PIN by exactly one of pin_file or pin_env");
   }
-  hsm.pin = pin_file ? hsm::PinSource{hsm::PinSource::From::kFile, *pin_file}
-                     : hsm::PinSource{hsm::PinSource::From::kEnvironment, *pin_env};
+  hsm.pin = pin_file ? hsm::PinSource{hsm::PinSource::From::kFile, *pin_file, {}}
+                     : hsm::PinSource{hsm::PinSource::From::kEnvironment, *pin_env, {}};
+  if (pin_env) {
+    // Read now, with the rest of the configuration: the proxy scrubs the variable before any
+    // of its threads starts.
+    const char* value = std::getenv(pin_env->c_str());
+    if (value == nullptr || *value == '\0')
+      reader.fail(reader.table().get("pin_env"), "pin_env", *pin_env + " is not set");
+    else
+      hsm.pin.value = value;
+  }
   if (pin_file)
     check_private_file(reader, "pin_file", *pin_file);
   hsm.sessions = hsm.profile.default_sessions;

@@ -30,7 +30,7 @@ class BackendTest : public test::HsmFixture {
     std::ofstream(pin_file) << token_.user_pin() << "\n";
     return {.module = test::kSoftHsmModule,
             .token = {TokenSelector::By::kLabel, token_.label()},
-            .pin = {PinSource::From::kFile, pin_file},
+            .pin = {PinSource::From::kFile, pin_file, {}},
             .profile = *vendor_profile("softhsm"),
             .health_key = "health",
             .sessions = 2,
@@ -107,7 +107,7 @@ TEST_F(BackendTest, EachOpeningProblemIsNamedWithoutThePin) {
       << opened.error().message;
 
   BackendOptions no_pin = options();
-  no_pin.pin = {PinSource::From::kEnvironment, "XKS_BACKEND_TEST_UNSET_PIN"};
+  no_pin.pin = {PinSource::From::kEnvironment, "XKS_BACKEND_TEST_UNSET_PIN", {}};
   ::unsetenv("XKS_BACKEND_TEST_UNSET_PIN");
   opened = open_token(no_pin.module, no_pin.token, no_pin.pin);
   ASSERT_FALSE(opened.has_value());

@@ -37,7 +37,7 @@ class FleetTest : public test::HsmFixture {
     auto backend = Backend::start(
         {.module = test::kSoftHsmModule,
          .token = {TokenSelector::By::kLabel, label},
-         .pin = {PinSource::From::kFile, pin_file_},
+         .pin = {PinSource::From::kFile, pin_file_, {}},
          .profile = *vendor_profile("softhsm"),
          .health_key = "health",
          .sessions = 1,

@@ -45,7 +45,7 @@ TEST(Classify, MapsCodesToWhatTheProxyDoesAboutThem) {
 TEST(ReadPin, FromAFileWithoutItsNewline) {
   auto path = std::filesystem::temp_directory_path() / "xks-pin-test";
   std::ofstream(path) << "crypto-user:s3cret\n";
-  auto pin = read_pin({PinSource::From::kFile, path.string()});
+  auto pin = read_pin({PinSource::From::kFile, path.string(), {}});
   std::filesystem::remove(path);
   ASSERT_TRUE(pin.has_value());
   EXPECT_EQ(*pin, "crypto-user:s3cret");  // CloudHSM's user:password passes unchanged
@@ -53,17 +53,17 @@ TEST(ReadPin, FromAFileWithoutItsNewline) {
 
 TEST(ReadPin, FromTheEnvironment) {
   ::setenv("XKS_TEST_PIN", "1234", 1);
-  auto pin = read_pin({PinSource::From::kEnvironment, "XKS_TEST_PIN"});
+  auto pin = read_pin({PinSource::From::kEnvironment, "XKS_TEST_PIN", {}});
   ASSERT_TRUE(pin.has_value());
   EXPECT_EQ(*pin, "1234");
 }
 
 TEST(ReadPin, MissingOrEmptyIsAnError) {
   ::unsetenv("XKS_TEST_PIN_UNSET");
-  EXPECT_FALSE(read_pin({PinSource::From::kEnvironment, "XKS_TEST_PIN_UNSET"}).has_value());
-  EXPECT_FALSE(read_pin({PinSource::From::kFile, "/nonexistent/pin"}).has_value());
+  EXPECT_FALSE(read_pin({PinSource::From::kEnvironment, "XKS_TEST_PIN_UNSET", {}}).has_value());
+  EXPECT_FALSE(read_pin({PinSource::From::kFile, "/nonexistent/pin", {}}).has_value());
   ::setenv("XKS_TEST_PIN", "", 1);
-  EXPECT_FALSE(read_pin({PinSource::From::kEnvironment, "XKS_TEST_PIN"}).has_value());
+  EXPECT_FALSE(read_pin({PinSource::From::kEnvironment, "XKS_TEST_PIN", {}}).has_value());
 }
 
 TEST(XksAad, LengthPrefixesBothParts) {

@@ -14,6 +14,9 @@ struct PinSource {
   enum class From : std::uint8_t { kFile, kEnvironment };
   From from = From::kFile;
   std::string name;  // file path or variable name
+  // The PIN of a variable, when it was read beforehand (the proxy reads it with its
+  // configuration, so that the variable can be scrubbed before any thread starts).
+  std::string value;
 };
 
 // The PIN; one trailing newline of a file is dropped. Read without buffers that would keep a

@@ -150,6 +150,7 @@ TEST_F(ConfigTest, ParsesTextInMemoryLikeAFile) {
 
 TEST_F(ConfigTest, ReadsEverySetting) {
   ::setenv("XKS_TEST_SECRET", "newSecretnewSecretnewSecretnewSecretnewSecret+/=", 1);
+  ::setenv("XKS_TEST_CONFIG_PIN", "1234-5678", 1);
   auto config = load(
       "[server]\nlisten = \"[::1]:9443\"\nadmin_listen = \"127.0.0.1:19090\"\nio_threads = 2\n"
       "request_deadline_ms = 150\nmax_body_bytes = 32768\nhandshake_timeout_ms = 3000\n"
@@ -161,7 +162,8 @@ TEST_F(ConfigTest, ReadsEverySetting) {
       "[tls]\ncertificate_chain = \"c.pem\"\nprivate_key = \"k.pem\"\nclient_ca = \"ca.pem\"\n"
       "client_names = [\"cks.kms.us-east-1.amazonaws.com\"]\n"
       "[hsm]\nmodule = \"m.so\"\nvendor_profile = \"generic\"\niv_source = \"hsm-append\"\n"
-      "bad_tag_rv = 5\ntoken_serial = \"abc\"\npin_env = \"PIN\"\nsessions = 16\nworkers = 4\n"
+      "bad_tag_rv = 5\ntoken_serial = \"abc\"\npin_env = \"XKS_TEST_CONFIG_PIN\"\nsessions = "
+      "16\nworkers = 4\n"
       "health_key = \"h\"\n"
       "[[keystore]]\nprefix = \"/a/b_c-d\"\nregions = [\"us-east-1\", \"eu-west-3\"]\n"
       "allowed_keys = [\"foo\", \"bar\"]\n"
@@ -192,7 +194,9 @@ TEST_F(ConfigTest, ReadsEverySetting) {
   EXPECT_EQ(config->hsm[0].profile.iv_source, hsm::IvSource::kHsmAppendsToOutput);
   EXPECT_EQ(config->hsm[0].profile.bad_tag_rv, 5u);
   EXPECT_EQ(config->hsm[0].token.by, hsm::TokenSelector::By::kSerial);
-  EXPECT_EQ(config->hsm[0].pin.name, "PIN");
+  EXPECT_EQ(config->hsm[0].pin.name, "XKS_TEST_CONFIG_PIN");
+  // Read with the configuration, so that serve can scrub the variable before threads start.
+  EXPECT_EQ(config->hsm[0].pin.value, "1234-5678");
   EXPECT_EQ(config->hsm[0].workers, 4u);
   ASSERT_EQ(config->keystores.size(), 2u);
   const KeyStoreConfig& first = config->keystores[0];
@@ -272,6 +276,10 @@ TEST_F(ConfigTest, NamesFileLineAndKeyOfEachMistake) {
   expect_error(minimal("", "vendor_profile = \"generic\"\n"), "hsm.iv_source");
   expect_error(minimal("", "token_serial = \"x\"\n"), "exactly one of token_label");
   expect_error(minimal("", "pin_env = \"X\"\n"), "exactly one of pin_file or pin_env");
+  std::string unset_pin = minimal();
+  const std::string pin_file = "pin_file = \"/etc/xks/pin\"";
+  unset_pin.replace(unset_pin.find(pin_file), pin_file.size(), "pin_env = \"XKS_TEST_UNSET_PIN\"");
+  expect_error(unset_pin, "XKS_TEST_UNSET_PIN is not set");
   expect_error(minimal("", "sessions = 0\n"), "hsm.sessions: must be between 1 and 1024");
   expect_error("[server]\nhttp2_connection_buffer_bytes = 70000\n" + minimal(),
                "xks.toml:2: server.http2_connection_buffer_bytes: must be at least max_body_bytes "

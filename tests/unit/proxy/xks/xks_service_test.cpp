@@ -55,7 +55,7 @@ class XksServiceTest : public test::HsmFixture {
     auto backend = hsm::Backend::start(
         {.module = test::kSoftHsmModule,
          .token = {hsm::TokenSelector::By::kLabel, token_.label()},
-         .pin = {hsm::PinSource::From::kFile, pin_file},
+         .pin = {hsm::PinSource::From::kFile, pin_file, {}},
          .profile = *hsm::vendor_profile("softhsm"),
          .health_key = "xks-health",
          .sessions = 2,
