@@ -31,12 +31,7 @@ MIB = 1 << 20
 # What any one attack below may add to the proxy's resident memory. The attacks send up to
 # 24 MiB each; before the limits they grew RSS by 27 to 88 MiB.
 RSS_BOUND = 16 * MIB
-# Under AddressSanitizer, freed memory waits in a quarantine (256 MiB by default) before it is
-# reused, so RSS would measure ASan rather than the proxy: keep the quarantine small. Release
-# builds ignore this.
-os.environ["ASAN_OPTIONS"] = ":".join(
-    filter(None, [os.environ.get("ASAN_OPTIONS"), "quarantine_size_mb=4",
-                  "thread_local_quarantine_size_kb=64"]))
+proxy_process.measure_rss_under_asan()
 
 
 

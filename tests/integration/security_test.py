@@ -27,6 +27,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from proxy_process import *  # noqa: E402,F401,F403  (the process, signing, fakes)
 import proxy_process  # noqa: E402
 
+proxy_process.measure_rss_under_asan()  # the connection-flood test bounds RSS
+
 HEALTH = "health"
 
 
