@@ -37,7 +37,9 @@ HsmResult<OpenToken> open_token(const std::string& module, const TokenSelector& 
   auto found = (*loaded)->find_token(token);
   if (!found)
     return tl::unexpected(found.error());
-  return OpenToken{*loaded, *found, std::move(*read)};
+  OpenToken opened{*loaded, *found, std::move(*read)};
+  wipe(*read);  // what the move left behind
+  return opened;
 }
 
 HsmResult<std::unique_ptr<Backend>> Backend::start(BackendOptions options) {

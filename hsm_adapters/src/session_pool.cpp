@@ -28,9 +28,11 @@ void SessionPool::Lease::report(const HsmError& error) {
   }
 }
 
-SessionPool::SessionPool(std::shared_ptr<Pkcs11Module> module, CK_SLOT_ID slot, std::string pin,
+SessionPool::SessionPool(std::shared_ptr<Pkcs11Module> module, CK_SLOT_ID slot, std::string&& pin,
                          SessionPoolOptions options)
-    : module_(std::move(module)), slot_(slot), pin_(std::move(pin)), options_(options) {}
+    : module_(std::move(module)), slot_(slot), pin_(std::move(pin)), options_(options) {
+  wipe(pin);  // what the move left behind
+}
 
 HsmResult<std::unique_ptr<SessionPool>> SessionPool::open(std::shared_ptr<Pkcs11Module> module,
                                                           CK_SLOT_ID slot, std::string pin,

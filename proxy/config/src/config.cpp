@@ -170,12 +170,23 @@ void check_private_file(TableReader& reader, std::string_view key, const std::st
   }
 }
 
+// Longer than any SigV4 secret the spec allows (64): what is longer is refused as malformed.
+constexpr std::size_t kMaxSecretFileBytes = 256;
+
 std::string read_secret_file(TableReader& reader, std::string_view key, const std::string& path) {
   check_private_file(reader, key, path);
-  std::ifstream file(path, std::ios::binary);
+  // Unbuffered, into room reserved up front: no stream buffer or outgrown string is left
+  // holding a copy of the secret.
+  std::ifstream file;
+  file.rdbuf()->pubsetbuf(nullptr, 0);
+  file.open(path, std::ios::binary);
   if (!file)
     reader.fail(reader.table().get(key), key, "cannot read " + path);
-  std::string secret{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
+  std::string secret;
+  secret.reserve(kMaxSecretFileBytes);
+  for (std::istreambuf_iterator<char> it(file), end;
+       it != end && secret.size() < kMaxSecretFileBytes; ++it)
+    secret.push_back(*it);
   while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r'))
     secret.pop_back();
   return secret;

@@ -89,11 +89,23 @@ std::vector<std::string> read_lines(std::ifstream& file) {
 }  // namespace
 
 tl::expected<AuditKey, std::string> AuditKey::read(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
+  // Unbuffered, into room reserved up front: nothing but the key holds a copy.
+  constexpr std::size_t kMaxKeyBytes = 1024;
+  std::ifstream file;
+  file.rdbuf()->pubsetbuf(nullptr, 0);
+  file.open(path, std::ios::binary);
   if (!file)
     return tl::unexpected("cannot read the audit key file " + path);
+  std::error_code size_error;
+  if (std::filesystem::file_size(path, size_error) > kMaxKeyBytes && !size_error) {
+    return tl::unexpected("the audit key file " + path + " holds more than " +
+                          std::to_string(kMaxKeyBytes) + " bytes");
+  }
   AuditKey key;
-  key.bytes_.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+  key.bytes_.reserve(kMaxKeyBytes);
+  for (std::istreambuf_iterator<char> it(file), end; it != end && key.bytes_.size() < kMaxKeyBytes;
+       ++it)
+    key.bytes_.push_back(static_cast<unsigned char>(*it));
   if (key.bytes_.size() < kAuditKeyMinBytes) {
     return tl::unexpected("the audit key file " + path + " holds fewer than " +
                           std::to_string(kAuditKeyMinBytes) + " bytes");

@@ -84,7 +84,7 @@ class SessionPool {
   CK_FUNCTION_LIST& api() const { return module_->api(); }
 
  private:
-  SessionPool(std::shared_ptr<Pkcs11Module> module, CK_SLOT_ID slot, std::string pin,
+  SessionPool(std::shared_ptr<Pkcs11Module> module, CK_SLOT_ID slot, std::string&& pin,
               SessionPoolOptions options);
 
   HsmResult<CK_SESSION_HANDLE> open_session();  // opened and logged in
