@@ -8,6 +8,7 @@
 #include <limits>
 #include <new>
 #include <optional>
+#include <utility>
 #include <vector>
 
 namespace xks::proxy {
@@ -154,6 +155,8 @@ bool Http2Connection::wants_write() const {
 }
 
 void Http2Connection::go_away() {
+  if (std::exchange(going_away_, true))
+    return;
   nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
                         nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
                         nullptr, 0);

@@ -71,8 +71,10 @@ class Http2Connection {
   void send(std::string& out, std::size_t max_bytes);
   // The answer to a request handed out; dropped when the peer reset the stream meanwhile.
   void answer(std::int32_t stream_id, HttpResponse response);
-  // Graceful close: GOAWAY NO_ERROR; streams already open still finish.
+  // Graceful close: GOAWAY NO_ERROR, once however often asked; streams already open still
+  // finish.
   void go_away();
+  bool going_away() const { return going_away_; }
 
   // When the first stream's request phase is due (nullopt: no stream is receiving), and the
   // resets of streams overdue at `now` (counted as kRequestTimeout refusals); returns how many.
@@ -138,6 +140,7 @@ class Http2Connection {
   std::uint32_t resets_ = 0;  // RST_STREAM frames from the peer since resets_since_
   bool reset_flood_ = false;
   bool goaway_counted_ = false;  // receive() counted why it ends the connection
+  bool going_away_ = false;      // go_away() submitted its GOAWAY
 };
 
 }  // namespace xks::proxy

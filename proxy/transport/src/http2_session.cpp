@@ -89,10 +89,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   void on_drain() {
     if (closed_)
       return;
-    if (!goaway_sent_) {
-      connection_->go_away();
-      goaway_sent_ = true;
-    }
+    connection_->go_away();
     flush();  // once written, and nothing in flight, the read is ended: see flush()
   }
 
@@ -110,9 +107,8 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   void read() {
     if (reading_ || writing_ || closing_)
       return;
-    if (context_.draining && !goaway_sent_) {
+    if (context_.draining && !connection_->going_away()) {
       connection_->go_away();
-      goaway_sent_ = true;
       return flush();
     }
     if (!connection_->wants_read())
@@ -159,10 +155,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   void go_away_and_close() {
     // Streams still receiving will not finish: reset them (CANCEL) before the goodbye.
     connection_->expire(Clock::time_point::max());
-    if (!goaway_sent_) {
-      connection_->go_away();
-      goaway_sent_ = true;
-    }
+    connection_->go_away();
     closing_ = true;
     flush();
   }
@@ -224,7 +217,6 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   bool writing_ = false;
   bool closing_ = false;
   bool closed_ = false;
-  bool goaway_sent_ = false;
   // Without a request (dispatched or answered) until then, the connection closes: a new one
   // has header_timeout for its first whole request, then idle_timeout after each.
   Clock::time_point quiet_until_ = Clock::now() + context_.config.header_timeout;

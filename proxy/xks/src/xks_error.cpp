@@ -29,9 +29,4 @@ std::pair<XksError, std::string_view> refusal_error(HttpRefusal reason) {
   return {XksError::kValidation, "malformed HTTP request"};
 }
 
-HttpResponse refusal_answer(HttpRefusal reason) {
-  auto [error, message] = refusal_error(reason);
-  return error_response(error, message);
-}
-
 }  // namespace xks::proxy

@@ -83,6 +83,22 @@ class AuditLogTest : public testing::Test {
 
   AuditKey key() const { return *AuditKey::read(key_path_); }
 
+  // Submits a record someone waits for (as on_full = reject does) and returns what its callback
+  // said, or nothing if it was not called within 10 s.
+  static std::optional<bool> submit_and_wait(AuditLog& log, std::string fields) {
+    std::mutex mutex;
+    std::condition_variable done;
+    std::optional<bool> written;
+    log.submit(std::move(fields), [&](bool ok) {
+      std::lock_guard lock(mutex);
+      written = ok;
+      done.notify_all();
+    });
+    std::unique_lock lock(mutex);
+    done.wait_for(lock, std::chrono::seconds(10), [&] { return written.has_value(); });
+    return written;
+  }
+
   double metric(const std::string& name) const {
     std::string text = registry_.serialize();
     std::size_t at = text.find("\n" + name + " ");
@@ -245,17 +261,9 @@ TEST_F(AuditLogTest, WriteErrorsAreCountedAndMandatoryRecordsAreRefused) {
   full.path = "/dev/full";
   full.on_full = AuditConfig::OnFull::kReject;
   auto log = open(full);
-  std::mutex mutex;
-  std::condition_variable done;
-  std::optional<bool> written;
   if (log->reserve() == AuditLog::Place::kReserved) {
-    log->submit(record(1), [&](bool ok) {
-      std::lock_guard lock(mutex);
-      written = ok;
-      done.notify_all();
-    });
-    std::unique_lock lock(mutex);
-    ASSERT_TRUE(done.wait_for(lock, std::chrono::seconds(10), [&] { return written.has_value(); }));
+    std::optional<bool> written = submit_and_wait(*log, record(1));
+    ASSERT_TRUE(written.has_value());
     EXPECT_FALSE(*written);
   }
   EXPECT_FALSE(log->ready());
@@ -269,17 +277,9 @@ TEST_F(AuditLogTest, MandatoryRecordsAnswerOnceWritten) {
   mandatory.on_full = AuditConfig::OnFull::kReject;
   mandatory.fsync_records = 1;
   auto log = open(mandatory);
-  std::mutex mutex;
-  std::condition_variable done;
-  std::optional<bool> written;
   ASSERT_EQ(log->reserve(), AuditLog::Place::kReserved);
-  log->submit(record(1), [&](bool ok) {
-    std::lock_guard lock(mutex);
-    written = ok;
-    done.notify_all();
-  });
-  std::unique_lock lock(mutex);
-  ASSERT_TRUE(done.wait_for(lock, std::chrono::seconds(10), [&] { return written.has_value(); }));
+  std::optional<bool> written = submit_and_wait(*log, record(1));
+  ASSERT_TRUE(written.has_value());
   EXPECT_TRUE(*written);
   EXPECT_TRUE(log->ready());
   // Written before the answer: the record is in the file now.

@@ -27,7 +27,8 @@ TEST(RefusalAnswerTest, EachRefusalHasItsStatusAndErrorName) {
   };
   static_assert(std::size(cases) == kHttpRefusalCount);
   for (const Case& expected : cases) {
-    HttpResponse answer = refusal_answer(expected.reason);
+    auto [error, message] = refusal_error(expected.reason);
+    HttpResponse answer = error_response(error, message);
     EXPECT_EQ(answer.status, expected.status) << refusal_name(expected.reason);
     auto body = boost::json::parse(answer.body).as_object();
     EXPECT_EQ(body.at("errorName").as_string(), expected.error_name);

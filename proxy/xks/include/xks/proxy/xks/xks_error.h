@@ -17,8 +17,7 @@ using wire::XksError;
 HttpResponse error_response(XksError error, std::string_view message);
 
 // The error, and its message, for a request the transport refused before it reached the XKS
-// handlers; and that answer.
+// handlers (XksService::refuse answers with it).
 std::pair<XksError, std::string_view> refusal_error(HttpRefusal reason);
-HttpResponse refusal_answer(HttpRefusal reason);
 
 }  // namespace xks::proxy
