@@ -25,6 +25,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from proxy_process import *  # noqa: E402,F401,F403  (the process, signing, fakes)
+from raw_clients import *  # noqa: E402,F401,F403  (RawTls, HTTP/2 frames by hand)
 import proxy_process  # noqa: E402
 
 proxy_process.measure_rss_under_asan()  # the connection-flood test bounds RSS
@@ -286,6 +287,51 @@ class ConnectionHogTest(unittest.TestCase):
             time.sleep(0.3)
             self.assertIsNotNone(self.proxy.metric("xks_tls_handshakes_total{result=\"ok\"}"))
         self.assertGreaterEqual(self.evictions("admin"), 32)
+
+
+class EvictionGoodbyeTest(unittest.TestCase):
+    """An HTTP/2 connection evicted to make room is told so with GOAWAY before it closes, so a
+    client retries its next request on a new connection. The header timeout is long here: the
+    goodbye can only come from the eviction."""
+
+    PER_CLIENT = 4
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="xks-evict-test-")
+        cls.proxy = ProxyProcess(
+            os.path.join(cls.tmp, "demo"),
+            server_settings="max_connections_per_client = %d\n" % cls.PER_CLIENT,
+            edit_config=lambda config: config.replace("header_timeout_ms = 700",
+                                                      "header_timeout_ms = 60000"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_an_evicted_http2_connection_gets_goaway_then_closes(self):
+        clients = []
+        try:
+            for _ in range(self.PER_CLIENT):
+                client = RawTls(self.proxy, alpn=("h2",), source="127.0.0.12")
+                client.write(PREFACE + frame(SETTINGS, 0, 0))
+                self.assertTrue(client.flush())
+                clients.append(client)
+            time.sleep(0.3)  # every preface read: each connection is an idle HTTP/2 session
+            newcomer = RawTls(self.proxy, alpn=("h2",), source="127.0.0.12")
+            clients.append(newcomer)
+            received, closed = clients[0].read_until_closed(5)
+            self.assertTrue(closed)
+            self.assertEqual(goaway_error(received), 0)  # NO_ERROR: a graceful goodbye
+            self.assertEqual(self.proxy.metric('xks_connections_evicted_total{listener="xks",'
+                                               'limit="max_connections_per_client"}'), 1)
+            # The others stay open.
+            _, closed = clients[1].read_until_closed(0.5)
+            self.assertFalse(closed)
+        finally:
+            for client in clients:
+                client.close()
 
 
 def audit_settings(path, extra=""):

@@ -14,12 +14,14 @@ import hpack
 class RawTls:
     """A TLS client whose every write() is one TLS record, sent when flush() is called."""
 
-    def __init__(self, proxy, alpn=("http/1.1",), fragment_client_hello=False):
+    def __init__(self, proxy, alpn=("http/1.1",), fragment_client_hello=False,
+                 source="127.0.0.1"):
         context = ssl.create_default_context(cafile=proxy.ca)
         context.set_alpn_protocols(list(alpn))
         self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname="localhost")
-        self.sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+        self.sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10,
+                                             source_address=(source, 0))
         self.pending = b""
         first = True
         while True:

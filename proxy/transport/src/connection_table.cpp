@@ -146,6 +146,14 @@ void ConnectionTable::Admission::on_drain(std::function<void()> drain) {
   entry_->drain = std::move(drain);
 }
 
+void ConnectionTable::Admission::on_evict(Evict evict) {
+  if (table_ == nullptr || entry_ == nullptr)
+    return;
+  std::lock_guard lock(table_->mutex_);
+  if (!entry_->released)
+    entry_->evict = std::move(evict);
+}
+
 ConnectionTable::Admission& ConnectionTable::Admission::operator=(Admission&& other) noexcept {
   if (this != &other) {
     release();

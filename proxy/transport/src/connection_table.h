@@ -74,6 +74,9 @@ class ConnectionTable {
     // What drain_all() calls for this connection (thread-safe; it posts to the connection's
     // own thread); replaces what was set before.
     void on_drain(std::function<void()> drain);
+    // What eviction calls for this connection, replacing the Evict given to admit() (same
+    // rules): for a protocol that says goodbye before it closes.
+    void on_evict(Evict evict);
 
    private:
     friend class ConnectionTable;

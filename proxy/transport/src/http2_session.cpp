@@ -49,12 +49,8 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   }
 
   void start() {
-    admission_.on_drain([weak = weak_from_this(), executor = stream_.get_executor()] {
-      net::post(executor, [weak] {
-        if (auto self = weak.lock())
-          self->on_drain();
-      });
-    });
+    admission_.on_drain(later(&Http2Session::on_drain));
+    admission_.on_evict(later(&Http2Session::on_evicted));
     connection_.emplace(
         context_.config.limits, context_.config.header_timeout,
         [this](std::int32_t stream_id, HttpRequest request) {
@@ -84,13 +80,28 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
                      });
   }
 
-  // The server is stopping: GOAWAY now (the streams it names still finish), and close once
-  // nothing is in flight.
+  // For another thread: runs `member` on this connection's thread while the session lives.
+  std::function<void()> later(void (Http2Session::*member)()) {
+    return [weak = weak_from_this(), executor = stream_.get_executor(), member] {
+      net::post(executor, [weak, member] {
+        if (auto self = weak.lock())
+          (self.get()->*member)();
+      });
+    };
+  }
+
+  // The server is stopping, or this connection was evicted to make room: GOAWAY now (the
+  // streams it names still finish), and close once nothing is in flight.
+  bool leaving() const { return context_.draining || evicted_; }
   void on_drain() {
     if (closed_)
       return;
     connection_->go_away();
     flush();  // once written, and nothing in flight, the read is ended: see flush()
+  }
+  void on_evicted() {
+    evicted_ = true;  // its slot is given up already: the goodbye gets one second, see flush()
+    on_drain();
   }
 
   void on_answer(std::int32_t stream_id, HttpResponse response) {
@@ -107,7 +118,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   void read() {
     if (reading_ || writing_ || closing_)
       return;
-    if (context_.draining && !connection_->going_away()) {
+    if (leaving() && !connection_->going_away()) {
       connection_->go_away();
       return flush();
     }
@@ -121,8 +132,8 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
     stream_.async_read_some(
         net::buffer(input_), [self = shared_from_this()](error_code error, std::size_t n) {
           self->reading_ = false;
-          if ((error == net::error::timed_out || self->context_.draining) && self->in_flight_ == 0)
-            return self->go_away_and_close();  // idle or stopping: say goodbye first
+          if ((error == net::error::timed_out || self->leaving()) && self->in_flight_ == 0)
+            return self->go_away_and_close();  // idle or leaving: say goodbye first
           if (error)
             return self->close();
           if (!self->connection_->receive({self->input_.data(), n}))
@@ -172,14 +183,15 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
         return close();
       // Draining and all answered (and written): end the pending read, whose handler says
       // goodbye and closes. Only a read is pending here, never a write.
-      if (context_.draining && in_flight_ == 0 && reading_)
+      if (leaving() && in_flight_ == 0 && reading_)
         return stream_.cancel();
       return read();
     }
     writing_ = true;
     // A peer that stops reading holds the answers: the write gets idle_timeout (a goodbye
-    // before closing, one second).
-    stream_.expires_after(closing_ ? std::chrono::seconds(1) : context_.config.idle_timeout);
+    // before closing, or on an evicted connection, one second).
+    stream_.expires_after(closing_ || evicted_ ? std::chrono::seconds(1)
+                                               : context_.config.idle_timeout);
     net::async_write(stream_, net::buffer(output_),
                      [self = shared_from_this()](error_code error, std::size_t) {
                        self->writing_ = false;
@@ -217,6 +229,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   bool writing_ = false;
   bool closing_ = false;
   bool closed_ = false;
+  bool evicted_ = false;
   // Without a request (dispatched or answered) until then, the connection closes: a new one
   // has header_timeout for its first whole request, then idle_timeout after each.
   Clock::time_point quiet_until_ = Clock::now() + context_.config.header_timeout;

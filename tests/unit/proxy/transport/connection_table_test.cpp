@@ -154,6 +154,20 @@ TEST_F(ConnectionTableTest, AnIpv6ClientIsItsSlash64) {
   EXPECT_TRUE(admit("2001:db8:1:3::1", "another /64"));
 }
 
+TEST_F(ConnectionTableTest, EvictionCallsTheGoodbyeSetLast) {
+  table({1, 1, 100, 100});
+  auto first = admit("10.0.0.1", "first");
+  first->handshake_done();
+  first->on_evict([this] { evicted_.push_back("first says goodbye"); });
+  auto second = admit("10.0.0.2", "second");
+  ASSERT_TRUE(second);
+  EXPECT_EQ(evicted_, std::vector<std::string>{"first says goodbye"});
+  // Once evicted, a connection's goodbye can no longer be replaced or called again.
+  first->on_evict([this] { evicted_.push_back("too late"); });
+  auto third = admit("10.0.0.3", "third");
+  EXPECT_EQ(evicted_, (std::vector<std::string>{"first says goodbye", "second"}));
+}
+
 TEST_F(ConnectionTableTest, SlotsComeBackFromClosedAndEvictedConnections) {
   table({2, 2, 2, 2});
   {
