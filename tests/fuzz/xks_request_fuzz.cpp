@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-#include "router.h"
+#include "xks/proxy/xks/router.h"
 #include "xks/wire/base64.h"
 #include "xks_json.h"
 

@@ -99,6 +99,14 @@ class ChartTest(unittest.TestCase):
         self.assertIn("fleet_size = 2", config)
         self.assertIn("max_connections = 10000\nmax_connections_per_client = 10000\n", config)
         self.assertIn('key_file = "/etc/xks-proxy/audit-key/audit-key"', config)
+        self.assertIn('keys = ["foo", "bar", "tenant-*"]\n', config)
+        self.assertIn("[keystore.quota]\nrequests_per_second = 500\n"
+                      "per_key_requests_per_second = 100\n", config)
+        self.assertIn('[[keystore.rule]]\nid = "no-mallory-decrypt"\neffect = "deny"\n'
+                      'operations = ["Decrypt"]\nprincipals = ["arn:aws:iam::*:user/Mallory"]\n',
+                      config)
+        self.assertIn('[[keystore.rule]]\nid = "ebs-only"\neffect = "allow"\n'
+                      'source_vpces = ["vpce-1234"]\nvia_services = ["ebs.*.amazonaws.com"]', config)
         self.assertIn("/etc/xks-proxy/audit-key", [m["mountPath"] for m in
                                                     pod["containers"][0]["volumeMounts"]])
 

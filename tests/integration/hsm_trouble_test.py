@@ -19,7 +19,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import proxy_process  # noqa: E402
-from proxy_process import ProxyProcess, b64, metadata  # noqa: E402
+from proxy_process import ProxyProcess, also_serve, b64, metadata  # noqa: E402
 
 
 class HsmTroubleTest(unittest.TestCase):
@@ -263,7 +263,8 @@ class FleetKeyInventoryTest(unittest.TestCase):
                            stdout=subprocess.DEVNULL, timeout=60)
 
         cls.proxy = ProxyProcess(os.path.join(cls.tmp, "demo"), backends=2,
-                                 before_serve=key_on_the_first_token_only)
+                                 before_serve=key_on_the_first_token_only,
+                                 edit_config=also_serve("lonely", "latecomer", "nowhere"))
 
     @classmethod
     def tearDownClass(cls):

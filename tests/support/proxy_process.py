@@ -69,6 +69,13 @@ def metadata(operation="Encrypt"):
             "kmsOperation": operation, "kmsRequestId": str(uuid.uuid4())}
 
 
+def also_serve(*keys):
+    """An edit_config for ProxyProcess: the demo key store lists these keys too."""
+    def edit(config):
+        return config.replace("keys = [", "keys = [%s, " % ", ".join('"%s"' % k for k in keys), 1)
+    return edit
+
+
 class ProxyProcess:
     """`xks-proxy demo --setup-only` state, a config with short timeouts, `xks-proxy serve`."""
 

@@ -92,14 +92,49 @@ pin_file = "/etc/xks-proxy/pin/{{ .Values.hsm.pin.key }}"
 [[keystore]]
 prefix = {{ .prefix | quote }}
 regions = [{{ range $i, $region := .regions }}{{ if $i }}, {{ end }}{{ $region | quote }}{{ end }}]
-{{- if .allowedKeys }}
-allowed_keys = [{{ range $i, $key := .allowedKeys }}{{ if $i }}, {{ end }}{{ $key | quote }}{{ end }}]
+keys = [{{ range $i, $key := .keys }}{{ if $i }}, {{ end }}{{ $key | quote }}{{ end }}]
+{{- if .blocked }}
+blocked = true
+{{- with .blockedBy }}
+blocked_by = {{ . | quote }}
+{{- end }}
+{{- with .blockedReason }}
+blocked_reason = {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- with .quota }}
+
+[keystore.quota]
+{{- with .requestsPerSecond }}
+requests_per_second = {{ . }}
+{{- end }}
+{{- with .burst }}
+burst = {{ . }}
+{{- end }}
+{{- with .perKeyRequestsPerSecond }}
+per_key_requests_per_second = {{ . }}
+{{- end }}
+{{- with .perKeyBurst }}
+per_key_burst = {{ . }}
+{{- end }}
 {{- end }}
 {{- range .credentials }}
 
 [[keystore.credential]]
 access_key_id = {{ .accessKeyId | quote }}
 secret_file = "/etc/xks-proxy/sigv4/{{ .secretKey }}"
+{{- end }}
+{{- range .rules }}
+{{- $rule := . }}
+
+[[keystore.rule]]
+id = {{ .id | quote }}
+effect = {{ .effect | quote }}
+{{- range $key, $field := dict "operations" "operations" "keyIds" "key_ids" "kmsOperations" "kms_operations" "principals" "principals" "kmsKeyArns" "kms_key_arns" "viaServices" "via_services" "sourceVpcs" "source_vpcs" "sourceVpces" "source_vpces" }}
+{{- with index $rule $key }}
+{{ $field }} = [{{ range $i, $pattern := . }}{{ if $i }}, {{ end }}{{ $pattern | quote }}{{ end }}]
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{ end -}}

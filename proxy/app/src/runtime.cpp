@@ -51,29 +51,16 @@ tl::expected<std::unique_ptr<Runtime>, std::string> Runtime::start(const Config&
                  lacking);
   }
 
-  std::vector<KeyStore> stores;
-  for (const KeyStoreConfig& store : runtime->config_.keystores) {
-    std::vector<sigv4::Credential> credentials;
-    for (const CredentialConfig& credential : store.credentials) {
-      credentials.push_back(credential.credential);
-    }
-    std::optional<std::unordered_set<std::string>> allowed;
-    if (store.allowed_keys)
-      allowed.emplace(store.allowed_keys->begin(), store.allowed_keys->end());
-    stores.push_back({store.prefix,
-                      std::make_shared<sigv4::Verifier>(std::move(credentials), store.regions),
-                      std::move(allowed)});
-  }
   metrics::Registry& registry = runtime->registry_;
   registry.gauge("xks_build_info", "Build of this xks-proxy.", {"version"})
       .labels({XKS_PROXY_VERSION})
       .set(1);
-  register_certificate_expiry(registry, runtime->config_.tls);
+  runtime->certificate_expiry_ = &register_certificate_expiry(registry);
+  set_certificate_expiry(*runtime->certificate_expiry_, runtime->config_.tls);
   std::vector<std::string> names;
   for (std::size_t i = 0; i < hsm.size(); ++i)
     names.push_back(hsm.member(i).name);
-  runtime->xks_metrics_ =
-      std::make_unique<XksMetrics>(registry, runtime->config_.keystores, std::move(names));
+  runtime->xks_metrics_ = std::make_unique<XksMetrics>(registry, std::move(names));
   if (!runtime->config_.audit.path.empty()) {
     auto audit = AuditLog::open(runtime->config_.audit, registry, XKS_PROXY_VERSION);
     if (!audit)
@@ -81,7 +68,7 @@ tl::expected<std::unique_ptr<Runtime>, std::string> Runtime::start(const Config&
     runtime->audit_ = std::move(*audit);
   }
   runtime->service_ = std::make_unique<XksService>(
-      std::move(stores), hsm,
+      runtime->config_.keystores, hsm,
       ProxyIdentity{runtime->config_.server.fleet_size, "xks-proxy project",
                     std::string("xks-proxy ") + XKS_PROXY_VERSION},
       runtime->xks_metrics_.get(), runtime->audit_.get());

@@ -21,7 +21,7 @@ struct SignalHandling::State {
       if (error)
         return;
       if (signal == SIGHUP) {
-        spdlog::info("SIGHUP: reopening the audit log");
+        spdlog::info("SIGHUP: reopening the audit log, reloading the configuration");
         on_hangup();
         return wait();
       }

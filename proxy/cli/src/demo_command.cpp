@@ -34,6 +34,14 @@ namespace fs = std::filesystem;
 constexpr const char* kSoftHsmModule = "/usr/lib/softhsm/libsofthsm2.so";
 constexpr const char* kTokenLabel = "xks-demo";
 constexpr const char* kHealthKey = "xks-health";
+// The demo's keys (those AWS's conformance client uses) and the health key, on every token.
+const std::pair<const char*, hsm::KeyUsageRequest> kDemoKeys[] = {
+    {"foo", {true, true}},
+    {"encrypt_only_key", {true, false}},
+    {"decrypt_only_key", {false, true}},
+    {"impotent_key", {false, false}},
+    {kHealthKey, {true, true}},
+};
 constexpr const char* kPrefix = "/example";
 constexpr const char* kRegion = "us-east-1";
 constexpr const char* kKmsClientName = "cks.kms.us-east-1.amazonaws.com";
@@ -145,14 +153,7 @@ void setup_tokens(const fs::path& dir, const fs::path& log, unsigned backends) {
       throw SetupError(token.error().message);
     tokens.push_back(std::move(*token));
   }
-  const std::pair<const char*, hsm::KeyUsageRequest> kKeys[] = {
-      {"foo", {true, true}},
-      {"encrypt_only_key", {true, false}},
-      {"decrypt_only_key", {false, true}},
-      {"impotent_key", {false, false}},
-      {kHealthKey, {true, true}},
-  };
-  for (const auto& [label, usage] : kKeys) {
+  for (const auto& [label, usage] : kDemoKeys) {
     // Made on an earlier start, on every token or on none: a half-made fleet would hold
     // different keys under one name.
     std::size_t holders = 0;
@@ -307,7 +308,14 @@ void write_config(const fs::path& dir, const DemoOptions& options,
     // Behind the fault module SoftHSM stands in for a network HSM: sized like one.
     config << (options.fault_dir.empty() ? "sessions = 8\n" : "sessions = 32\nworkers = 32\n");
   }
-  config << "\n[[keystore]]\nprefix = \"" << kPrefix << "\"\nregions = [\"" << kRegion << "\"]\n\n"
+  // Keys are served only when listed: the demo's own (never the health key).
+  config << "\n[[keystore]]\nprefix = \"" << kPrefix << "\"\nregions = [\"" << kRegion << "\"]\n"
+         << "keys = [";
+  for (const auto& [label, usage] : kDemoKeys) {
+    if (std::string_view(label) != kHealthKey)
+      config << (&label == &kDemoKeys[0].first ? "" : ", ") << "\"" << label << "\"";
+  }
+  config << "]\n\n"
          << "[[keystore.credential]]\naccess_key_id = \"" << credential.access_key_id << "\"\n"
          << "secret_file = \"" << (abs / "secrets/sigv4-secret").string() << "\"\n";
   write_private(dir / "kms-console.json",

@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "xks/proxy/app/application.h"
+#include "xks/proxy/app/reloader.h"
 #include "xks/proxy/app/runtime.h"
 #include "xks/proxy/app/signals.h"
 #include "xks/proxy/config/config.h"
@@ -127,10 +128,12 @@ int serve_command(const std::string& config_path) {
     return 1;
   }
   log_start_up_summary(*started->runtime, server);
+  Reloader reloader(config_path, runtime.config(), runtime, server);
   SignalHandling signals([&server] { server.stop(); },
-                         [&runtime] {
+                         [&runtime, &reloader] {
                            if (AuditLog* audit = runtime.audit())
-                             audit->reopen();
+                             audit->reopen();        // after logrotate moved it
+                           (void)reloader.reload();  // logged, counted and audited
                          });
   server.run();
   return 0;

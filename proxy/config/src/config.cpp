@@ -22,8 +22,22 @@ struct ConfigError : std::runtime_error {
 // Reads one table, remembering which keys were read, so that leftovers are reported.
 class TableReader {
  public:
-  TableReader(const toml::table& table, std::string path, const std::string& file)
-      : table_(table), path_(std::move(path)), file_(file) {}
+  TableReader(const toml::table& table, std::string path, const std::string& file,
+              const EnvironmentLookup& environment)
+      : table_(table), path_(std::move(path)), file_(file), environment_(environment) {}
+
+  // The reader of a table inside this one, named `key` in errors.
+  TableReader child(const toml::table& table, std::string_view key) const {
+    return TableReader(table, qualified(key), file_, environment_);
+  }
+
+  // A variable's value (secret_env, pin_env); nullopt when it is not set.
+  std::optional<std::string> environment(const std::string& name) const {
+    if (environment_)
+      return environment_(name);
+    const char* value = std::getenv(name.c_str());
+    return value != nullptr ? std::optional<std::string>(value) : std::nullopt;
+  }
 
   [[noreturn]] void fail(const toml::node* node, std::string_view key,
                          std::string_view problem) const {
@@ -112,6 +126,53 @@ class TableReader {
     return out;
   }
 
+  // An RFC 3339 date-time (UTC when it has no offset).
+  std::optional<std::chrono::sys_seconds> date_time(std::string_view key) {
+    const toml::node* value = node(key);
+    if (value == nullptr)
+      return std::nullopt;
+    if (!value->is_date_time())
+      fail(value, key, "must be an RFC 3339 date-time");
+    const toml::date_time& at = value->as_date_time()->get();
+    auto day =
+        std::chrono::sys_days{std::chrono::year{at.date.year} / std::chrono::month{at.date.month} /
+                              std::chrono::day{at.date.day}};
+    auto seconds = day + std::chrono::hours{at.time.hour} + std::chrono::minutes{at.time.minute} +
+                   std::chrono::seconds{at.time.second};
+    if (at.offset)
+      seconds -= std::chrono::minutes{at.offset->minutes};
+    return seconds;
+  }
+
+  std::optional<double> number(std::string_view key, double min, double max) {
+    const toml::node* value = node(key);
+    if (value == nullptr)
+      return std::nullopt;
+    if (!value->is_number())
+      fail(value, key, "must be a number");
+    double number = value->is_integer() ? static_cast<double>(value->as_integer()->get())
+                                        : value->as_floating_point()->get();
+    if (!(number >= min && number <= max)) {
+      fail(value, key,
+           "must be between " + std::to_string(static_cast<long long>(min)) + " and " +
+               std::to_string(static_cast<long long>(max)));
+    }
+    return number;
+  }
+
+  bool boolean(std::string_view key, bool fallback) {
+    const toml::node* value = node(key);
+    if (value == nullptr)
+      return fallback;
+    if (!value->is_boolean())
+      fail(value, key, "must be true or false");
+    return value->as_boolean()->get();
+  }
+
+  // Errors name this table as `path` from now on (a rule, once its id is known).
+  void rename(std::string path) { path_ = std::move(path); }
+  const std::string& path() const { return path_; }
+
   // Reports the first key nobody asked for.
   void finish() const {
     for (const auto& [key, value] : table_) {
@@ -127,6 +188,7 @@ class TableReader {
   const toml::table& table_;
   std::string path_;
   const std::string& file_;
+  const EnvironmentLookup& environment_;
   std::set<std::string> known_;
 };
 
@@ -311,11 +373,10 @@ HsmConfig parse_hsm(TableReader reader) {
   if (pin_env) {
     // Read now, with the rest of the configuration: the proxy scrubs the variable before any
     // of its threads starts.
-    const char* value = std::getenv(pin_env->c_str());
-    if (value == nullptr || *value == '\0')
+    auto value = reader.environment(*pin_env);
+    if (!value || value->empty())
       reader.fail(reader.table().get("pin_env"), "pin_env", *pin_env + " is not set");
-    else
-      hsm.pin.value = value;
+    hsm.pin.value = std::move(*value);
   }
   if (pin_file)
     check_private_file(reader, "pin_file", *pin_file);
@@ -326,8 +387,8 @@ HsmConfig parse_hsm(TableReader reader) {
   if (const toml::node* breaker = reader.node("circuit_breaker")) {
     if (!breaker->is_table())
       reader.fail(breaker, "circuit_breaker", "must be a table");
-    hsm.circuit_breaker = parse_circuit_breaker(
-        TableReader(*breaker->as_table(), reader.qualified("circuit_breaker"), reader.file()));
+    hsm.circuit_breaker =
+        parse_circuit_breaker(reader.child(*breaker->as_table(), "circuit_breaker"));
   }
   reader.finish();
   return hsm;
@@ -349,10 +410,10 @@ CredentialConfig parse_credential(TableReader reader) {
   if (file) {
     out.credential.secret_access_key = read_secret_file(reader, "secret_file", *file);
   } else {
-    const char* value = std::getenv(env->c_str());
-    if (value == nullptr)
+    auto value = reader.environment(*env);
+    if (!value)
       reader.fail(reader.table().get("secret_env"), "secret_env", *env + " is not set");
-    out.credential.secret_access_key = value;
+    out.credential.secret_access_key = std::move(*value);
     out.secret_env = *env;
   }
   if (!is_valid_secret(out.credential.secret_access_key)) {
@@ -360,19 +421,7 @@ CredentialConfig parse_credential(TableReader reader) {
                 file ? "secret_file" : "secret_env",
                 "the secret must be 43 to 64 characters of A-Z, a-z, 0-9, +, / and =");
   }
-  if (const toml::node* created = reader.node("created")) {
-    if (!created->is_date_time())
-      reader.fail(created, "created", "must be an RFC 3339 date-time");
-    const toml::date_time& at = created->as_date_time()->get();
-    auto day =
-        std::chrono::sys_days{std::chrono::year{at.date.year} / std::chrono::month{at.date.month} /
-                              std::chrono::day{at.date.day}};
-    auto seconds = day + std::chrono::hours{at.time.hour} + std::chrono::minutes{at.time.minute} +
-                   std::chrono::seconds{at.time.second};
-    if (at.offset)
-      seconds -= std::chrono::minutes{at.offset->minutes};
-    out.created = seconds;
-  }
+  out.created = reader.date_time("created");
   reader.finish();
   return out;
 }
@@ -402,6 +451,67 @@ AuditConfig parse_audit(TableReader reader) {
   return audit;
 }
 
+bool is_pattern_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-' ||
+         c == '*' || c == '?';
+}
+
+AuthorizationRule parse_rule(TableReader reader) {
+  AuthorizationRule rule;
+  rule.id = reader.required_string("id");
+  if (rule.id.size() > 64 || !std::all_of(rule.id.begin(), rule.id.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+      })) {
+    reader.fail(reader.table().get("id"), "id", "must be 1 to 64 of A-Z a-z 0-9 . _ -");
+  }
+  reader.rename(reader.path() + "[" + rule.id + "]");
+  if (reader.table().get("effect") == nullptr)
+    reader.fail(nullptr, "effect", "is required (allow or deny)");
+  rule.deny = reader.one_of("effect", {"allow", "deny"}, "allow") == "deny";
+  auto patterns = [&](std::string_view key, std::vector<std::string>& target) {
+    auto values = reader.strings(key);
+    if (!values)
+      return;
+    if (values->empty())
+      reader.fail(reader.table().get(key), key, "lists nothing (leave it out to match any)");
+    target = std::move(*values);
+  };
+  patterns("operations", rule.operations);
+  for (const std::string& operation : rule.operations) {
+    if (operation == "GetHealthStatus")
+      reader.fail(reader.table().get("operations"), "operations", "GetHealthStatus is never gated");
+    if (operation != "Encrypt" && operation != "Decrypt" && operation != "GetKeyMetadata") {
+      reader.fail(reader.table().get("operations"), "operations",
+                  "'" + operation + "' is not Encrypt, Decrypt or GetKeyMetadata");
+    }
+  }
+  patterns("key_ids", rule.key_ids);
+  patterns("kms_operations", rule.kms_operations);
+  patterns("principals", rule.principals);
+  patterns("kms_key_arns", rule.kms_key_arns);
+  patterns("via_services", rule.via_services);
+  patterns("source_vpcs", rule.source_vpcs);
+  patterns("source_vpces", rule.source_vpces);
+  reader.finish();
+  return rule;
+}
+
+QuotaConfig parse_quota(TableReader reader) {
+  QuotaConfig quota;
+  constexpr double kMax = 10'000'000;
+  quota.requests_per_second = reader.number("requests_per_second", 0, kMax).value_or(0);
+  quota.burst = reader.number("burst", 1, kMax).value_or(std::max(1.0, quota.requests_per_second));
+  quota.key_requests_per_second = reader.number("per_key_requests_per_second", 0, kMax).value_or(0);
+  quota.key_burst = reader.number("per_key_burst", 1, kMax)
+                        .value_or(std::max(1.0, quota.key_requests_per_second));
+  if (quota.requests_per_second == 0 && quota.key_requests_per_second == 0) {
+    reader.fail(nullptr, "requests_per_second",
+                "set requests_per_second or per_key_requests_per_second (or leave out the quota)");
+  }
+  reader.finish();
+  return quota;
+}
+
 KeyStoreConfig parse_keystore(TableReader reader) {
   KeyStoreConfig store;
   store.prefix = reader.string("prefix").value_or("");
@@ -413,7 +523,35 @@ KeyStoreConfig parse_keystore(TableReader reader) {
   store.regions = reader.strings("regions").value_or(std::vector<std::string>{});
   if (store.regions.empty())
     reader.fail(nullptr, "regions", "list at least one AWS region");
-  store.allowed_keys = reader.strings("allowed_keys");
+  if (reader.table().get("allowed_keys") != nullptr)
+    reader.fail(reader.table().get("allowed_keys"), "allowed_keys", "is now called keys");
+  store.keys = reader.strings("keys").value_or(std::vector<std::string>{});
+  for (const std::string& key : store.keys) {
+    if (key.empty() || key.size() > 128 || !std::all_of(key.begin(), key.end(), is_pattern_char)) {
+      reader.fail(reader.table().get("keys"), "keys",
+                  "'" + key + "' is not a key id or pattern (1 to 128 of A-Z a-z 0-9 . _ - * ?)");
+    }
+  }
+  if (const toml::node* rules = reader.node("rule")) {
+    if (!rules->is_array_of_tables())
+      reader.fail(rules, "rule", "must be [[keystore.rule]] tables");
+    std::set<std::string> ids;
+    for (const toml::node& item : *rules->as_array()) {
+      auto rule = parse_rule(reader.child(*item.as_table(), "rule"));
+      if (!ids.insert(rule.id).second)
+        reader.fail(&item, "rule", "rule id '" + rule.id + "' is used twice");
+      store.rules.push_back(std::move(rule));
+    }
+  }
+  if (const toml::node* quota = reader.node("quota")) {
+    if (!quota->is_table())
+      reader.fail(quota, "quota", "must be a table");
+    store.quota = parse_quota(reader.child(*quota->as_table(), "quota"));
+  }
+  store.block.blocked = reader.boolean("blocked", false);
+  store.block.by = reader.string("blocked_by").value_or("");
+  store.block.reason = reader.string("blocked_reason").value_or("");
+  store.block.at = reader.date_time("blocked_at");
   const toml::node* credentials = reader.node("credential");
   if (credentials == nullptr || !credentials->is_array_of_tables() ||
       credentials->as_array()->empty()) {
@@ -421,8 +559,7 @@ KeyStoreConfig parse_keystore(TableReader reader) {
   }
   std::set<std::string> ids;
   for (const toml::node& item : *credentials->as_array()) {
-    auto credential = parse_credential(
-        TableReader(*item.as_table(), reader.qualified("credential"), reader.file()));
+    auto credential = parse_credential(reader.child(*item.as_table(), "credential"));
     if (!ids.insert(credential.credential.access_key_id).second) {
       reader.fail(&item, "credential", "access key id listed twice");
     }
@@ -466,10 +603,11 @@ namespace {
 
 // `parse` yields the TOML table; `path` names the source in every error.
 template <typename Parse>
-tl::expected<Config, std::string> read_config(const std::string& path, Parse parse) {
+tl::expected<Config, std::string> read_config(const std::string& path,
+                                              const EnvironmentLookup& environment, Parse parse) {
   try {
     toml::table root = parse();
-    TableReader reader(root, "", path);
+    TableReader reader(root, "", path, environment);
     Config config;
     auto section = [&](std::string_view name, bool required) -> const toml::table* {
       const toml::node* node = reader.node(name);
@@ -483,23 +621,23 @@ tl::expected<Config, std::string> read_config(const std::string& path, Parse par
       return node->as_table();
     };
     if (const toml::table* server = section("server", false)) {
-      config.server = parse_server(TableReader(*server, "server", path));
+      config.server = parse_server(reader.child(*server, "server"));
     }
-    config.tls = parse_tls(TableReader(*section("tls", true), "tls", path));
+    config.tls = parse_tls(reader.child(*section("tls", true), "tls"));
     if (const toml::table* log = section("log", false)) {
-      config.log = parse_log(TableReader(*log, "log", path));
+      config.log = parse_log(reader.child(*log, "log"));
     }
     if (const toml::table* audit = section("audit", false)) {
-      config.audit = parse_audit(TableReader(*audit, "audit", path));
+      config.audit = parse_audit(reader.child(*audit, "audit"));
     }
     // One HSM as [hsm], or a fleet as [[hsm]] tables.
     const toml::node* hsm = reader.node("hsm");
     if (hsm != nullptr && hsm->is_table()) {
-      config.hsm.push_back(parse_hsm(TableReader(*hsm->as_table(), "hsm", path)));
+      config.hsm.push_back(parse_hsm(reader.child(*hsm->as_table(), "hsm")));
     } else if (hsm != nullptr && hsm->is_array_of_tables() && !hsm->as_array()->empty()) {
       std::set<std::string> names;
       for (const toml::node& item : *hsm->as_array()) {
-        config.hsm.push_back(parse_hsm(TableReader(*item.as_table(), "hsm", path)));
+        config.hsm.push_back(parse_hsm(reader.child(*item.as_table(), "hsm")));
         const std::string& name = config.hsm.back().name;
         if (config.hsm.size() > 1 && name.empty())
           reader.fail(&item, "hsm", "each HSM of a fleet needs a name");
@@ -517,9 +655,16 @@ tl::expected<Config, std::string> read_config(const std::string& path, Parse par
     }
     std::set<std::string> prefixes;
     for (const toml::node& item : *stores->as_array()) {
-      auto store = parse_keystore(TableReader(*item.as_table(), "keystore", path));
+      auto store = parse_keystore(reader.child(*item.as_table(), "keystore"));
       if (!prefixes.insert(store.prefix).second) {
         reader.fail(&item, "keystore", "prefix '" + store.prefix + "' is used twice");
+      }
+      for (const HsmConfig& hsm_config : config.hsm) {
+        if (std::find(store.keys.begin(), store.keys.end(), hsm_config.health_key) !=
+            store.keys.end()) {
+          reader.fail(item.as_table()->get("keys"), "keystore.keys",
+                      "'" + hsm_config.health_key + "' is the HSM's health key: never served");
+        }
       }
       config.keystores.push_back(std::move(store));
     }
@@ -535,12 +680,32 @@ tl::expected<Config, std::string> read_config(const std::string& path, Parse par
 
 }  // namespace
 
-tl::expected<Config, std::string> load_config(const std::string& path) {
-  return read_config(path, [&] { return toml::parse_file(path); });
+tl::expected<Config, std::string> load_config(const std::string& path,
+                                              const EnvironmentLookup& environment) {
+  return read_config(path, environment, [&] { return toml::parse_file(path); });
+}
+
+tl::expected<ServerConfig, std::string> load_server_config(const std::string& path) {
+  try {
+    toml::table root = toml::parse_file(path);
+    const EnvironmentLookup none;
+    TableReader reader(root, "", path, none);
+    const toml::node* server = reader.node("server");
+    if (server == nullptr)
+      return ServerConfig{};
+    if (!server->is_table())
+      reader.fail(server, "server", "must be a table");
+    return parse_server(reader.child(*server->as_table(), "server"));
+  } catch (const toml::parse_error& error) {
+    return tl::unexpected(path + ":" + std::to_string(error.source().begin.line) + ": " +
+                          std::string(error.description()));
+  } catch (const ConfigError& error) {
+    return tl::unexpected(std::string(error.what()));
+  }
 }
 
 tl::expected<Config, std::string> parse_config(std::string_view text, const std::string& source) {
-  return read_config(source, [&] { return toml::parse(text, source); });
+  return read_config(source, {}, [&] { return toml::parse(text, source); });
 }
 
 }  // namespace xks::proxy

@@ -172,6 +172,14 @@ bool AuditLog::sample_unauthenticated() {
   return false;
 }
 
+void AuditLog::record_event(std::string_view kind, std::string_view fields) {
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back({control_fields(kind, fields), {}, false});
+  }
+  wake_.notify_one();
+}
+
 void AuditLog::dropped() {
   metrics_.dropped->inc();
 }

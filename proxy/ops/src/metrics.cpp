@@ -43,6 +43,12 @@ Metric& Family<Metric>::labels(std::vector<std::string> values) {
   return *slot;
 }
 
+template <typename Metric>
+void Family<Metric>::remove(const std::vector<std::string>& values) {
+  std::lock_guard lock(mutex_);
+  children_.erase(values);
+}
+
 template class Family<Counter>;
 template class Family<Gauge>;
 template class Family<Histogram>;

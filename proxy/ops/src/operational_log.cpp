@@ -33,8 +33,12 @@ class JsonMessage : public spdlog::custom_flag_formatter {
 
 }  // namespace
 
+void set_operational_log_level(const std::string& level) {
+  spdlog::set_level(spdlog::level::from_str(level));
+}
+
 void configure_operational_log(const LogConfig& config) {
-  spdlog::set_level(spdlog::level::from_str(config.level));
+  set_operational_log_level(config.level);
   if (config.json) {
     auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
     formatter->add_flag<JsonMessage>('j').set_pattern(

@@ -29,7 +29,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
  public:
   HttpsSession(tcp::socket socket, ListenerState& context)
       : context_(context),
-        tls_(std::make_unique<TlsSocket>(std::move(socket), context.tls.native_handle())),
+        tls_(std::make_unique<TlsSocket>(std::move(socket), context.tls.load())),
         stream_(*tls_),
         reader_(context.config.limits) {}
   ~HttpsSession() {

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <boost/asio/ssl/context.hpp>
 #include <cstddef>
+#include <memory>
 
 #include "connection_table.h"
 #include "transport_metrics.h"
@@ -16,7 +17,8 @@ namespace xks::proxy {
 
 struct ListenerState {
   const Application& application;
-  boost::asio::ssl::context& tls;
+  // For new handshakes; replaced on reload (a connection keeps the one it started with).
+  std::atomic<std::shared_ptr<boost::asio::ssl::context>> tls;
   const ServerConfig& config;
   TransportMetrics& metrics;
   ConnectionTable connections;        // the XKS listener's

@@ -27,14 +27,13 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 struct Server::State {
-  State(const ServerConfig& config_, std::shared_ptr<net::ssl::context> tls_,
+  State(const ServerConfig& config_, std::shared_ptr<net::ssl::context> tls,
         Application application_, metrics::Registry& registry)
       : config(config_),
-        tls(std::move(tls_)),
         application(std::move(application_)),
         metrics(registry),
         sessions{
-            application, *tls, config, metrics,
+            application, std::move(tls), config, metrics,
             ConnectionTable({config.max_connections, config.max_connections_per_client,
                              config.max_handshakes_in_flight,
                              std::max<std::size_t>(1, config.max_handshakes_in_flight / 8)},
@@ -62,7 +61,6 @@ struct Server::State {
   net::io_context& next_context() { return *contexts[next++ % contexts.size()]; }
 
   const ServerConfig& config;
-  std::shared_ptr<net::ssl::context> tls;
   Application application;
   TransportMetrics metrics;
   ListenerState sessions;  // before the contexts: sessions die with their io_context
@@ -171,6 +169,10 @@ Server::Server(const ServerConfig& config, std::shared_ptr<net::ssl::context> tl
   // OpenSSL writes to the sockets itself (see TlsSocket), without MSG_NOSIGNAL: a peer that
   // has gone must cost an EPIPE on that connection, not the process.
   std::signal(SIGPIPE, SIG_IGN);
+}
+
+void Server::replace_tls(std::shared_ptr<net::ssl::context> tls) {
+  state_->sessions.tls.store(std::move(tls));
 }
 
 Server::~Server() {

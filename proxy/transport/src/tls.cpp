@@ -188,11 +188,14 @@ tl::expected<std::shared_ptr<ssl::context>, std::string> make_server_tls_context
   return context;
 }
 
-void register_certificate_expiry(metrics::Registry& registry, const TlsConfig& config) {
-  metrics::Gauge& expiry = registry
-                               .gauge("xks_tls_certificate_expiry_timestamp_seconds",
-                                      "notAfter of the serving certificate (Unix time).")
-                               .labels({});
+metrics::Gauge& register_certificate_expiry(metrics::Registry& registry) {
+  return registry
+      .gauge("xks_tls_certificate_expiry_timestamp_seconds",
+             "notAfter of the serving certificate (Unix time).")
+      .labels({});
+}
+
+void set_certificate_expiry(metrics::Gauge& expiry, const TlsConfig& config) {
   if (auto not_after = certificate_not_after(config.certificate_chain))
     expiry.set(*not_after);
 }

@@ -5,8 +5,12 @@
 
 namespace xks::proxy {
 
-TlsSocket::TlsSocket(boost::asio::ip::tcp::socket socket, SSL_CTX* context)
-    : socket_(std::move(socket)), timer_(socket_.get_executor()), ssl_(SSL_new(context)) {
+TlsSocket::TlsSocket(boost::asio::ip::tcp::socket socket,
+                     std::shared_ptr<boost::asio::ssl::context> context)
+    : context_(std::move(context)),
+      socket_(std::move(socket)),
+      timer_(socket_.get_executor()),
+      ssl_(SSL_new(context_->native_handle())) {
   boost::system::error_code error;
   boost::asio::ip::tcp::endpoint peer = socket_.remote_endpoint(error);
   if (!error) {

@@ -13,6 +13,7 @@
 #include <boost/asio/error.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
@@ -27,7 +28,9 @@ class TlsSocket {
  public:
   using executor_type = boost::asio::ip::tcp::socket::executor_type;
 
-  TlsSocket(boost::asio::ip::tcp::socket socket, SSL_CTX* context);
+  // Holds `context` for the connection's life: its callbacks (client name checks) live there.
+  TlsSocket(boost::asio::ip::tcp::socket socket,
+            std::shared_ptr<boost::asio::ssl::context> context);
   ~TlsSocket();
   TlsSocket(const TlsSocket&) = delete;
   TlsSocket& operator=(const TlsSocket&) = delete;
@@ -185,6 +188,7 @@ class TlsSocket {
 
   static boost::system::error_code error_for(int reason);
 
+  std::shared_ptr<boost::asio::ssl::context> context_;  // outlives ssl_ (freed in ~TlsSocket)
   boost::asio::ip::tcp::socket socket_;
   boost::asio::ip::address peer_ip_;
   std::string peer_address_;

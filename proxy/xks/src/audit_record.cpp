@@ -28,6 +28,8 @@ std::string audit_fields(const AuditRecord& record) {
   append_json_field(fields, "hsm", record.hsm_id);
   append_json_field(fields, "clientSubject", record.client_subject);
   append_json_field(fields, "client", record.client_address);
+  if (!record.authz_rule.empty())
+    append_json_field(fields, "rule", record.authz_rule);
   if (!record.refusal.empty())
     append_json_field(fields, "refusal", record.refusal);
   return fields;

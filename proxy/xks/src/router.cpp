@@ -1,5 +1,5 @@
 // Request path routing.
-#include "router.h"
+#include "xks/proxy/xks/router.h"
 
 #include <algorithm>
 

@@ -10,7 +10,7 @@
 #include <tl/expected.hpp>
 #include <vector>
 
-#include "router.h"
+#include "xks/proxy/xks/router.h"
 #include "xks/proxy/xks/xks_error.h"
 #include "xks/wire/request_metadata.h"
 

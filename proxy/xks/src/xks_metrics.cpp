@@ -3,6 +3,9 @@
 
 #include <chrono>
 
+#include "xks/proxy/xks/authorization.h"
+#include "xks/proxy/xks/xks_service.h"
+
 namespace xks::proxy {
 
 namespace {
@@ -21,25 +24,26 @@ std::size_t result_index(const XksOutcome& outcome) {
 
 }  // namespace
 
-XksMetrics::XksMetrics(metrics::Registry& registry, const std::vector<KeyStoreConfig>& keystores,
-                       std::vector<std::string> hsms)
-    : hsms_(std::move(hsms)), hsm_seconds_(hsms_.size()) {
-  auto& requests = registry.counter("xks_requests_total",
-                                    "XKS requests by key store, operation, result and errorName.",
-                                    {"keystore", "operation", "result", "error"});
-  requests_.resize(keystores.size());
+XksMetrics::XksMetrics(metrics::Registry& registry, std::vector<std::string> hsms)
+    : registry_(registry), hsms_(std::move(hsms)), hsm_seconds_(hsms_.size()) {
+  requests_family_ = &registry.counter(
+      "xks_requests_total", "XKS requests by key store, operation, result and errorName.",
+      {"keystore", "operation", "result", "error"});
   for (std::size_t result = 0; result < kResults; ++result) {
-    std::string outcome = result == 0 ? "ok" : "error";
-    for (std::size_t store = 0; store < keystores.size(); ++store) {
-      for (wire::Operation operation : wire::kOperations) {
-        requests_[store][static_cast<std::size_t>(operation)][result] =
-            &requests.labels({keystores[store].prefix, std::string(operation_name(operation)),
-                              outcome, error_label(result)});
-      }
-    }
     // Requests that never reached a key store (unknown path): no store, no operation.
-    unrouted_[result] = &requests.labels({"", "", outcome, error_label(result)});
+    unrouted_[result] =
+        &requests_family_->labels({"", "", result == 0 ? "ok" : "error", error_label(result)});
   }
+  denied_family_ = &registry.counter(
+      "xks_authz_denied_total",
+      "Requests refused by a key store's authorization, by key store and the rule that decided "
+      "((no allow rule) when none matched, (blocked) for the kill switch).",
+      {"keystore", "rule"});
+  throttled_family_ = &registry.counter(
+      "xks_throttled_total",
+      "Requests refused with ThrottlingException by a quota, by key store and bucket (keystore "
+      "or key).",
+      {"keystore", "scope"});
   auto& latency =
       registry.histogram("xks_request_duration_seconds",
                          "Time from a request fully read to its answer ready, by XKS operation.",
@@ -77,29 +81,74 @@ XksMetrics::XksMetrics(metrics::Registry& registry, const std::vector<KeyStoreCo
                              .labels({});
   hsm_errors_ = &registry.counter("xks_hsm_errors_total", "HSM call failures by PKCS#11 code.",
                                   {"hsm", "ckr"});
-  auto& credential_age =
-      registry.gauge("xks_credential_age_seconds",
-                     "Age of each SigV4 credential (from its configured created time).",
-                     {"keystore", "access_key_id"});
+  credential_age_ =
+      &registry.gauge("xks_credential_age_seconds",
+                      "Age of each SigV4 credential (from its configured created time).",
+                      {"keystore", "access_key_id"});
+  blocked_ =
+      &registry.gauge("xks_keystore_blocked",
+                      "1 while a key store is blocked by its kill switch, else 0.", {"keystore"});
+  blocked_since_ = &registry.gauge(
+      "xks_keystore_blocked_since_timestamp_seconds",
+      "When a blocked key store was blocked (its blocked_at), as Unix time.", {"keystore"});
+  registry.on_scrape([this] {
+    std::lock_guard lock(mutex_);
+    auto now = std::chrono::system_clock::now();
+    for (const CredentialAge& age : credential_ages_)
+      credential_age_->labels(age.labels)
+          .set(std::chrono::duration<double>(now - age.created).count());
+  });
+}
+
+XksMetrics::KeyStoreSeries XksMetrics::series(const KeyStoreConfig& keystore) {
+  KeyStoreSeries series;
+  for (std::size_t result = 0; result < kResults; ++result) {
+    for (wire::Operation operation : wire::kOperations) {
+      series.requests[static_cast<std::size_t>(operation)][result] =
+          &requests_family_->labels({keystore.prefix, std::string(operation_name(operation)),
+                                     result == 0 ? "ok" : "error", error_label(result)});
+    }
+  }
+  for (const AuthorizationRule& rule : keystore.rules)
+    series.denied_by_rule.push_back(&denied_family_->labels({keystore.prefix, rule.id}));
+  series.denied_without_rule =
+      &denied_family_->labels({keystore.prefix, std::string(kNoAllowRuleLabel)});
+  series.denied_blocked = &denied_family_->labels({keystore.prefix, std::string(kBlockedLabel)});
+  series.throttled_keystore = &throttled_family_->labels({keystore.prefix, "keystore"});
+  series.throttled_key = &throttled_family_->labels({keystore.prefix, "key"});
+  return series;
+}
+
+void XksMetrics::set_key_stores(const std::vector<KeyStoreConfig>& keystores) {
+  std::lock_guard lock(mutex_);
+  for (const CredentialAge& age : credential_ages_)
+    credential_age_->remove(age.labels);
+  credential_ages_.clear();
+  for (const std::string& prefix : blocked_keystores_) {
+    blocked_->remove({prefix});
+    blocked_since_->remove({prefix});
+  }
+  blocked_keystores_.clear();
   for (const KeyStoreConfig& store : keystores) {
     for (const CredentialConfig& credential : store.credentials) {
-      if (!credential.created)
-        continue;
-      metrics::Gauge& age =
-          credential_age.labels({store.prefix, credential.credential.access_key_id});
-      auto created = *credential.created;
-      registry.on_scrape([&age, created] {
-        age.set(std::chrono::duration<double>(std::chrono::system_clock::now() - created).count());
-      });
+      if (credential.created)
+        credential_ages_.push_back(
+            {{store.prefix, credential.credential.access_key_id}, *credential.created});
+    }
+    blocked_keystores_.push_back(store.prefix);
+    blocked_->labels({store.prefix}).set(store.block.blocked ? 1 : 0);
+    if (store.block.blocked && store.block.at) {
+      blocked_since_->labels({store.prefix})
+          .set(static_cast<double>(store.block.at->time_since_epoch().count()));
     }
   }
 }
 
 void XksMetrics::record(const XksOutcome& outcome, double seconds) {
   std::size_t result = result_index(outcome);
-  if (outcome.keystore && outcome.operation) {
+  if (outcome.keystore != nullptr && outcome.operation) {
     auto operation = static_cast<std::size_t>(*outcome.operation);
-    requests_[*outcome.keystore][operation][result]->inc();
+    outcome.keystore->series.requests[operation][result]->inc();
     request_seconds_[operation]->observe(seconds);
     if (outcome.member && outcome.hsm_seconds >= 0)
       hsm_seconds_[*outcome.member][operation]->observe(outcome.hsm_seconds);

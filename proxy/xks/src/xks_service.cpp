@@ -1,12 +1,15 @@
 // The XKS request path, from route to response.
 #include "xks/proxy/xks/xks_service.h"
 
+#include <spdlog/spdlog.h>
+
 #include <atomic>
 #include <boost/algorithm/string/predicate.hpp>
 
 #include "deadline_watch.h"
-#include "router.h"
+#include "quota.h"
 #include "xks/proxy/ops/audit_log.h"
+#include "xks/proxy/xks/router.h"
 #include "xks/proxy/xks/xks_error.h"
 #include "xks/sigv4/authorization.h"
 #include "xks_json.h"
@@ -22,6 +25,11 @@ struct XksService::HsmAnswer {
   double hsm_seconds = -1;
   bool backend_failed = false;  // what the circuit breaker counts (hsm::is_backend_failure)
   bool key_missing = false;     // the HSM has no key of that id
+};
+
+struct XksService::Served {
+  std::vector<KeyStore> stores;
+  std::vector<std::string> prefixes;  // stores[i].prefix, for route()
 };
 
 // The HSM part of a request, with everything it needs parsed and checked.
@@ -56,6 +64,7 @@ struct XksService::Exchange final : DeadlineWatch::Watched {
   }
 
   const XksService& service;
+  std::shared_ptr<const Served> served;  // the key stores it started with (outcome.keystore)
   HttpRequest request;
   Clock::time_point received;
   Deadline deadline;
@@ -112,33 +121,105 @@ bool is_under_prefix(std::string_view target, std::string_view prefix) {
          target[prefix.size()] == '/';
 }
 
+void count(metrics::Counter* counter) {
+  if (counter != nullptr)
+    counter->inc();
+}
+
 }  // namespace
 
-const KeyStore& XksService::key_store_of(const HttpRequest& request) const {
+const KeyStore& XksService::key_store_of(const Served& served, const HttpRequest& request) {
   for (const auto& [name, value] : request.headers) {
     if (name.size() != 13 || !boost::iequals(name, "authorization"))
       continue;
     if (auto authorization = sigv4::parse_authorization(value)) {
-      for (const KeyStore& store : key_stores_) {
+      for (const KeyStore& store : served.stores) {
         if (store.verifier->knows(authorization->access_key_id))
           return store;
       }
     }
     break;
   }
-  return key_stores_.front();
+  return served.stores.front();
 }
 
-XksService::XksService(std::vector<KeyStore> key_stores, hsm::Fleet& fleet, ProxyIdentity identity,
-                       XksMetrics* metrics, AuditLog* audit)
-    : key_stores_(std::move(key_stores)),
-      fleet_(fleet),
+XksService::XksService(const std::vector<KeyStoreConfig>& key_stores, hsm::Fleet& fleet,
+                       ProxyIdentity identity, XksMetrics* metrics, AuditLog* audit)
+    : fleet_(fleet),
       identity_(std::move(identity)),
       metrics_(metrics),
       audit_(audit),
       watch_(std::make_unique<DeadlineWatch>()) {
-  for (const KeyStore& store : key_stores_)
-    prefixes_.push_back(store.prefix);
+  for (std::size_t i = 0; i < fleet_.size(); ++i)
+    health_keys_.push_back(fleet_.member(i).backend->health_key());
+  served_.store(build(key_stores, nullptr));
+  if (metrics_ != nullptr)
+    metrics_->set_key_stores(key_stores);
+}
+
+std::shared_ptr<const XksService::Served> XksService::build(
+    const std::vector<KeyStoreConfig>& key_stores, const Served* previous) const {
+  auto served = std::make_shared<Served>();
+  auto now = Clock::now();
+  for (const KeyStoreConfig& config : key_stores) {
+    std::vector<sigv4::Credential> credentials;
+    for (const CredentialConfig& credential : config.credentials)
+      credentials.push_back(credential.credential);
+    std::shared_ptr<Quota> quota;
+    const bool has_quota =
+        config.quota.requests_per_second > 0 || config.quota.key_requests_per_second > 0;
+    if (has_quota && previous != nullptr) {
+      // The same quota keeps its buckets: a reload does not hand out a fresh burst.
+      for (const KeyStore& old : previous->stores) {
+        if (old.prefix == config.prefix && old.quota && old.quota->config() == config.quota)
+          quota = old.quota;
+      }
+    }
+    if (has_quota && !quota)
+      quota = std::make_shared<Quota>(config.quota, now);
+    served->stores.push_back(
+        {config.prefix, std::make_shared<sigv4::Verifier>(std::move(credentials), config.regions),
+         KeyStorePolicy(config, health_keys_), std::move(quota),
+         metrics_ != nullptr ? metrics_->series(config) : XksMetrics::KeyStoreSeries{}});
+    served->prefixes.push_back(config.prefix);
+  }
+  return served;
+}
+
+void XksService::reconfigure(const std::vector<KeyStoreConfig>& key_stores) {
+  std::lock_guard lock(reconfigure_mutex_);
+  std::shared_ptr<const Served> previous = served_.load();
+  served_.store(build(key_stores, previous.get()));
+  if (metrics_ != nullptr)
+    metrics_->set_key_stores(key_stores);
+  // The kill switch's every change is logged and audited: who, when and why.
+  for (const KeyStoreConfig& config : key_stores) {
+    bool was_blocked = false;
+    for (const KeyStore& old : previous->stores) {
+      if (old.prefix == config.prefix)
+        was_blocked = old.policy.blocked();
+    }
+    if (config.block.blocked == was_blocked)
+      continue;
+    const std::string name = config.prefix.empty() ? "/" : config.prefix;
+    if (config.block.blocked) {
+      spdlog::warn("key store {} is BLOCKED (by '{}': '{}'): its key operations are refused", name,
+                   config.block.by, config.block.reason);
+    } else {
+      spdlog::warn("key store {} is unblocked", name);
+    }
+    if (audit_ != nullptr) {
+      std::string fields;
+      append_json_field(fields, "event",
+                        config.block.blocked ? "keystore_blocked" : "keystore_unblocked");
+      append_json_field(fields, "keystore", config.prefix);
+      append_json_field(fields, "by", config.block.by);
+      append_json_field(fields, "reason", config.block.reason);
+      if (config.block.at)
+        append_json_field(fields, "at", utc_timestamp(*config.block.at));
+      audit_->record_event(audit_record_kind::kConfig, fields);
+    }
+  }
 }
 
 XksService::~XksService() = default;
@@ -151,9 +232,11 @@ void XksService::handle(HttpRequest request, Clock::time_point received, Deadlin
                         Respond respond) const {
   auto exchange =
       std::make_shared<Exchange>(*this, std::move(request), received, deadline, std::move(respond));
+  exchange->served = served_.load();
   XksOutcome& outcome = exchange->outcome;
   std::optional<HsmWork> work;
-  std::optional<HttpResponse> response = prepare(exchange->request, outcome, work);
+  std::optional<HttpResponse> response =
+      prepare(*exchange->served, exchange->request, outcome, work);
   // A place in the audit queue once the request is authenticated (so that unauthenticated
   // clients learn nothing of the log's state): with on_full = reject, nothing is served
   // unaudited.
@@ -321,8 +404,9 @@ AuditRecord XksService::audit_record(XksOutcome& outcome, const HttpRequest& req
   AuditRecord record;
   record.time = std::chrono::system_clock::now();
   record.metadata = std::move(outcome.metadata);
-  if (outcome.keystore)
-    record.keystore = key_stores_[*outcome.keystore].prefix;
+  if (outcome.keystore != nullptr)
+    record.keystore = outcome.keystore->prefix;
+  record.authz_rule = outcome.authz_rule;
   record.key_id = std::move(outcome.key_id);
   if (outcome.operation)
     record.operation = operation_name(*outcome.operation);
@@ -338,20 +422,63 @@ AuditRecord XksService::audit_record(XksOutcome& outcome, const HttpRequest& req
   return record;
 }
 
-std::optional<HttpResponse> XksService::prepare(const HttpRequest& request, XksOutcome& outcome,
+std::optional<HttpResponse> XksService::authorize(const KeyStore& store, wire::Operation operation,
+                                                  std::string_view key_id,
+                                                  XksOutcome& outcome) const {
+  using Verdict = AuthorizationDecision::Verdict;
+  AuthorizationDecision decision = store.policy.decide({operation, key_id, outcome.metadata});
+  outcome.authz_rule = KeyStorePolicy::label(decision);
+  switch (decision.verdict) {
+    case Verdict::kKeyNotServed:
+      return error_response(outcome, XksError::kKeyNotFound, "no such key in this key store");
+    case Verdict::kBlocked:
+      count(store.series.denied_blocked);
+      return error_response(outcome, XksError::kAccessDenied,
+                            "this key store is blocked by its owner");
+    case Verdict::kDenied: {
+      metrics::Counter* counter = store.series.denied_without_rule;
+      if (decision.rule != nullptr && !store.series.denied_by_rule.empty()) {
+        counter = store.series.denied_by_rule[static_cast<std::size_t>(
+            decision.rule - store.policy.rules().data())];
+      }
+      count(counter);
+      return error_response(outcome, XksError::kAccessDenied,
+                            "refused by the key store's authorization rules");
+    }
+    case Verdict::kAllowed:
+      break;
+  }
+  if (store.quota) {
+    switch (store.quota->admit(key_id, Clock::now())) {
+      case Quota::Result::kKeyStoreThrottled:
+        count(store.series.throttled_keystore);
+        return error_response(outcome, XksError::kThrottling,
+                              "the key store's request quota is used up");
+      case Quota::Result::kKeyThrottled:
+        count(store.series.throttled_key);
+        return error_response(outcome, XksError::kThrottling, "the key's request quota is used up");
+      case Quota::Result::kAdmitted:
+        break;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<HttpResponse> XksService::prepare(const Served& served, const HttpRequest& request,
+                                                XksOutcome& outcome,
                                                 std::optional<HsmWork>& work) const {
   std::vector<sigv4::Header> headers;
   headers.reserve(request.headers.size());
   for (const auto& [name, value] : request.headers)
     headers.push_back({name, value});
   sigv4::Request signed_request{request.method, request.target, "", headers, request.body};
-  auto found = route(request.target, prefixes_);
+  auto found = route(request.target, served.prefixes);
   if (!found) {
     // A path that names no key store is 404 only to a caller holding the credential of a key
     // store whose prefix the path is under; to anyone else it looks like any other path (401),
     // so prefixes cannot be enumerated. One verification, with the key store that knows the
     // access key id (or the first, whose decoy then costs the same), whatever the path.
-    const KeyStore& store = key_store_of(request);
+    const KeyStore& store = key_store_of(served, request);
     auto verified = store.verifier->verify(signed_request);
     if (verified && is_under_prefix(request.target, store.prefix)) {
       outcome.authenticated = true;
@@ -361,8 +488,8 @@ std::optional<HttpResponse> XksService::prepare(const HttpRequest& request, XksO
     return error_response(outcome, XksError::kAuthenticationFailed,
                           "the request signature is not valid");
   }
-  const KeyStore& store = key_stores_[found->keystore];
-  outcome.keystore = found->keystore;
+  const KeyStore& store = served.stores[found->keystore];
+  outcome.keystore = &store;
   outcome.operation = found->operation;
 
   auto verified = store.verifier->verify(signed_request);
@@ -398,9 +525,8 @@ std::optional<HttpResponse> XksService::prepare(const HttpRequest& request, XksO
 
   std::string key_id(found->key_id);
   outcome.key_id = key_id;
-  if (store.allowed_key_ids && !store.allowed_key_ids->contains(key_id)) {
-    return error_response(outcome, XksError::kKeyNotFound, "no such key in this key store");
-  }
+  if (auto refused = authorize(store, found->operation, key_id, outcome))
+    return refused;
   Bytes hsm_aad;
   if (parsed->encrypt || parsed->decrypt) {
     const std::optional<Bytes>& aad = parsed->encrypt ? parsed->encrypt->aad : parsed->decrypt->aad;

@@ -67,6 +67,7 @@ class Backend {
   Backend& operator=(const Backend&) = delete;
 
   const TokenInfo& token() const { return token_; }
+  const std::string& health_key() const { return options_.health_key; }
   SessionPool& pool() { return *pool_; }
   KeyService& keys() { return *keys_; }
   HsmHealth& health() { return *health_; }

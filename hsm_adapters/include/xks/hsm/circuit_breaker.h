@@ -27,6 +27,8 @@ struct CircuitBreakerOptions {
   std::chrono::milliseconds window{10000};
   std::chrono::milliseconds open_for{200};      // the first cool-down
   std::chrono::milliseconds max_open_for{500};  // short: serving resumes soon after an outage
+
+  bool operator==(const CircuitBreakerOptions&) const = default;
 };
 
 enum class CircuitState : std::uint8_t { kClosed, kHalfOpen, kOpen };

@@ -17,6 +17,8 @@ struct PinSource {
   // The PIN of a variable, when it was read beforehand (the proxy reads it with its
   // configuration, so that the variable can be scrubbed before any thread starts).
   std::string value;
+
+  bool operator==(const PinSource&) const = default;
 };
 
 // The PIN; one trailing newline of a file is dropped. Read without buffers that would keep a

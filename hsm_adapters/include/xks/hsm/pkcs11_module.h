@@ -15,6 +15,8 @@ struct TokenSelector {
   enum class By : std::uint8_t { kLabel, kSerial, kSlotId };
   By by = By::kLabel;
   std::string value;  // label or serial as the token reports it (padding trimmed), or slot id
+
+  bool operator==(const TokenSelector&) const = default;
 };
 
 struct TokenInfo {

@@ -31,6 +31,8 @@ struct VendorProfile {
   // on 2 cores, 16.8k with 8).
   bool in_process = false;
   std::size_t default_sessions = 32;
+
+  bool operator==(const VendorProfile&) const = default;
 };
 
 // "softhsm", "cloudhsm", "nshield" or "luna"; a generic profile is built from options.

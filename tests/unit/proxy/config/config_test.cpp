@@ -71,7 +71,11 @@ TEST_F(ConfigTest, AMinimalFileGetsTheDefaults) {
   ASSERT_EQ(config->keystores.size(), 1u);
   EXPECT_EQ(config->keystores[0].prefix, "/example");
   EXPECT_EQ(config->keystores[0].credentials[0].credential.secret_access_key, kSecret);
-  EXPECT_FALSE(config->keystores[0].allowed_keys.has_value());
+  // Keys are denied by default; no rules, no quota, not blocked.
+  EXPECT_TRUE(config->keystores[0].keys.empty());
+  EXPECT_TRUE(config->keystores[0].rules.empty());
+  EXPECT_EQ(config->keystores[0].quota, QuotaConfig{});
+  EXPECT_FALSE(config->keystores[0].block.blocked);
 }
 
 TEST_F(ConfigTest, SessionsDefaultToTheVendorProfiles) {
@@ -166,7 +170,7 @@ TEST_F(ConfigTest, ReadsEverySetting) {
       "16\nworkers = 4\n"
       "health_key = \"h\"\n"
       "[[keystore]]\nprefix = \"/a/b_c-d\"\nregions = [\"us-east-1\", \"eu-west-3\"]\n"
-      "allowed_keys = [\"foo\", \"bar\"]\n"
+      "keys = [\"foo\", \"bar\"]\n"
       "[[keystore.credential]]\naccess_key_id = \"AKIAXKSEXAMPLE234567\"\nsecret_file = \"" +
       secret_path() +
       "\"\ncreated = 2026-11-01T10:00:00Z\n"
@@ -201,7 +205,7 @@ TEST_F(ConfigTest, ReadsEverySetting) {
   ASSERT_EQ(config->keystores.size(), 2u);
   const KeyStoreConfig& first = config->keystores[0];
   EXPECT_EQ(first.regions.size(), 2u);
-  EXPECT_EQ(first.allowed_keys->size(), 2u);
+  EXPECT_EQ(first.keys, (std::vector<std::string>{"foo", "bar"}));
   ASSERT_EQ(first.credentials.size(), 2u);
   EXPECT_EQ(first.credentials[0].created,
             std::chrono::sys_days{std::chrono::year{2026} / 11 / 1} + std::chrono::hours{10});
@@ -308,6 +312,76 @@ TEST_F(ConfigTest, AppliesTheSpecsFormatRules) {
   expect_error(lower_id, "access_key_id: must be");
   std::ofstream(dir_ / "secret") << "short\n";
   expect_error(minimal(), "the secret must be 43 to 64 characters");
+}
+
+TEST_F(ConfigTest, ReadsKeyListsRulesQuotasAndTheKillSwitch) {
+  auto config = load(minimal(
+      "keys = [\"foo\", \"tenant-?-*\"]\n"
+      "blocked = true\nblocked_by = \"alice\"\nblocked_reason = \"incident 7\"\n"
+      "blocked_at = 2026-11-29T19:00:00Z\n"
+      "[keystore.quota]\nrequests_per_second = 50\nper_key_requests_per_second = 2.5\n"
+      "per_key_burst = 5\n"
+      "[[keystore.rule]]\nid = \"no-mallory-decrypt\"\neffect = \"deny\"\n"
+      "operations = [\"Decrypt\"]\nprincipals = [\"arn:aws:iam::*:user/Mallory\"]\n"
+      "[[keystore.rule]]\nid = \"ebs\"\neffect = \"allow\"\nvia_services = [\"ebs.*\", \"\"]\n"
+      "key_ids = [\"foo\"]\nkms_operations = [\"Encrypt\"]\nkms_key_arns = [\"arn:*\"]\n"
+      "source_vpcs = [\"vpc-1\"]\nsource_vpces = [\"vpce-1\"]\n"));
+  ASSERT_TRUE(config.has_value()) << config.error();
+  const KeyStoreConfig& store = config->keystores[0];
+  EXPECT_EQ(store.keys, (std::vector<std::string>{"foo", "tenant-?-*"}));
+  EXPECT_TRUE(store.block.blocked);
+  EXPECT_EQ(store.block.by, "alice");
+  EXPECT_EQ(store.block.reason, "incident 7");
+  EXPECT_EQ(store.block.at,
+            std::chrono::sys_days{std::chrono::year{2026} / 11 / 29} + std::chrono::hours{19});
+  EXPECT_EQ(store.quota.requests_per_second, 50);
+  EXPECT_EQ(store.quota.burst, 50);  // defaults to the rate
+  EXPECT_EQ(store.quota.key_requests_per_second, 2.5);
+  EXPECT_EQ(store.quota.key_burst, 5);
+  ASSERT_EQ(store.rules.size(), 2u);
+  EXPECT_EQ(store.rules[0].id, "no-mallory-decrypt");
+  EXPECT_TRUE(store.rules[0].deny);
+  EXPECT_EQ(store.rules[0].operations, std::vector<std::string>{"Decrypt"});
+  EXPECT_EQ(store.rules[0].principals, std::vector<std::string>{"arn:aws:iam::*:user/Mallory"});
+  EXPECT_FALSE(store.rules[1].deny);
+  EXPECT_EQ(store.rules[1].via_services, (std::vector<std::string>{"ebs.*", ""}));
+  EXPECT_EQ(store.rules[1].key_ids, std::vector<std::string>{"foo"});
+  EXPECT_EQ(store.rules[1].kms_operations, std::vector<std::string>{"Encrypt"});
+  EXPECT_EQ(store.rules[1].kms_key_arns, std::vector<std::string>{"arn:*"});
+  EXPECT_EQ(store.rules[1].source_vpcs, std::vector<std::string>{"vpc-1"});
+  EXPECT_EQ(store.rules[1].source_vpces, std::vector<std::string>{"vpce-1"});
+}
+
+TEST_F(ConfigTest, AuthorizationMistakesNameTheRuleAndTheField) {
+  const std::string rule = "[[keystore.rule]]\nid = \"r1\"\neffect = \"deny\"\n";
+  expect_error(minimal() + rule + "operations = [\"Sign\"]\n",
+               "keystore.rule[r1].operations: 'Sign' is not Encrypt, Decrypt or GetKeyMetadata");
+  expect_error(minimal() + rule + "operations = [\"GetHealthStatus\"]\n",
+               "keystore.rule[r1].operations: GetHealthStatus is never gated");
+  expect_error(minimal() + rule + "principals = []\n",
+               "keystore.rule[r1].principals: lists nothing");
+  expect_error(minimal() + rule + "principal = [\"x\"]\n",
+               "keystore.rule[r1].principal: unknown key");
+  expect_error(minimal() + rule + "principals = \"x\"\n",
+               "keystore.rule[r1].principals: must be an array of strings");
+  expect_error(minimal() + "[[keystore.rule]]\nid = \"r1\"\neffect = \"permit\"\n",
+               "keystore.rule[r1].effect: must be allow or deny");
+  expect_error(minimal() + "[[keystore.rule]]\nid = \"r1\"\n",
+               "keystore.rule[r1].effect: is required");
+  expect_error(minimal() + "[[keystore.rule]]\neffect = \"deny\"\n",
+               "keystore.rule.id: is required");
+  expect_error(minimal() + "[[keystore.rule]]\nid = \"a b\"\neffect = \"deny\"\n",
+               "keystore.rule.id: must be 1 to 64 of");
+  expect_error(minimal() + rule + rule, "rule id 'r1' is used twice");
+  expect_error(minimal("keys = [\"foo/bar\"]\n"), "keystore.keys: 'foo/bar' is not a key id");
+  expect_error(minimal("keys = [\"xks-health\"]\n"),
+               "keystore.keys: 'xks-health' is the HSM's health key");
+  expect_error(minimal("allowed_keys = [\"foo\"]\n"), "allowed_keys: is now called keys");
+  expect_error(minimal("blocked = \"yes\"\n"), "keystore.blocked: must be true or false");
+  expect_error(minimal() + "[keystore.quota]\nburst = 5\n",
+               "keystore.quota.requests_per_second: set requests_per_second");
+  expect_error(minimal() + "[keystore.quota]\nrequests_per_second = -1\n",
+               "keystore.quota.requests_per_second: must be between 0 and");
 }
 
 TEST_F(ConfigTest, RejectsDuplicatesAndMissingParts) {

@@ -1,5 +1,5 @@
 // Routing request paths to key stores and XKS operations.
-#include "router.h"
+#include "xks/proxy/xks/router.h"
 
 #include <gtest/gtest.h>
 

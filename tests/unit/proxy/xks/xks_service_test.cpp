@@ -68,26 +68,21 @@ class XksServiceTest : public test::HsmFixture {
     auto fleet = hsm::Fleet::assemble(std::move(members));
     ASSERT_TRUE(fleet.has_value()) << fleet.error().message;
     fleet_ = std::move(*fleet);
-    std::vector<KeyStore> stores;
-    stores.push_back(
-        {"/tenant-a",
-         std::make_shared<sigv4::Verifier>(std::vector<sigv4::Credential>{kTenantA, kTenantANext},
-                                           std::vector<std::string>{"us-east-1"}),
-         std::nullopt});
-    stores.push_back({"/restricted",
-                      std::make_shared<sigv4::Verifier>(std::vector<sigv4::Credential>{kRestricted},
-                                                        std::vector<std::string>{"us-east-1"}),
-                      std::unordered_set<std::string>{"foo"}});
     config_.keystores = {
-        {"/tenant-a", {"us-east-1"}, {{kTenantA, std::nullopt, ""}}, std::nullopt},
-        {"/restricted", {"us-east-1"}, {{kRestricted, std::nullopt, ""}}, std::nullopt}};
-    metrics_ = std::make_unique<XksMetrics>(registry_, config_.keystores,
-                                            std::vector<std::string>{"test-hsm"});
+        {"/tenant-a",
+         {"us-east-1"},
+         {{kTenantA, std::nullopt, ""}, {kTenantANext, std::nullopt, ""}},
+         {"foo", "encrypt_only_key", "decrypt_only_key", "impotent_key"},
+         {},
+         {},
+         {}},
+        {"/restricted", {"us-east-1"}, {{kRestricted, std::nullopt, ""}}, {"foo"}, {}, {}, {}}};
+    metrics_ = std::make_unique<XksMetrics>(registry_, std::vector<std::string>{"test-hsm"});
     audit_path_ = (token_.dir() / "audit.log").string();
     AuditConfig audit;
     audit.path = audit_path_;
     audit_ = *AuditLog::open(audit, registry_, "test");
-    service_ = std::make_unique<XksService>(std::move(stores), *fleet_,
+    service_ = std::make_unique<XksService>(config_.keystores, *fleet_,
                                             ProxyIdentity{3, "xks-proxy project", "xks-proxy test"},
                                             metrics_.get(), audit_.get());
   }
@@ -164,6 +159,11 @@ class XksServiceTest : public test::HsmFixture {
   std::unique_ptr<hsm::Fleet> fleet_;
   std::unique_ptr<XksService> service_;
 };
+
+std::string metadata_body(const std::string& principal = "arn:aws:iam::123456789012:user/Alice") {
+  return R"({"requestMetadata":{"awsPrincipalArn":")" + principal +
+         R"(","kmsOperation":"DescribeKey","kmsRequestId":"r"}})";
+}
 
 std::string encrypt_body(const std::string& plaintext_b64, const std::string& extra = "") {
   return "{" + kMetadata + R"(,"plaintext":")" + plaintext_b64 +
@@ -300,6 +300,115 @@ TEST_F(XksServiceTest, AKeyOutsideTheAllowListIsNotFound) {
   EXPECT_EQ(error_name_of(hidden), "KeyNotFoundException");
 }
 
+TEST_F(XksServiceTest, TheHealthKeyIsNeverServedEvenWhenAPatternMatchesIt) {
+  config_.keystores[0].keys = {"*"};
+  service_->reconfigure(config_.keystores);
+  EXPECT_EQ(call("/tenant-a/kms/xks/v1/keys/impotent_key/metadata", metadata_body()).status, 200);
+  auto health = call("/tenant-a/kms/xks/v1/keys/xks-health/encrypt", encrypt_body("AAAA"));
+  EXPECT_EQ(health.status, 404);
+  EXPECT_EQ(error_name_of(health), "KeyNotFoundException");
+}
+
+TEST_F(XksServiceTest, RulesDecideWithDenyWinningAndTheDecidingRuleIsCounted) {
+  AuthorizationRule alice;
+  alice.id = "alice";
+  alice.principals = {"arn:aws:iam::*:user/Alice"};
+  AuthorizationRule no_decrypt;
+  no_decrypt.id = "no-decrypt";
+  no_decrypt.deny = true;
+  no_decrypt.operations = {"Decrypt"};
+  config_.keystores[0].rules = {alice, no_decrypt};
+  service_->reconfigure(config_.keystores);
+  auto sealed = call("/tenant-a/kms/xks/v1/keys/foo/encrypt", encrypt_body("AAAA"));
+  ASSERT_EQ(sealed.status, 200) << sealed.body;
+  json::object ciphertext = json::parse(sealed.body).as_object();
+  std::string decrypt =
+      "{" + kMetadata + R"(,"ciphertext":)" + json::serialize(ciphertext.at("ciphertext")) +
+      R"(,"initializationVector":)" + json::serialize(ciphertext.at("initializationVector")) +
+      R"(,"authenticationTag":)" + json::serialize(ciphertext.at("authenticationTag")) +
+      R"(,"encryptionAlgorithm":"AES_GCM"})";
+  auto denied = call("/tenant-a/kms/xks/v1/keys/foo/decrypt", decrypt);
+  EXPECT_EQ(denied.status, 403);
+  EXPECT_EQ(error_name_of(denied), "AccessDeniedException");
+  // Bob matches no allow rule.
+  std::string bob = metadata_body("arn:aws:iam::123456789012:user/Bob");
+  auto implicit = call("/tenant-a/kms/xks/v1/keys/foo/metadata", bob);
+  EXPECT_EQ(implicit.status, 403);
+  // Health is never gated.
+  EXPECT_EQ(call("/tenant-a/kms/xks/v1/health",
+                 R"({"requestMetadata":{"kmsRequestId":"r","kmsOperation":"KmsHealthCheck"}})")
+                .status,
+            200);
+  std::string text = registry_.serialize();
+  EXPECT_NE(text.find(R"(xks_authz_denied_total{keystore="/tenant-a",rule="no-decrypt"} 1)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find(R"x(xks_authz_denied_total{keystore="/tenant-a",rule="(no allow rule)"} 1)x"),
+            std::string::npos)
+      << text;
+}
+
+TEST_F(XksServiceTest, ABlockedKeyStoreRefusesKeyOperationsUntilUnblocked) {
+  config_.keystores[0].block = {true, "alice", "incident", std::nullopt};
+  service_->reconfigure(config_.keystores);
+  for (const char* path : {"keys/foo/metadata", "keys/foo/encrypt", "keys/missing/metadata"}) {
+    auto refused = call(std::string("/tenant-a/kms/xks/v1/") + path, encrypt_body("AAAA"));
+    EXPECT_EQ(refused.status, 403) << path;
+    EXPECT_EQ(error_name_of(refused), "AccessDeniedException");
+  }
+  EXPECT_EQ(call("/tenant-a/kms/xks/v1/health",
+                 R"({"requestMetadata":{"kmsRequestId":"r","kmsOperation":"KmsHealthCheck"}})")
+                .status,
+            200);
+  // Other key stores are not affected.
+  EXPECT_EQ(call("/restricted/kms/xks/v1/keys/foo/metadata", metadata_body(), kRestricted).status,
+            200);
+  config_.keystores[0].block = {};
+  service_->reconfigure(config_.keystores);
+  EXPECT_EQ(call("/tenant-a/kms/xks/v1/keys/foo/metadata", metadata_body()).status, 200);
+  audit_.reset();  // written out
+  std::ifstream audit(audit_path_);
+  std::string log((std::istreambuf_iterator<char>(audit)), {});
+  EXPECT_NE(log.find(R"("record":"config")"), std::string::npos) << log;
+  EXPECT_NE(log.find(R"("event":"keystore_blocked","keystore":"/tenant-a","by":"alice")"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find(R"("event":"keystore_unblocked")"), std::string::npos) << log;
+  EXPECT_NE(log.find(R"x("rule":"(blocked)")x"), std::string::npos) << log;
+}
+
+TEST_F(XksServiceTest, AnEmptyQuotaAnswersThrottlingWithoutTouchingTheHsm) {
+  config_.keystores[0].quota.requests_per_second = 0.001;
+  config_.keystores[0].quota.burst = 2;
+  service_->reconfigure(config_.keystores);
+  EXPECT_EQ(call("/tenant-a/kms/xks/v1/keys/foo/metadata", metadata_body()).status, 200);
+  EXPECT_EQ(call("/tenant-a/kms/xks/v1/keys/foo/metadata", metadata_body()).status, 200);
+  auto throttled = call("/tenant-a/kms/xks/v1/keys/foo/metadata", metadata_body());
+  EXPECT_EQ(throttled.status, 429);
+  EXPECT_EQ(error_name_of(throttled), "ThrottlingException");
+  // A reload with the same quota keeps the empty bucket.
+  service_->reconfigure(config_.keystores);
+  EXPECT_EQ(call("/tenant-a/kms/xks/v1/keys/foo/metadata", metadata_body()).status, 429);
+  std::string text = registry_.serialize();
+  EXPECT_NE(text.find(R"(xks_throttled_total{keystore="/tenant-a",scope="keystore"} 2)"),
+            std::string::npos)
+      << text;
+  // Only the two admitted requests reached the HSM.
+  EXPECT_NE(
+      text.find(
+          R"(xks_hsm_operation_duration_seconds_count{hsm="test-hsm",operation="GetKeyMetadata"} 2)"),
+      std::string::npos)
+      << text;
+}
+
+TEST_F(XksServiceTest, AReconfigurationRotatesCredentials) {
+  config_.keystores[0].credentials = {{kTenantANext, std::nullopt, ""}};
+  service_->reconfigure(config_.keystores);
+  EXPECT_EQ(call("/tenant-a/kms/xks/v1/keys/foo/metadata", metadata_body()).status, 401);
+  EXPECT_EQ(call("/tenant-a/kms/xks/v1/keys/foo/metadata", metadata_body(), kTenantANext).status,
+            200);
+}
+
 TEST_F(XksServiceTest, NoSessionBeforeTheDeadlineIsDependencyTimeout) {
   auto first = backend().pool().acquire(hsm::SessionPool::Clock::now() + 1s);
   auto second = backend().pool().acquire(hsm::SessionPool::Clock::now() + 1s);
@@ -419,13 +528,8 @@ TEST_F(XksServiceTest, WithOnFullRejectNothingIsServedUnaudited) {
   config.on_full = AuditConfig::OnFull::kReject;
   config.queue_size = 1;
   std::unique_ptr<AuditLog> strict = *AuditLog::open(config, registry_, "test");
-  std::vector<KeyStore> stores = {
-      {"/tenant-a",
-       std::make_shared<sigv4::Verifier>(std::vector<sigv4::Credential>{kTenantA},
-                                         std::vector<std::string>{"us-east-1"}),
-       std::nullopt}};
   service_ =
-      std::make_unique<XksService>(std::move(stores), *fleet_, ProxyIdentity{}, nullptr, &*strict);
+      std::make_unique<XksService>(config_.keystores, *fleet_, ProxyIdentity{}, nullptr, &*strict);
   // The first request takes the one place; its answer waits until its record is written.
   std::promise<HttpResponse> first;
   auto now = XksService::Clock::now();

@@ -30,6 +30,7 @@ class Runtime {
   // Every layer registers its metrics here; served at GET /metrics.
   metrics::Registry& metrics() { return registry_; }
   AuditLog* audit() { return audit_.get(); }  // null when auditing is off
+  metrics::Gauge& certificate_expiry() { return *certificate_expiry_; }
 
  private:
   explicit Runtime(Config config) : config_(std::move(config)) {}
@@ -37,6 +38,7 @@ class Runtime {
   Config config_;
   metrics::Registry registry_;
   std::unique_ptr<XksMetrics> xks_metrics_;
+  metrics::Gauge* certificate_expiry_ = nullptr;
   std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<XksService> service_;
   std::unique_ptr<hsm::Fleet> fleet_;  // last: its executors and health loops stop first

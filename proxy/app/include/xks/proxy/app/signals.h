@@ -1,6 +1,6 @@
 // What the proxy does on a signal, while it serves: SIGTERM and SIGINT drain and stop it, SIGHUP
-// reopens the audit log (after logrotate moved it). The handlers run on a thread of this
-// object's own, never inside a signal handler.
+// reopens the audit log (after logrotate moved it) and reloads the configuration. The handlers run
+// on a thread of this object's own, never inside a signal handler.
 #pragma once
 
 #include <functional>

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <tl/expected.hpp>
@@ -31,6 +32,8 @@ struct HsmConfig {
   std::size_t workers = 0;   // HSM executor threads; 0: sized from sessions (see VendorProfile)
   std::string health_key;
   hsm::CircuitBreakerOptions circuit_breaker;  // [hsm.circuit_breaker]
+
+  bool operator==(const HsmConfig&) const = default;
 };
 
 struct CredentialConfig {
@@ -39,11 +42,52 @@ struct CredentialConfig {
   std::string secret_env;  // the variable the secret came from, if not a file
 };
 
+// A secondary authorization rule ([[keystore.rule]], README "Access control"). Each condition
+// is a list of patterns matched against one field of the request (`*`: any run of characters,
+// `?`: one character; "" matches a field the request does not carry); an absent list matches
+// any request. A rule applies when every condition it has matches.
+struct AuthorizationRule {
+  std::string id;     // [A-Za-z0-9._-], unique in its key store: metric label and audit field
+  bool deny = false;  // effect = "deny" (else "allow")
+  std::vector<std::string> operations;  // Encrypt | Decrypt | GetKeyMetadata, exact
+  std::vector<std::string> key_ids;
+  std::vector<std::string> kms_operations;  // requestMetadata.kmsOperation
+  std::vector<std::string> principals;      // requestMetadata.awsPrincipalArn
+  std::vector<std::string> kms_key_arns;    // requestMetadata.kmsKeyArn
+  std::vector<std::string> via_services;    // requestMetadata.kmsViaService
+  std::vector<std::string> source_vpcs;     // requestMetadata.awsSourceVpc
+  std::vector<std::string> source_vpces;    // requestMetadata.awsSourceVpce
+};
+
+// [keystore.quota]: token buckets, refilled continuously; a request that finds its bucket
+// empty is answered 429 ThrottlingException before any HSM work.
+struct QuotaConfig {
+  double requests_per_second = 0;      // the key store's; 0: none
+  double burst = 0;                    // bucket size; default: requests_per_second (at least 1)
+  double key_requests_per_second = 0;  // per_key_requests_per_second: each key's; 0: none
+  double key_burst = 0;                // per_key_burst
+
+  bool operator==(const QuotaConfig&) const = default;
+};
+
+// The owner's kill switch: while blocked, every key operation of the key store is refused.
+struct BlockConfig {
+  bool blocked = false;
+  std::string by;      // blocked_by: who (written by `xks-proxy keystore block`)
+  std::string reason;  // blocked_reason
+  std::optional<std::chrono::sys_seconds> at;  // blocked_at
+};
+
 struct KeyStoreConfig {
   std::string prefix;  // "" or "/a[/b...]"; prefix + "/kms/xks/v1" is the XksProxyUriPath
   std::vector<std::string> regions;
   std::vector<CredentialConfig> credentials;
-  std::optional<std::vector<std::string>> allowed_keys;  // absent: every key on the token
+  // The external key ids served, exact or patterns as in AuthorizationRule; none listed: no
+  // key is served. An HSM's health key is never served.
+  std::vector<std::string> keys;
+  std::vector<AuthorizationRule> rules;  // in file order
+  QuotaConfig quota;
+  BlockConfig block;
 };
 
 struct Config {
@@ -55,8 +99,17 @@ struct Config {
   std::vector<KeyStoreConfig> keystores;
 };
 
-tl::expected<Config, std::string> load_config(const std::string& path);
-// The same from text in memory; `source` names it in errors (the fuzz target's entry).
+// Where the values of secret_env and pin_env variables come from; empty: the process
+// environment. (A reload passes the values read at start: serve scrubs the variables.)
+using EnvironmentLookup = std::function<std::optional<std::string>(const std::string& name)>;
+
+tl::expected<Config, std::string> load_config(const std::string& path,
+                                              const EnvironmentLookup& environment = {});
+// Only the [server] section, as load_config reads it (for commands that talk to a running
+// proxy's admin listener).
+tl::expected<ServerConfig, std::string> load_server_config(const std::string& path);
+// The same as load_config from text in memory; `source` names it in errors (the fuzz target's
+// entry).
 tl::expected<Config, std::string> parse_config(std::string_view text, const std::string& source);
 
 // Spec format rules, shared with the credential generator.

@@ -26,6 +26,8 @@ struct HttpLimits {
   // "rapid reset" attack opens and resets streams without end). Past it: GOAWAY
   // ENHANCE_YOUR_CALM.
   std::uint32_t http2_max_resets_per_second = 100;
+
+  bool operator==(const HttpLimits&) const = default;
 };
 
 enum class HttpProtocol : std::uint8_t { kHttp1, kHttp2 };

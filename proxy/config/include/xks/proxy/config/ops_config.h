@@ -22,6 +22,8 @@ struct AuditConfig {
   // Requests that fail authentication recorded one by one per second; the rest are counted in
   // one "suppressed" record per second, so that a flood of junk cannot fill the disk.
   std::size_t unauthenticated_per_second = 10;
+
+  bool operator==(const AuditConfig&) const = default;
 };
 
 struct LogConfig {

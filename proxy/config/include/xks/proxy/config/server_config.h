@@ -15,6 +15,8 @@ namespace xks::proxy {
 struct ListenAddress {
   std::string host;  // IPv4 or IPv6 literal
   std::uint16_t port = 0;
+
+  bool operator==(const ListenAddress&) const = default;
 };
 
 struct ServerConfig {
@@ -34,6 +36,8 @@ struct ServerConfig {
   std::size_t max_handshakes_in_flight = 128;
   std::size_t admin_max_connections = 64;
   int fleet_size = 1;  // xksProxyFleetSize in GetHealthStatus
+
+  bool operator==(const ServerConfig&) const = default;
 };
 
 struct TlsConfig {

@@ -47,6 +47,8 @@ inline constexpr std::string_view kRotate = "rotate";
 inline constexpr std::string_view kStop = "stop";
 inline constexpr std::string_view kGap = "gap";
 inline constexpr std::string_view kSuppressed = "suppressed";
+inline constexpr std::string_view kConfig =
+    "config";  // an operator's change (AuditLog::record_event)
 }  // namespace audit_record_kind
 
 // Where a chain stands: the last line's sequence number and chain value.

@@ -59,6 +59,10 @@ class AuditLog {
   bool sample_unauthenticated();
   // Counts a request that found no place.
   void dropped();
+  // Queues a record of `kind` (an operator's change: a configuration reload, a key store
+  // blocked or unblocked) with these fields (as for submit()). Never refused: such records
+  // are rare and must not be lost to a busy queue.
+  void record_event(std::string_view kind, std::string_view fields);
   // Ends the current file with a rotate record and reopens the path (after logrotate moved
   // the file); the chain continues into the new file.
   void reopen();

@@ -69,6 +69,9 @@ class Family {
   // The metric with these label values, created on first use. Takes a lock: resolve once and
   // keep the reference (it stays valid for the family's life).
   Metric& labels(std::vector<std::string> values);
+  // Drops a child that no longer describes anything (a removed credential's age): it is no
+  // longer exposed, and references to it must not be used again.
+  void remove(const std::vector<std::string>& values);
 
   const std::string& name() const { return name_; }
   const std::string& help() const { return help_; }

@@ -29,6 +29,10 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
+  // New handshakes use `tls` from now on (a reload's certificate, key or client CA);
+  // connections keep the context they started with. Any thread.
+  void replace_tls(std::shared_ptr<boost::asio::ssl::context> tls);
+
   // Binds both listeners (port 0 picks a free port; see port() and admin_port()).
   tl::expected<void, std::string> listen();
   std::uint16_t port() const;

@@ -16,8 +16,10 @@ namespace xks::proxy {
 tl::expected<std::shared_ptr<boost::asio::ssl::context>, std::string> make_server_tls_context(
     const TlsConfig& config);
 
-// Registers xks_tls_certificate_expiry_timestamp_seconds: notAfter of the serving certificate
-// (the first in `config.certificate_chain`) as Unix time; left unset if it cannot be read.
-void register_certificate_expiry(metrics::Registry& registry, const TlsConfig& config);
+// Registers xks_tls_certificate_expiry_timestamp_seconds, then set_certificate_expiry() sets it
+// (at start and on each reload): notAfter of the serving certificate (the first in
+// `config.certificate_chain`) as Unix time; left as it was if it cannot be read.
+metrics::Gauge& register_certificate_expiry(metrics::Registry& registry);
+void set_certificate_expiry(metrics::Gauge& expiry, const TlsConfig& config);
 
 }  // namespace xks::proxy

@@ -23,7 +23,8 @@ struct AuditRecord {
   std::string hsm_id;
   std::string client_subject;
   std::string client_address;
-  std::string refusal;  // the transport's reason, for a request it refused (else empty)
+  std::string refusal;     // the transport's reason, for a request it refused (else empty)
+  std::string authz_rule;  // the authorization rule (or label) that decided, if one did
 };
 
 // The record's fields for AuditLog::submit, in a fixed order.

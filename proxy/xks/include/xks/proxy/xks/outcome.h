@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "xks/hsm/pkcs11.h"
 #include "xks/proxy/xks/xks_error.h"
@@ -13,8 +14,10 @@
 
 namespace xks::proxy {
 
+struct KeyStore;
+
 struct XksOutcome {
-  std::optional<std::size_t> keystore;       // set once routed
+  const KeyStore* keystore = nullptr;        // set once routed
   std::optional<wire::Operation> operation;  // set once routed
   std::optional<XksError> error;             // unset: success
   std::optional<sigv4::Failure> auth_failure;
@@ -25,6 +28,7 @@ struct XksOutcome {
   int status = 0;                     // HTTP status of the answer
   std::string key_id;                 // external key id, once routed
   wire::RequestMetadata metadata;     // once the body parsed
+  std::string_view authz_rule;        // the rule (or label) that decided, if one did
 };
 
 }  // namespace xks::proxy

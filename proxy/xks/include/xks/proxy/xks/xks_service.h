@@ -1,5 +1,7 @@
-// The four XKS APIs over the HSM layer, in the order of checks of DESIGN.md: route (404 before
-// authentication), SigV4 (401), method (405), body (400), key allow-list (404), then the HSM.
+// The four XKS APIs over the HSM layer, in this order of checks: route and SigV4 (401; a path
+// that names no API is 404 only to a caller authenticated for that prefix), method (405), body
+// (400), then for key operations: the kill switch (403), the key list (404), the rules (403),
+// the quota (429), then the HSM. GetHealthStatus is never gated.
 //
 // Deadlines: every request is answered by its deadline. Route, SigV4 and the body are checked
 // on the calling (I/O) thread; only the HSM work crosses to the HSM executor. If that work has
@@ -15,28 +17,37 @@
 // is not closed.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
-#include <unordered_set>
+#include <string_view>
 #include <vector>
 
 #include "xks/hsm/fleet.h"
+#include "xks/proxy/config/config.h"
 #include "xks/proxy/ops/audit_log.h"
 #include "xks/proxy/transport/application.h"
 #include "xks/proxy/transport/http_message.h"
 #include "xks/proxy/xks/audit_record.h"
+#include "xks/proxy/xks/authorization.h"
 #include "xks/proxy/xks/outcome.h"
 #include "xks/proxy/xks/xks_metrics.h"
 #include "xks/sigv4/verifier.h"
 
 namespace xks::proxy {
 
+class Quota;
+
+// One key store as served, built from its KeyStoreConfig and replaced whole on reload.
 struct KeyStore {
   std::string prefix;  // "" or "/name[/name...]", without "/kms/xks/v1"
   std::shared_ptr<const sigv4::Verifier> verifier;
-  std::optional<std::unordered_set<std::string>> allowed_key_ids;  // nullopt: every key
+  KeyStorePolicy policy;
+  std::shared_ptr<Quota> quota;  // null: no quota
+  XksMetrics::KeyStoreSeries series;
 };
 
 struct ProxyIdentity {
@@ -53,8 +64,8 @@ class XksService {
   using Deadline = hsm::KeyService::Deadline;
 
   // `metrics` and `audit` may be null (nothing recorded).
-  XksService(std::vector<KeyStore> key_stores, hsm::Fleet& fleet, ProxyIdentity identity,
-             XksMetrics* metrics = nullptr, AuditLog* audit = nullptr);
+  XksService(const std::vector<KeyStoreConfig>& key_stores, hsm::Fleet& fleet,
+             ProxyIdentity identity, XksMetrics* metrics = nullptr, AuditLog* audit = nullptr);
   ~XksService();
   // Shutting down: stops the deadline watch, so that it no longer touches the fleet, which may
   // then go (running the HSM work it still holds, which needs this service). handle() must not
@@ -62,6 +73,11 @@ class XksService {
   void stop_deadline_watch();
   XksService(const XksService&) = delete;
   XksService& operator=(const XksService&) = delete;
+
+  // Serves these key stores from now on (credentials, keys, rules, quotas, kill switch), all
+  // at once: a request under way finishes with the key stores it started with. A key store
+  // whose quota is unchanged keeps its buckets. Audits and logs each kill switch change.
+  void reconfigure(const std::vector<KeyStoreConfig>& key_stores);
 
   // Calls `respond` exactly once: at once for answers that need no HSM, otherwise from the HSM
   // executor or, at `deadline`, from the deadline watch. `received` is when the request was
@@ -77,9 +93,16 @@ class XksService {
   struct HsmWork;
   struct HsmAnswer;
 
+  struct Served;  // the key stores of one configuration
+
+  std::shared_ptr<const Served> build(const std::vector<KeyStoreConfig>& key_stores,
+                                      const Served* previous) const;
   // The answer when it needs no HSM; otherwise the HSM work, with the outcome so far.
-  std::optional<HttpResponse> prepare(const HttpRequest& request, XksOutcome& outcome,
-                                      std::optional<HsmWork>& work) const;
+  std::optional<HttpResponse> prepare(const Served& served, const HttpRequest& request,
+                                      XksOutcome& outcome, std::optional<HsmWork>& work) const;
+  // Kill switch, rules and quota; the refusal, if any.
+  std::optional<HttpResponse> authorize(const KeyStore& store, wire::Operation operation,
+                                        std::string_view key_id, XksOutcome& outcome) const;
   HsmAnswer call_hsm(const HsmWork& work, Deadline deadline, hsm::KeyService& keys) const;
   void submit(std::shared_ptr<Exchange> exchange, HsmWork work) const;
   void attempt(std::shared_ptr<Exchange> exchange, std::shared_ptr<const HsmWork> work,
@@ -87,14 +110,15 @@ class XksService {
   void finish(Exchange& exchange, HttpResponse response) const;
   AuditRecord audit_record(XksOutcome& outcome, const HttpRequest& request, double seconds) const;
   // The key store whose credential the request's Authorization names (the first if none).
-  const KeyStore& key_store_of(const HttpRequest& request) const;
+  static const KeyStore& key_store_of(const Served& served, const HttpRequest& request);
 
-  std::vector<KeyStore> key_stores_;
-  std::vector<std::string> prefixes_;
   hsm::Fleet& fleet_;
+  std::vector<std::string> health_keys_;  // never served
   ProxyIdentity identity_;
   XksMetrics* metrics_;
   AuditLog* audit_;
+  std::atomic<std::shared_ptr<const Served>> served_;
+  std::mutex reconfigure_mutex_;          // one reconfiguration at a time
   std::unique_ptr<DeadlineWatch> watch_;  // last: stopped first
 };
 

@@ -1,0 +1,264 @@
+// The kill switch command.
+#include "keystore_command.h"
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "xks/proxy/config/config.h"
+#include "xks/proxy/config/config_edit.h"
+
+namespace xks::proxy {
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+struct BlockOptions {
+  std::string prefix;
+  std::string config;
+  std::string reason;
+  std::string by;
+  int pid = 0;
+};
+
+// The operator, for the audit log: --by, else the login behind sudo, else the user.
+std::string invoking_user() {
+  if (const char* sudo = std::getenv("SUDO_USER"))
+    return sudo;
+  if (const passwd* user = ::getpwuid(::getuid()))
+    return user->pw_name;
+  return "uid " + std::to_string(::getuid());
+}
+
+// Replaces `path` by `text` at once (a reader sees the old file or the new one), keeping its
+// mode and owner.
+bool replace_file(const fs::path& path, const std::string& text, std::string& error) {
+  struct stat original {};
+  if (::stat(path.c_str(), &original) != 0) {
+    error = "cannot stat " + path.string();
+    return false;
+  }
+  fs::path temporary = path;
+  temporary += ".xks-edit-" + std::to_string(::getpid());
+  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    error = "cannot write next to " + path.string();
+    return false;
+  }
+  bool ok = ::fchmod(fd, original.st_mode & 07777) == 0;
+  if (::geteuid() == 0)
+    ok = ok && ::fchown(fd, original.st_uid, original.st_gid) == 0;
+  for (std::size_t written = 0; ok && written < text.size();) {
+    ssize_t n = ::write(fd, text.data() + written, text.size() - written);
+    ok = n > 0;
+    written += ok ? static_cast<std::size_t>(n) : 0;
+  }
+  ok = ::fsync(fd) == 0 && ok;
+  ok = ::close(fd) == 0 && ok;
+  if (!ok || ::rename(temporary.c_str(), path.c_str()) != 0) {
+    ::unlink(temporary.c_str());
+    error = "cannot replace " + path.string();
+    return false;
+  }
+  return true;
+}
+
+std::vector<std::string> command_line(int pid) {
+  std::ifstream file("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
+  std::vector<std::string> arguments;
+  for (std::string argument; std::getline(file, argument, '\0');)
+    arguments.push_back(argument);
+  return arguments;
+}
+
+// A path from another process's command line, made absolute from its working directory (when
+// that can be read) and resolved.
+fs::path resolved(int pid, const std::string& path) {
+  std::error_code error;
+  fs::path candidate(path);
+  if (candidate.is_relative()) {
+    fs::path cwd = fs::read_symlink("/proc/" + std::to_string(pid) + "/cwd", error);
+    if (!error)
+      candidate = cwd / candidate;
+  }
+  fs::path real = fs::canonical(candidate, error);
+  return error ? candidate : real;
+}
+
+// The xks-proxy processes serving `config`: `serve --config FILE`, or `demo` whose state
+// directory holds it.
+std::vector<int> proxies_serving(const fs::path& config) {
+  std::vector<int> found;
+  for (const fs::directory_entry& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    int pid = std::stoi(name);
+    if (pid == ::getpid())
+      continue;
+    std::vector<std::string> arguments = command_line(pid);
+    if (arguments.size() < 2 || fs::path(arguments[0]).filename() != "xks-proxy")
+      continue;
+    std::string mode = arguments[1];
+    std::string given;
+    for (std::size_t i = 2; i < arguments.size(); ++i) {
+      const std::string& argument = arguments[i];
+      std::string option = mode == "serve" ? "--config" : "--state-dir";
+      if (argument == option && i + 1 < arguments.size())
+        given = arguments[i + 1];
+      else if (argument.starts_with(option + "="))
+        given = argument.substr(option.size() + 1);
+    }
+    if (mode == "demo" && given.empty())
+      given = ".xks-demo";  // DemoOptions' default
+    if (mode == "demo")
+      given += "/xks-proxy.toml";
+    if ((mode == "serve" || mode == "demo") && !given.empty() && resolved(pid, given) == config)
+      found.push_back(pid);
+  }
+  return found;
+}
+
+// GET /metrics from the admin listener; empty when it cannot be read.
+std::string scrape(const ListenAddress& admin) {
+  namespace net = boost::asio;
+  namespace http = boost::beast::http;
+  std::string host = admin.host == "0.0.0.0" ? "127.0.0.1"
+                     : admin.host == "::"    ? "::1"
+                                             : admin.host;
+  try {
+    net::io_context io;
+    boost::beast::tcp_stream stream(io);
+    stream.expires_after(2s);
+    stream.connect(net::ip::tcp::endpoint(net::ip::make_address(host), admin.port));
+    http::request<http::empty_body> request(http::verb::get, "/metrics", 11);
+    request.set(http::field::host, host);
+    http::write(stream, request);
+    boost::beast::flat_buffer buffer;
+    http::response<http::string_body> response;
+    http::read(stream, buffer, response);
+    return response.result() == http::status::ok ? response.body() : std::string();
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
+int set_block(const BlockOptions& options, bool blocked) {
+  const std::string prefix = options.prefix == "/" ? "" : options.prefix;
+  const std::string name = prefix.empty() ? "/" : prefix;
+  std::error_code error;
+  fs::path config = fs::canonical(options.config, error);
+  if (error) {
+    std::cerr << "xks-proxy keystore: cannot read " << options.config << "\n";
+    return 2;
+  }
+  std::ifstream file(config);
+  std::stringstream text;
+  text << file.rdbuf();
+  BlockConfig block;
+  if (blocked) {
+    block = {true, options.by.empty() ? invoking_user() : options.by, options.reason,
+             std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now())};
+  }
+  auto edited = with_keystore_block(text.str(), config.string(), prefix, block);
+  if (!edited) {
+    std::cerr << "xks-proxy keystore: " << edited.error() << "\n";
+    return 2;
+  }
+  auto server = load_server_config(config.string());
+  if (!server) {
+    std::cerr << "xks-proxy keystore: " << server.error() << "\n";
+    return 2;
+  }
+  std::string failure;
+  if (!replace_file(config, *edited, failure)) {
+    std::cerr << "xks-proxy keystore: " << failure << "\n";
+    return 2;
+  }
+  std::cout << config.string() << ": key store " << name << " "
+            << (blocked ? "blocked by " + block.by : std::string("unblocked")) << "\n";
+
+  std::vector<int> pids =
+      options.pid != 0 ? std::vector<int>{options.pid} : proxies_serving(config);
+  if (pids.empty()) {
+    std::cerr << "xks-proxy keystore: no running xks-proxy serves " << config.string()
+              << ": the change applies when one starts or reloads (SIGHUP); --pid names one\n";
+    return 1;
+  }
+  for (int pid : pids) {
+    if (::kill(pid, SIGHUP) != 0) {
+      std::cerr << "xks-proxy keystore: cannot signal process " << pid << "\n";
+      return 1;
+    }
+  }
+  // Confirmed by the proxy itself: its kill switch gauge says so once the reload is applied.
+  const std::string expected =
+      "xks_keystore_blocked{keystore=\"" + prefix + "\"} " + (blocked ? "1" : "0") + "\n";
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  std::string metrics;
+  do {
+    metrics = scrape(server->admin_listen);
+    if (metrics.find(expected) != std::string::npos) {
+      std::cout << "confirmed: process " << pids.front() << " "
+                << (blocked ? "refuses every key operation of " + name
+                            : "serves " + name + " again")
+                << "\n";
+      return 0;
+    }
+    std::this_thread::sleep_for(50ms);
+  } while (std::chrono::steady_clock::now() < deadline);
+  std::cerr << "xks-proxy keystore: signalled process " << pids.front()
+            << " but its admin listener does not confirm the change"
+            << (metrics.find("xks_config_last_reload_successful 0") != std::string::npos
+                    ? " (it refused the configuration: see its log)"
+                    : "")
+            << "\n";
+  return 1;
+}
+
+}  // namespace
+
+void add_keystore_command(CLI::App& app, int& exit_code) {
+  CLI::App* keystore = app.add_subcommand("keystore", "The owner's kill switch for a key store");
+  keystore->require_subcommand(1);
+  auto options = std::make_shared<BlockOptions>();
+  for (bool blocked : {true, false}) {
+    CLI::App* command = keystore->add_subcommand(
+        blocked ? "block" : "unblock",
+        blocked ? "Refuse every Encrypt, Decrypt and GetKeyMetadata of a key store now "
+                  "(GetHealthStatus still answers): sets blocked in the configuration and "
+                  "reloads the running proxy"
+                : "Serve a blocked key store again");
+    command->add_option("prefix", options->prefix, "The key store's prefix (/ for none)")
+        ->required();
+    command->add_option("--config", options->config, "The running proxy's configuration file")
+        ->required();
+    if (blocked) {
+      command->add_option("--reason", options->reason, "Why (recorded in the audit log)");
+      command->add_option("--by", options->by, "Who (default: the invoking user)");
+    }
+    command->add_option("--pid", options->pid,
+                        "The proxy process to signal (default: every xks-proxy serving the file)");
+    command->callback([options, blocked, &exit_code] { exit_code = set_block(*options, blocked); });
+  }
+}
+
+}  // namespace xks::proxy
