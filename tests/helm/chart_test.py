@@ -140,6 +140,19 @@ class ChartTest(unittest.TestCase):
         checksum = lambda docs: self.kinds(docs)["Deployment"]["spec"]["template"]["metadata"][
             "annotations"]["checksum/config"]
         self.assertNotEqual(checksum(first), checksum(second))
+        # What the proxy reloads live (here a key store's keys and kill switch) changes the
+        # ConfigMap, not the pods.
+        live = os.path.join(self.tmp, "live.yaml")
+        with open(live, "w") as f:
+            f.write("keystores:\n  - prefix: /example\n    regions: [us-east-1]\n"
+                    "    keys: [foo]\n    blocked: true\n    credentials:\n"
+                    "      - accessKeyId: AKIAXKSEXAMPLE234567\n"
+                    "        secretKey: example-current\n")
+        _, third = self.render(self.values("standalone.yaml"), live)
+        self.assertEqual(checksum(first), checksum(third))
+        config = self.kinds(third)["ConfigMap"]["data"]["xks-proxy.toml"]
+        self.assertIn("blocked = true", config)
+        self.assertIn("reload_on_change = true", config)
 
     def test_a_client_ca_without_allowed_names_is_refused(self):
         override = os.path.join(self.tmp, "no-names.yaml")

@@ -165,8 +165,15 @@ class ReloadTest(unittest.TestCase):
         self.write_config(self.original.replace("server.pem", "missing.pem"))
         self.reload(expect="failure")
         self.assertEqual(self.proxy.call("keys/foo/encrypt", encrypt())[0], 200)
+        # `xks-proxy reload` gives the proxy's verdict: refused, then applied.
+        command = [BINARY, "reload", "--config", self.proxy.config]
+        run = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        self.assertEqual(run.returncode, 1, run.stdout + run.stderr)
+        self.assertIn("refused the configuration and keeps the running one", run.stderr)
         self.write_config(self.original)
-        self.reload()
+        run = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+        self.assertIn("reloaded: process %d" % self.proxy.process.pid, run.stdout)
         self.assertEqual(self.proxy.metric("xks_config_last_reload_successful"), 1)
 
     def test_settings_that_need_a_restart_are_reported_and_left_alone(self):
@@ -217,6 +224,64 @@ class ReloadTest(unittest.TestCase):
                 report = json.load(f)
             self.assertGreater(report["ok"], 500)
             self.assertEqual(report["errors"], 0, report["errors_by"])
+
+
+class FileWatchTest(unittest.TestCase):
+    """[server] reload_on_change with the configuration mounted as Kubernetes mounts a
+    ConfigMap, and the SigV4 secret replaced as a Secret's file is."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="xks-file-watch-test-")
+        cls.proxy = ProxyProcess(os.path.join(cls.tmp, "demo"),
+                                 server_settings="reload_on_change = true\n",
+                                 mounted_config=True)
+        with open(cls.proxy.config) as f:
+            cls.original = f.read()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def wait_for_reload(self, before):
+        deadline = time.time() + 10
+        while (self.proxy.metric('xks_config_reloads_total{result="success"}') or 0) == before:
+            self.assertLess(time.time(), deadline, "the change was not reloaded")
+            time.sleep(0.05)
+
+    def test_a_new_configmap_version_is_applied_without_a_signal(self):
+        before = self.proxy.metric('xks_config_reloads_total{result="success"}')
+        self.proxy.publish_config(self.original.replace("[[keystore]]\n",
+                                                        "[[keystore]]\nblocked = true\n"))
+        self.wait_for_reload(before)
+        status, body = self.proxy.call("keys/foo/encrypt", encrypt())
+        self.assertEqual((status, body["errorName"]), (403, "AccessDeniedException"))
+        before = self.proxy.metric('xks_config_reloads_total{result="success"}')
+        self.proxy.publish_config(self.original)
+        self.wait_for_reload(before)
+        self.assertEqual(self.proxy.call("keys/foo/encrypt", encrypt())[0], 200)
+
+    def test_a_replaced_secret_file_rotates_the_credential(self):
+        secret_file = os.path.join(self.proxy.dir, "secrets/sigv4-secret")
+        old_secret = self.proxy.secret
+        before = self.proxy.metric('xks_config_reloads_total{result="success"}')
+        replacement = secret_file + ".new"
+        with open(os.open(replacement, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(NEW_SECRET)
+        os.replace(replacement, secret_file)
+        try:
+            self.wait_for_reload(before)
+            self.assertEqual(self.proxy.call("keys/foo/encrypt", encrypt())[0], 401)
+            self.assertEqual(self.proxy.call("keys/foo/encrypt", encrypt(), secret=NEW_SECRET)[0],
+                             200)
+        finally:
+            before = self.proxy.metric('xks_config_reloads_total{result="success"}')
+            with open(os.open(replacement, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+                      "w") as f:
+                f.write(old_secret)
+            os.replace(replacement, secret_file)
+            self.wait_for_reload(before)
 
 
 class KillSwitchTest(unittest.TestCase):

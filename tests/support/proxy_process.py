@@ -81,7 +81,7 @@ class ProxyProcess:
 
     def __init__(self, state_dir, mtls=False, fault_control=None, backends=1, fault_dir=None,
                  before_serve=None, server_settings="", open_files=None, edit_config=None,
-                 wait_for="/readyz", environment=None):
+                 wait_for="/readyz", environment=None, mounted_config=False):
         self.dir = state_dir
         self.port, self.admin_port = free_port(), free_port()
         setup = [BINARY, "demo", "--setup-only", "--state-dir", state_dir,
@@ -114,9 +114,17 @@ class ProxyProcess:
             real_module = re.search(r'module = "([^"]+)"', config).group(1)
             config = config.replace(real_module, FAULT_MODULE)
             env.update(XKS_FAULT_TARGET=real_module, XKS_FAULT_CONTROL=fault_control)
-        self.config = os.path.join(state_dir, "test.toml")
-        with open(self.config, "w") as f:
-            f.write(config)
+        if mounted_config:
+            # As Kubernetes mounts a ConfigMap: config/test.toml -> ..data/test.toml, where
+            # ..data links to the current version's directory (see publish_config()).
+            os.makedirs(os.path.join(state_dir, "config"))
+            os.symlink("..data/test.toml", os.path.join(state_dir, "config", "test.toml"))
+            self.config = os.path.join(state_dir, "config", "test.toml")
+            self.publish_config(config)
+        else:
+            self.config = os.path.join(state_dir, "test.toml")
+            with open(self.config, "w") as f:
+                f.write(config)
         with open(os.path.join(state_dir, "secrets/sigv4-access-key-id")) as f:
             self.access_key_id = f.read()
         with open(os.path.join(state_dir, "secrets/sigv4-secret")) as f:
@@ -142,6 +150,18 @@ class ProxyProcess:
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError("xks-proxy did not become ready; see " + self.log.name)
+
+    def publish_config(self, text):
+        """A new version of a mounted configuration, published as Kubernetes' atomic writer
+        does: a new directory, then the ..data symlink renamed over to point at it."""
+        mount = os.path.join(self.dir, "config")
+        self.config_version = getattr(self, "config_version", 0) + 1
+        version = "..v%d" % self.config_version
+        os.makedirs(os.path.join(mount, version))
+        with open(os.path.join(mount, version, "test.toml"), "w") as f:
+            f.write(text)
+        os.symlink(version, os.path.join(mount, "..data_tmp"))
+        os.rename(os.path.join(mount, "..data_tmp"), os.path.join(mount, "..data"))
 
     def stop(self):
         if self.process.poll() is None:

@@ -30,8 +30,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
-{{/* The proxy's TOML configuration; secrets are only paths to mounted files. */}}
+{{/* The proxy's TOML configuration; secrets are only paths to mounted files. The settings that
+apply only at start come first: their checksum rolls the pods. The rest ([tls], the key stores)
+the proxy reloads live when the mounted ConfigMap or Secrets change (reload_on_change). */}}
 {{- define "xks-proxy.config" -}}
+{{ include "xks-proxy.restartConfig" . }}
+{{ include "xks-proxy.liveConfig" . }}
+{{- end }}
+
+{{- define "xks-proxy.restartConfig" -}}
 [log]
 format = {{ .Values.proxy.logFormat | quote }}
 
@@ -57,16 +64,7 @@ max_connections_per_client = {{ .Values.proxy.maxConnectionsPerClient }}
 max_handshakes_in_flight = {{ .Values.proxy.maxHandshakesInFlight }}
 admin_max_connections = {{ .Values.proxy.adminMaxConnections }}
 fleet_size = {{ if .Values.autoscaling.enabled }}{{ .Values.autoscaling.maxReplicas }}{{ else }}{{ .Values.replicaCount }}{{ end }}
-
-[tls]
-certificate_chain = "/etc/xks-proxy/tls/tls.crt"
-private_key = "/etc/xks-proxy/tls/tls.key"
-{{- if .Values.tls.clientCA.existingSecret }}
-client_ca = "/etc/xks-proxy/client-ca/{{ .Values.tls.clientCA.key }}"
-{{- $_ := required "tls.clientCA.allowedNames is required with tls.clientCA.existingSecret: the names KMS's client certificate carries" (first .Values.tls.clientCA.allowedNames) }}
-client_names = [{{ range $i, $name := .Values.tls.clientCA.allowedNames }}{{ if $i }}, {{ end }}{{ $name | quote }}{{ end }}]
-{{- end }}
-
+reload_on_change = true
 {{- if .Values.hsm.fleet }}
 {{- range .Values.hsm.fleet }}
 
@@ -86,6 +84,17 @@ vendor_profile = {{ .Values.hsm.vendorProfile | quote }}
 token_label = {{ .Values.hsm.tokenLabel | quote }}
 pin_file = "/etc/xks-proxy/pin/{{ .Values.hsm.pin.key }}"
 {{- include "xks-proxy.hsmSettings" (dict "hsm" .Values.hsm "sessions" .Values.hsm.sessions "workers" .Values.hsm.workers) }}
+{{- end }}
+{{- end }}
+
+{{- define "xks-proxy.liveConfig" -}}
+[tls]
+certificate_chain = "/etc/xks-proxy/tls/tls.crt"
+private_key = "/etc/xks-proxy/tls/tls.key"
+{{- if .Values.tls.clientCA.existingSecret }}
+client_ca = "/etc/xks-proxy/client-ca/{{ .Values.tls.clientCA.key }}"
+{{- $_ := required "tls.clientCA.allowedNames is required with tls.clientCA.existingSecret: the names KMS's client certificate carries" (first .Values.tls.clientCA.allowedNames) }}
+client_names = [{{ range $i, $name := .Values.tls.clientCA.allowedNames }}{{ if $i }}, {{ end }}{{ $name | quote }}{{ end }}]
 {{- end }}
 {{- range .Values.keystores }}
 

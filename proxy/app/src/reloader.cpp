@@ -58,6 +58,21 @@ std::optional<std::string> Reloader::environment(const std::string& name) const 
   return std::nullopt;  // a variable the running configuration did not read: not read now
 }
 
+std::vector<std::string> Reloader::watched_files() {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> files = {config_path_, running_.tls.certificate_chain,
+                                    running_.tls.private_key};
+  if (!running_.tls.client_ca.empty())
+    files.push_back(running_.tls.client_ca);
+  for (const KeyStoreConfig& store : running_.keystores) {
+    for (const CredentialConfig& credential : store.credentials) {
+      if (!credential.secret_file.empty())
+        files.push_back(credential.secret_file);
+    }
+  }
+  return files;
+}
+
 tl::expected<Reloader::Applied, std::string> Reloader::reload() {
   std::lock_guard lock(mutex_);
   auto applied = apply(config_path_);

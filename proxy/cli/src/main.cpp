@@ -3,10 +3,10 @@
 
 #include "audit_command.h"
 #include "authz_command.h"
+#include "control_commands.h"
 #include "credentials_command.h"
 #include "demo_command.h"
 #include "keys_command.h"
-#include "keystore_command.h"
 #include "serve_command.h"
 
 int main(int argc, char** argv) {
@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
   xks::proxy::add_credentials_command(app, exit_code);
   xks::proxy::add_audit_command(app, exit_code);
   xks::proxy::add_authz_command(app, exit_code);
-  xks::proxy::add_keystore_command(app, exit_code);
+  xks::proxy::add_control_commands(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

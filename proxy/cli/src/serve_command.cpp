@@ -8,8 +8,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <optional>
 
 #include "xks/proxy/app/application.h"
+#include "xks/proxy/app/file_watch.h"
 #include "xks/proxy/app/reloader.h"
 #include "xks/proxy/app/runtime.h"
 #include "xks/proxy/app/signals.h"
@@ -135,6 +137,11 @@ int serve_command(const std::string& config_path) {
                              audit->reopen();        // after logrotate moved it
                            (void)reloader.reload();  // logged, counted and audited
                          });
+  std::optional<FileWatch> watch;
+  if (runtime.config().server.reload_on_change) {
+    watch.emplace([&reloader] { return reloader.watched_files(); },
+                  [&reloader] { (void)reloader.reload(); });
+  }
   server.run();
   return 0;
 }

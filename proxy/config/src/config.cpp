@@ -288,6 +288,7 @@ ServerConfig parse_server(TableReader reader) {
   reader.read_integer("max_handshakes_in_flight", server.max_handshakes_in_flight, 1, 100'000);
   reader.read_integer("admin_max_connections", server.admin_max_connections, 1, 10'000);
   reader.read_integer("fleet_size", server.fleet_size, 1, 1000);
+  server.reload_on_change = reader.boolean("reload_on_change", false);
   reader.finish();
   return server;
 }
@@ -409,6 +410,7 @@ CredentialConfig parse_credential(TableReader reader) {
   }
   if (file) {
     out.credential.secret_access_key = read_secret_file(reader, "secret_file", *file);
+    out.secret_file = *file;
   } else {
     auto value = reader.environment(*env);
     if (!value)

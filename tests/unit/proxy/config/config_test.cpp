@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "xks/proxy/config/config_edit.h"
+
 namespace xks::proxy {
 namespace {
 
@@ -162,7 +164,7 @@ TEST_F(ConfigTest, ReadsEverySetting) {
       "http2_connection_buffer_bytes = 1048576\n"
       "header_timeout_ms = 2000\nidle_timeout_ms = 30000\nmax_connections = 500\nfleet_size = 3\n"
       "max_connections_per_client = 50\nmax_handshakes_in_flight = 20\n"
-      "admin_max_connections = 4\nhttp2_max_resets_per_second = 7\n"
+      "admin_max_connections = 4\nhttp2_max_resets_per_second = 7\nreload_on_change = true\n"
       "[tls]\ncertificate_chain = \"c.pem\"\nprivate_key = \"k.pem\"\nclient_ca = \"ca.pem\"\n"
       "client_names = [\"cks.kms.us-east-1.amazonaws.com\"]\n"
       "[hsm]\nmodule = \"m.so\"\nvendor_profile = \"generic\"\niv_source = \"hsm-append\"\n"
@@ -190,6 +192,7 @@ TEST_F(ConfigTest, ReadsEverySetting) {
   EXPECT_EQ(config->server.max_handshakes_in_flight, 20u);
   EXPECT_EQ(config->server.admin_max_connections, 4u);
   EXPECT_EQ(config->server.limits.http2_max_resets_per_second, 7u);
+  EXPECT_TRUE(config->server.reload_on_change);
   EXPECT_EQ(config->server.limits.max_header_bytes, 8192u);
   EXPECT_EQ(config->server.limits.max_body_bytes, 32768u);
   EXPECT_EQ(config->server.limits.http2_max_concurrent_streams, 16u);
@@ -382,6 +385,45 @@ TEST_F(ConfigTest, AuthorizationMistakesNameTheRuleAndTheField) {
                "keystore.quota.requests_per_second: set requests_per_second");
   expect_error(minimal() + "[keystore.quota]\nrequests_per_second = -1\n",
                "keystore.quota.requests_per_second: must be between 0 and");
+}
+
+TEST_F(ConfigTest, TheKillSwitchEditChangesOnlyItsKeyStoresLines) {
+  const std::string text =
+      "# keep me\n[[keystore]]\nprefix = \"/a\"\n[[keystore]] # the second\nprefix = "
+      "\"/b\"\nblocked = false\nregions = [\"us-east-1\"]\n";
+  BlockConfig block{true, "alice \"the owner\"", "incident\n42",
+                    std::chrono::sys_days{std::chrono::year{2026} / 11 / 29} +
+                        std::chrono::hours{19} + std::chrono::seconds{5}};
+  auto blocked = with_keystore_block(text, "x.toml", "/b", block);
+  ASSERT_TRUE(blocked.has_value()) << blocked.error();
+  EXPECT_EQ(*blocked,
+            "# keep me\n[[keystore]]\nprefix = \"/a\"\n[[keystore]] # the second\n"
+            "blocked = true\nblocked_by = \"alice \\\"the owner\\\"\"\n"
+            "blocked_at = 2026-11-29T19:00:05Z\nblocked_reason = \"incident\\u000A42\"\n"
+            "prefix = \"/b\"\nregions = [\"us-east-1\"]\n");
+  // What the edit wrote reads back as written.
+  std::string with_credentials = *blocked +
+                                 "[[keystore.credential]]\naccess_key_id = "
+                                 "\"AKIAXKSEXAMPLE234567\"\nsecret_file = \"" +
+                                 secret_path() + "\"\n";
+  auto parsed = load(minimal() + with_credentials.substr(with_credentials.find("[[keystore]] #")));
+  ASSERT_TRUE(parsed.has_value()) << parsed.error();
+  EXPECT_EQ(parsed->keystores[1].block, block);
+  // Unblocking removes the lines again.
+  auto unblocked = with_keystore_block(*blocked, "x.toml", "/b", {});
+  ASSERT_TRUE(unblocked.has_value());
+  EXPECT_EQ(*unblocked,
+            "# keep me\n[[keystore]]\nprefix = \"/a\"\n[[keystore]] # the second\nprefix = "
+            "\"/b\"\nregions = [\"us-east-1\"]\n");
+  EXPECT_EQ(with_keystore_block(text, "x.toml", "/c", block).error(),
+            "x.toml: no [[keystore]] has prefix = \"/c\"");
+  EXPECT_NE(with_keystore_block("[[keystore]\n", "x.toml", "/a", block).error().find("x.toml:1:"),
+            std::string::npos);
+  auto multi_line =
+      with_keystore_block("[[keystore]]\nprefix = \"/a\"\nblocked_reason = \"\"\"one\ntwo\"\"\"\n",
+                          "x.toml", "/a", block);
+  ASSERT_FALSE(multi_line.has_value());
+  EXPECT_NE(multi_line.error().find("spans several lines"), std::string::npos);
 }
 
 TEST_F(ConfigTest, RejectsDuplicatesAndMissingParts) {

@@ -71,12 +71,12 @@ class XksServiceTest : public test::HsmFixture {
     config_.keystores = {
         {"/tenant-a",
          {"us-east-1"},
-         {{kTenantA, std::nullopt, ""}, {kTenantANext, std::nullopt, ""}},
+         {{kTenantA, std::nullopt, "", ""}, {kTenantANext, std::nullopt, "", ""}},
          {"foo", "encrypt_only_key", "decrypt_only_key", "impotent_key"},
          {},
          {},
          {}},
-        {"/restricted", {"us-east-1"}, {{kRestricted, std::nullopt, ""}}, {"foo"}, {}, {}, {}}};
+        {"/restricted", {"us-east-1"}, {{kRestricted, std::nullopt, "", ""}}, {"foo"}, {}, {}, {}}};
     metrics_ = std::make_unique<XksMetrics>(registry_, std::vector<std::string>{"test-hsm"});
     audit_path_ = (token_.dir() / "audit.log").string();
     AuditConfig audit;
@@ -402,7 +402,7 @@ TEST_F(XksServiceTest, AnEmptyQuotaAnswersThrottlingWithoutTouchingTheHsm) {
 }
 
 TEST_F(XksServiceTest, AReconfigurationRotatesCredentials) {
-  config_.keystores[0].credentials = {{kTenantANext, std::nullopt, ""}};
+  config_.keystores[0].credentials = {{kTenantANext, std::nullopt, "", ""}};
   service_->reconfigure(config_.keystores);
   EXPECT_EQ(call("/tenant-a/kms/xks/v1/keys/foo/metadata", metadata_body()).status, 401);
   EXPECT_EQ(call("/tenant-a/kms/xks/v1/keys/foo/metadata", metadata_body(), kTenantANext).status,

@@ -38,11 +38,14 @@ class Reloader {
   // Reads and applies the file; any thread, one reload at a time.
   tl::expected<Applied, std::string> reload();
 
+  // What a change of is a reason to reload ([server] reload_on_change): the configuration
+  // file, the TLS files and the SigV4 secret files.
+  std::vector<std::string> watched_files();
+
+ private:
   // The values of the secret_env and pin_env variables the running configuration read: the
   // variables themselves are scrubbed once the configuration is loaded at start.
   std::optional<std::string> environment(const std::string& name) const;
-
- private:
   tl::expected<Applied, std::string> apply(const std::string& path);
   void record(bool success, const std::string& detail);
 

@@ -39,7 +39,8 @@ struct HsmConfig {
 struct CredentialConfig {
   sigv4::Credential credential;
   std::optional<std::chrono::sys_seconds> created;  // for the credential-age metric
-  std::string secret_env;  // the variable the secret came from, if not a file
+  std::string secret_env;   // the variable the secret came from, if not a file
+  std::string secret_file;  // the file it came from, if not a variable
 };
 
 // A secondary authorization rule ([[keystore.rule]], README "Access control"). Each condition
@@ -76,6 +77,8 @@ struct BlockConfig {
   std::string by;      // blocked_by: who (written by `xks-proxy keystore block`)
   std::string reason;  // blocked_reason
   std::optional<std::chrono::sys_seconds> at;  // blocked_at
+
+  bool operator==(const BlockConfig&) const = default;
 };
 
 struct KeyStoreConfig {

@@ -36,6 +36,8 @@ struct ServerConfig {
   std::size_t max_handshakes_in_flight = 128;
   std::size_t admin_max_connections = 64;
   int fleet_size = 1;  // xksProxyFleetSize in GetHealthStatus
+  // Reload when the configuration, TLS or SigV4 secret files change, as on SIGHUP.
+  bool reload_on_change = false;
 
   bool operator==(const ServerConfig&) const = default;
 };

@@ -1,5 +1,5 @@
-// The kill switch command.
-#include "keystore_command.h"
+// Acting on a running proxy: the kill switch and reloads.
+#include "control_commands.h"
 
 #include <fcntl.h>
 #include <pwd.h>
@@ -16,7 +16,9 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -161,6 +163,35 @@ std::string scrape(const ListenAddress& admin) {
   }
 }
 
+// SIGHUP to `pid`, or to every xks-proxy serving `config`; the processes signalled, or nullopt
+// (said why).
+std::optional<std::vector<int>> signal_proxies(const fs::path& config, int pid) {
+  std::vector<int> pids = pid != 0 ? std::vector<int>{pid} : proxies_serving(config);
+  if (pids.empty()) {
+    std::cerr << "xks-proxy: no running xks-proxy serves " << config.string()
+              << ": the change applies when one starts or reloads (SIGHUP); --pid names one\n";
+    return std::nullopt;
+  }
+  for (int target : pids) {
+    if (::kill(target, SIGHUP) != 0) {
+      std::cerr << "xks-proxy: cannot signal process " << target << "\n";
+      return std::nullopt;
+    }
+  }
+  return pids;
+}
+
+// Scrapes the admin listener until `done` says so, for at most 5 s.
+bool poll_admin(const ListenAddress& admin, const std::function<bool(const std::string&)>& done) {
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  do {
+    if (done(scrape(admin)))
+      return true;
+    std::this_thread::sleep_for(20ms);
+  } while (std::chrono::steady_clock::now() < deadline);
+  return false;
+}
+
 int set_block(const BlockOptions& options, bool blocked) {
   const std::string prefix = options.prefix == "/" ? "" : options.prefix;
   const std::string name = prefix.empty() ? "/" : prefix;
@@ -196,36 +227,24 @@ int set_block(const BlockOptions& options, bool blocked) {
   std::cout << config.string() << ": key store " << name << " "
             << (blocked ? "blocked by " + block.by : std::string("unblocked")) << "\n";
 
-  std::vector<int> pids =
-      options.pid != 0 ? std::vector<int>{options.pid} : proxies_serving(config);
-  if (pids.empty()) {
-    std::cerr << "xks-proxy keystore: no running xks-proxy serves " << config.string()
-              << ": the change applies when one starts or reloads (SIGHUP); --pid names one\n";
+  auto pids = signal_proxies(config, options.pid);
+  if (!pids)
     return 1;
-  }
-  for (int pid : pids) {
-    if (::kill(pid, SIGHUP) != 0) {
-      std::cerr << "xks-proxy keystore: cannot signal process " << pid << "\n";
-      return 1;
-    }
-  }
   // Confirmed by the proxy itself: its kill switch gauge says so once the reload is applied.
   const std::string expected =
       "xks_keystore_blocked{keystore=\"" + prefix + "\"} " + (blocked ? "1" : "0") + "\n";
-  auto deadline = std::chrono::steady_clock::now() + 5s;
   std::string metrics;
-  do {
-    metrics = scrape(server->admin_listen);
-    if (metrics.find(expected) != std::string::npos) {
-      std::cout << "confirmed: process " << pids.front() << " "
-                << (blocked ? "refuses every key operation of " + name
-                            : "serves " + name + " again")
-                << "\n";
-      return 0;
-    }
-    std::this_thread::sleep_for(50ms);
-  } while (std::chrono::steady_clock::now() < deadline);
-  std::cerr << "xks-proxy keystore: signalled process " << pids.front()
+  bool confirmed = poll_admin(server->admin_listen, [&](const std::string& scraped) {
+    metrics = scraped;
+    return scraped.find(expected) != std::string::npos;
+  });
+  if (confirmed) {
+    std::cout << "confirmed: process " << pids->front() << " "
+              << (blocked ? "refuses every key operation of " + name : "serves " + name + " again")
+              << "\n";
+    return 0;
+  }
+  std::cerr << "xks-proxy keystore: signalled process " << pids->front()
             << " but its admin listener does not confirm the change"
             << (metrics.find("xks_config_last_reload_successful 0") != std::string::npos
                     ? " (it refused the configuration: see its log)"
@@ -234,9 +253,57 @@ int set_block(const BlockOptions& options, bool blocked) {
   return 1;
 }
 
+// A series' value in a scrape; -1 when absent.
+double metric_value(const std::string& metrics, const std::string& series) {
+  std::size_t at = metrics.find("\n" + series + " ");
+  return at == std::string::npos ? -1 : std::stod(metrics.substr(at + series.size() + 2));
+}
+
+int reload(const std::string& config_option, int pid) {
+  std::error_code error;
+  fs::path config = fs::canonical(config_option, error);
+  if (error) {
+    std::cerr << "xks-proxy reload: cannot read " << config_option << "\n";
+    return 2;
+  }
+  auto server = load_server_config(config.string());
+  if (!server) {
+    std::cerr << "xks-proxy reload: " << server.error() << "\n";
+    return 2;
+  }
+  const std::string succeeded = "xks_config_reloads_total{result=\"success\"}";
+  const std::string failed = "xks_config_reloads_total{result=\"failure\"}";
+  std::string before = scrape(server->admin_listen);
+  auto pids = signal_proxies(config, pid);
+  if (!pids)
+    return 1;
+  std::string after;
+  bool answered = poll_admin(server->admin_listen, [&](const std::string& text) {
+    after = text;
+    return metric_value(text, succeeded) > metric_value(before, succeeded) ||
+           metric_value(text, failed) > metric_value(before, failed);
+  });
+  if (!answered) {
+    std::cerr << "xks-proxy reload: signalled process " << pids->front()
+              << " but its admin listener does not report the reload\n";
+    return 1;
+  }
+  if (metric_value(after, failed) > metric_value(before, failed)) {
+    std::cerr << "xks-proxy reload: process " << pids->front()
+              << " refused the configuration and keeps the running one: see its log\n";
+    return 1;
+  }
+  std::cout << "reloaded: process " << pids->front() << " serves " << config.string()
+            << (metric_value(after, "xks_config_restart_required") == 1
+                    ? " (some changed settings need a restart: see its log)"
+                    : "")
+            << "\n";
+  return 0;
+}
+
 }  // namespace
 
-void add_keystore_command(CLI::App& app, int& exit_code) {
+void add_control_commands(CLI::App& app, int& exit_code) {
   CLI::App* keystore = app.add_subcommand("keystore", "The owner's kill switch for a key store");
   keystore->require_subcommand(1);
   auto options = std::make_shared<BlockOptions>();
@@ -259,6 +326,17 @@ void add_keystore_command(CLI::App& app, int& exit_code) {
                         "The proxy process to signal (default: every xks-proxy serving the file)");
     command->callback([options, blocked, &exit_code] { exit_code = set_block(*options, blocked); });
   }
+  auto reload_options = std::make_shared<std::pair<std::string, int>>();  // config, pid
+  CLI::App* reload_command = app.add_subcommand(
+      "reload",
+      "Reload a running proxy's configuration (SIGHUP) and report whether it was applied");
+  reload_command->add_option("--config", reload_options->first, "Its configuration file")
+      ->required();
+  reload_command->add_option("--pid", reload_options->second,
+                             "The process (default: every xks-proxy serving the file)");
+  reload_command->callback([reload_options, &exit_code] {
+    exit_code = reload(reload_options->first, reload_options->second);
+  });
 }
 
 }  // namespace xks::proxy
