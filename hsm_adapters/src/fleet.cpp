@@ -1,6 +1,7 @@
 // Choosing a fleet member, and the key inventory.
 #include "xks/hsm/fleet.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -51,6 +52,26 @@ bool Fleet::held_by_any(const std::string& key) const {
 
 bool Fleet::inventoried(std::string_view key_id) const {
   return held_by_any(std::string(key_id));
+}
+
+void Fleet::Member::record_call(std::chrono::nanoseconds took) {
+  // Races between threads lose an update at worst: an estimate, not an account.
+  std::int64_t average = call_nanos.load(std::memory_order_relaxed);
+  std::int64_t next = average == 0 ? took.count() : average + (took.count() - average) / 8;
+  call_nanos.store(next, std::memory_order_relaxed);
+}
+
+std::chrono::nanoseconds Fleet::Member::expected_completion() const {
+  const std::size_t threads = std::max<std::size_t>(1, backend->executor().threads());
+  const std::size_t ahead = in_flight.load(std::memory_order_relaxed);
+  // A free thread starts the call at once: no prediction then (an average made of a few slow
+  // calls must not refuse every call, or nothing would ever bring it down again).
+  if (ahead < threads)
+    return {};
+  // Rounds of calls before this one starts, then its own.
+  const std::size_t rounds = (ahead - threads) / threads + 1;
+  return std::chrono::nanoseconds(call_nanos.load(std::memory_order_relaxed) *
+                                  static_cast<std::int64_t>(rounds + 1));
 }
 
 std::optional<std::size_t> Fleet::choose(std::string_view key_id, Tried tried) const {

@@ -3,7 +3,8 @@
 
 namespace xks::hsm {
 
-HsmExecutor::HsmExecutor(std::size_t threads, std::size_t max_queued) : max_queued_(max_queued) {
+HsmExecutor::HsmExecutor(std::size_t threads, std::size_t max_queued)
+    : max_queued_(max_queued), thread_count_(threads) {
   workers_.reserve(threads);
   for (std::size_t i = 0; i < threads; ++i)
     workers_.emplace_back([this] { run(); });

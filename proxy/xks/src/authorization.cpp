@@ -31,6 +31,26 @@ bool glob_match(std::string_view pattern, std::string_view text) {
   return p == pattern.size();
 }
 
+Glob::Glob(std::string pattern) : pattern_(std::move(pattern)) {
+  std::size_t first = pattern_.find_first_of("*?");
+  if (first == std::string::npos)
+    return;
+  literal_ = false;
+  head_ = first;
+  tail_ = pattern_.size() - pattern_.find_last_of("*?") - 1;
+}
+
+bool Glob::matches(std::string_view text) const {
+  if (literal_)
+    return text == pattern_;
+  std::string_view pattern(pattern_);
+  if (text.size() < head_ + tail_ || text.substr(0, head_) != pattern.substr(0, head_) ||
+      text.substr(text.size() - tail_) != pattern.substr(pattern.size() - tail_))
+    return false;
+  return glob_match(pattern.substr(head_, pattern.size() - head_ - tail_),
+                    text.substr(head_, text.size() - head_ - tail_));
+}
+
 namespace {
 
 bool is_pattern(std::string_view key) {
@@ -38,10 +58,20 @@ bool is_pattern(std::string_view key) {
 }
 
 // An absent condition matches anything.
-bool matches(const std::vector<std::string>& patterns, std::string_view value) {
+bool matches(const std::vector<Glob>& patterns, std::string_view value) {
   return patterns.empty() || std::any_of(patterns.begin(), patterns.end(),
-                                         [&](const auto& p) { return glob_match(p, value); });
+                                         [&](const Glob& glob) { return glob.matches(value); });
 }
+
+// The conditions other than the operation, in PreparedRule::conditions order.
+constexpr std::array<std::string_view, 7> kConditionNames = {
+    "key_ids",      "kms_operations", "principals",  "kms_key_arns",
+    "via_services", "source_vpcs",    "source_vpces"};
+constexpr std::array<std::vector<std::string> AuthorizationRule::*, 7> kConditionFields = {
+    &AuthorizationRule::key_ids,      &AuthorizationRule::kms_operations,
+    &AuthorizationRule::principals,   &AuthorizationRule::kms_key_arns,
+    &AuthorizationRule::via_services, &AuthorizationRule::source_vpcs,
+    &AuthorizationRule::source_vpces};
 
 std::uint8_t operation_bit(wire::Operation operation) {
   return static_cast<std::uint8_t>(1u << static_cast<unsigned>(operation));
@@ -56,18 +86,22 @@ KeyStorePolicy::KeyStorePolicy(const KeyStoreConfig& config,
       block_(config.block) {
   for (const std::string& key : config.keys) {
     if (is_pattern(key))
-      key_patterns_.push_back(key);
+      key_patterns_.emplace_back(key);
     else
       exact_keys_.insert(key);
   }
   for (const AuthorizationRule& rule : rules_) {
-    std::uint8_t bits = 0;
+    PreparedRule prepared;
     for (wire::Operation operation : wire::kOperations) {
       if (std::find(rule.operations.begin(), rule.operations.end(),
                     wire::operation_name(operation)) != rule.operations.end())
-        bits |= operation_bit(operation);
+        prepared.operations |= operation_bit(operation);
     }
-    rule_operations_.push_back(bits);
+    for (std::size_t i = 0; i < kConditionFields.size(); ++i) {
+      for (const std::string& pattern : rule.*kConditionFields[i])
+        prepared.conditions[i].emplace_back(pattern);
+    }
+    prepared_.push_back(std::move(prepared));
     has_allow_rules_ = has_allow_rules_ || !rule.deny;
   }
 }
@@ -77,7 +111,7 @@ bool KeyStorePolicy::serves(std::string_view key_id) const {
     return false;
   return exact_keys_.contains(key_id) ||
          std::any_of(key_patterns_.begin(), key_patterns_.end(),
-                     [&](const std::string& pattern) { return glob_match(pattern, key_id); });
+                     [&](const Glob& pattern) { return pattern.matches(key_id); });
 }
 
 AuthorizationDecision KeyStorePolicy::decide(const AuthorizationRequest& request) const {
@@ -104,23 +138,16 @@ AuthorizationDecision KeyStorePolicy::decide(const AuthorizationRequest& request
 
 std::string_view KeyStorePolicy::mismatch(std::size_t index,
                                           const AuthorizationRequest& request) const {
-  const AuthorizationRule& rule = rules_[index];
-  const wire::RequestMetadata& m = request.metadata;
-  if (rule_operations_[index] != 0 &&
-      (rule_operations_[index] & operation_bit(request.operation)) == 0)
+  const PreparedRule& rule = prepared_[index];
+  if (rule.operations != 0 && (rule.operations & operation_bit(request.operation)) == 0)
     return "operations";
-  const std::pair<const std::vector<std::string>*, std::string_view> conditions[] = {
-      {&rule.key_ids, request.key_id},         {&rule.kms_operations, m.kms_operation},
-      {&rule.principals, m.aws_principal_arn}, {&rule.kms_key_arns, m.kms_key_arn},
-      {&rule.via_services, m.kms_via_service}, {&rule.source_vpcs, m.aws_source_vpc},
-      {&rule.source_vpces, m.aws_source_vpce},
-  };
-  constexpr std::string_view kNames[] = {"key_ids",      "kms_operations", "principals",
-                                         "kms_key_arns", "via_services",   "source_vpcs",
-                                         "source_vpces"};
-  for (std::size_t i = 0; i < std::size(conditions); ++i) {
-    if (!matches(*conditions[i].first, conditions[i].second))
-      return kNames[i];
+  const wire::RequestMetadata& m = request.metadata;
+  const std::array<std::string_view, 7> values = {
+      request.key_id,    m.kms_operation,  m.aws_principal_arn, m.kms_key_arn,
+      m.kms_via_service, m.aws_source_vpc, m.aws_source_vpce};
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (!matches(rule.conditions[i], values[i]))
+      return kConditionNames[i];
   }
   return {};
 }

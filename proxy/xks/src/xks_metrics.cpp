@@ -81,6 +81,13 @@ XksMetrics::XksMetrics(metrics::Registry& registry, std::vector<std::string> hsm
                              .labels({});
   hsm_errors_ = &registry.counter("xks_hsm_errors_total", "HSM call failures by PKCS#11 code.",
                                   {"hsm", "ckr"});
+  auto& shed = registry.counter(
+      "xks_requests_shed_total",
+      "Requests answered 503 at once because the HSM's backlog could not have finished them "
+      "before their deadline, by the HSM chosen.",
+      {"hsm"});
+  for (const std::string& member : hsms_)
+    shed_.push_back(&shed.labels({member}));
   credential_age_ =
       &registry.gauge("xks_credential_age_seconds",
                       "Age of each SigV4 credential (from its configured created time).",

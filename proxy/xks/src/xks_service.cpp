@@ -289,6 +289,17 @@ void XksService::submit(std::shared_ptr<Exchange> exchange, HsmWork work) const 
     return finish(*exchange, error_response(exchange->outcome, XksError::kDependencyTimeout,
                                             "no HSM is available (every circuit is open)"));
   }
+  // Admission: work that cannot finish by the deadline (behind the calls queued at the least
+  // busy usable member, at its usual call time) is refused now rather than at the deadline:
+  // KMS can retry sooner, and the HSM is spared work nobody will wait for.
+  if (now() + fleet_.member(*member).expected_completion() > exchange->deadline) {
+    exchange->claim();
+    exchange->outcome.member = *member;
+    if (metrics_ != nullptr)
+      metrics_->record_shed(*member);
+    return finish(*exchange, error_response(exchange->outcome, XksError::kDependencyTimeout,
+                                            "the HSM backlog cannot finish before the deadline"));
+  }
   // Watched weakly: once the HSM work is done and gone, the watch forgets the request. (The
   // member first: a deadline already past is charged to the right one.)
   exchange->member.store(*member);
@@ -316,6 +327,8 @@ void XksService::attempt(std::shared_ptr<Exchange> exchange, std::shared_ptr<con
       return;
     }
     HsmAnswer answer = call_hsm(*work, exchange->deadline, at.backend->keys());
+    at.record_call(std::chrono::duration_cast<std::chrono::nanoseconds>(
+        std::chrono::duration<double>(answer.hsm_seconds)));
     auto late = [&] {
       // The deadline answer went first (and counted against this member's circuit).
       if (metrics_ != nullptr)

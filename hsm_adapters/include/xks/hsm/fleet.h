@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -29,6 +30,13 @@ class Fleet {
     std::unique_ptr<Backend> backend;
     std::unordered_set<std::string> key_ids;  // the secret keys' labels at start
     std::atomic<unsigned> in_flight{0};       // calls handed to its executor, not yet finished
+    // A moving average of one call's time at the HSM layer (each new call weighs 1/8).
+    std::atomic<std::int64_t> call_nanos{0};
+
+    void record_call(std::chrono::nanoseconds took);
+    // How long a call handed over now would take to be done, from the calls ahead of it in the
+    // executor's queue and the average call time; zero while a thread is free.
+    std::chrono::nanoseconds expected_completion() const;
   };
 
   // Members already tried for one request: bit i for member i.

@@ -28,11 +28,13 @@ class HsmExecutor {
   bool submit(std::function<void()> work);
 
   std::size_t queued() const;
+  std::size_t threads() const { return thread_count_; }
 
  private:
   void run();
 
   const std::size_t max_queued_;
+  const std::size_t thread_count_;
   mutable std::mutex mutex_;
   std::condition_variable work_available_;
   std::deque<std::function<void()>> queue_;

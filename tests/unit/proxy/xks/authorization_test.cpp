@@ -28,6 +28,18 @@ TEST(GlobMatchTest, StarsAndQuestionMarks) {
   EXPECT_TRUE(glob_match("*.amazonaws.com", "ebs.us-east-1.amazonaws.com"));
 }
 
+TEST(GlobMatchTest, APreparedGlobAgreesWithThePlainMatcher) {
+  const char* patterns[] = {"",      "*",   "a",   "a*",  "*a",  "a*a",     "a?a",  "?",
+                            "ab*cd", "*b*", "a**", "**a", "?*?", "arn:*:x", "a*b?c"};
+  const char* texts[] = {"",       "a",       "aa",     "aaa",   "ab",   "abcd", "abxcd",
+                         "abcabc", "arn:1:x", "arn::x", "axbyc", "ab?c", "ba"};
+  for (const char* pattern : patterns) {
+    Glob glob(pattern);
+    for (const char* text : texts)
+      EXPECT_EQ(glob.matches(text), glob_match(pattern, text)) << pattern << " / " << text;
+  }
+}
+
 class PolicyTest : public ::testing::Test {
  protected:
   AuthorizationDecision decide(const KeyStorePolicy& policy, Operation operation,

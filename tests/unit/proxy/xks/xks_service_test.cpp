@@ -409,6 +409,30 @@ TEST_F(XksServiceTest, AReconfigurationRotatesCredentials) {
             200);
 }
 
+TEST_F(XksServiceTest, WorkThatCannotFinishByTheDeadlineIsRefusedAtOnce) {
+  hsm::Fleet::Member& member = fleet_->member(0);
+  member.record_call(1s);  // the HSM has been taking a second per call
+  // Both executor threads busy and two calls queued: a new one would wait two rounds.
+  member.in_flight = 4;
+  auto shed =
+      call("/tenant-a/kms/xks/v1/keys/foo/metadata", metadata_body(), kTenantA, "POST", 500ms);
+  EXPECT_EQ(shed.status, 503);
+  EXPECT_EQ(error_name_of(shed), "DependencyTimeoutException");
+  // Refused at admission, not at the deadline, and the HSM never called.
+  std::string text = registry_.serialize();
+  EXPECT_NE(text.find(R"(xks_requests_shed_total{hsm="test-hsm"} 1)"), std::string::npos);
+  EXPECT_NE(
+      text.find(
+          R"(xks_hsm_operation_duration_seconds_count{hsm="test-hsm",operation="GetKeyMetadata"} 0)"),
+      std::string::npos)
+      << text;
+  // With a thread free, the average alone refuses nothing.
+  member.in_flight = 0;
+  EXPECT_EQ(call("/tenant-a/kms/xks/v1/keys/foo/metadata", metadata_body(), kTenantA, "POST", 500ms)
+                .status,
+            200);
+}
+
 TEST_F(XksServiceTest, NoSessionBeforeTheDeadlineIsDependencyTimeout) {
   auto first = backend().pool().acquire(hsm::SessionPool::Clock::now() + 1s);
   auto second = backend().pool().acquire(hsm::SessionPool::Clock::now() + 1s);

@@ -9,6 +9,7 @@
 // gated and never reaches here.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <set>
 #include <string>
@@ -24,6 +25,20 @@ namespace xks::proxy {
 // `*` matches any run of characters (also none), `?` exactly one; any other character itself.
 // Case-sensitive.
 bool glob_match(std::string_view pattern, std::string_view text);
+
+// A pattern prepared for matching many texts: its literal head and tail are compared first,
+// so that most texts that do not match are told apart in a few compares.
+class Glob {
+ public:
+  explicit Glob(std::string pattern);
+  bool matches(std::string_view text) const;
+
+ private:
+  std::string pattern_;
+  std::size_t head_ = 0;  // characters before the first wildcard
+  std::size_t tail_ = 0;  // characters after the last wildcard
+  bool literal_ = true;   // no wildcard
+};
 
 struct AuthorizationRequest {
   wire::Operation operation;  // Encrypt, Decrypt or GetKeyMetadata
@@ -67,10 +82,16 @@ class KeyStorePolicy {
  private:
   // Ordered sets: looked up by string_view, without a copy per request.
   std::set<std::string, std::less<>> exact_keys_;
-  std::vector<std::string> key_patterns_;
+  std::vector<Glob> key_patterns_;
   std::set<std::string, std::less<>> health_keys_;
+  // A rule's conditions prepared: the operations as bits (0: any), then each pattern list in
+  // the order of kConditionNames (empty: any).
+  struct PreparedRule {
+    std::uint8_t operations = 0;
+    std::array<std::vector<Glob>, 7> conditions;
+  };
   std::vector<AuthorizationRule> rules_;
-  std::vector<std::uint8_t> rule_operations_;  // per rule: bit per wire::Operation; 0: any
+  std::vector<PreparedRule> prepared_;
   bool has_allow_rules_ = false;
   BlockConfig block_;
 };

@@ -50,6 +50,8 @@ class XksMetrics {
   void record_late_result(wire::Operation operation, std::size_t member, double hsm_seconds);
   // A request turned away because no fleet member's circuit was closed.
   void record_circuit_rejection() { circuit_rejections_->inc(); }
+  // A request refused at admission: its HSM work could not have finished by its deadline.
+  void record_shed(std::size_t member) { shed_[member]->inc(); }
 
  private:
   metrics::Registry& registry_;
@@ -65,6 +67,7 @@ class XksMetrics {
   metrics::Family<metrics::Counter>* hsm_errors_ = nullptr;  // by CKR name: resolved on errors
   std::array<metrics::Counter*, wire::kOperationCount> late_results_{};
   metrics::Counter* circuit_rejections_ = nullptr;
+  std::vector<metrics::Counter*> shed_;  // per member
 
   // What set_key_stores() last set, refreshed on each scrape (credential ages) under mutex_.
   struct CredentialAge {
