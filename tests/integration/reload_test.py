@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.request
 import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
@@ -224,6 +225,89 @@ class ReloadTest(unittest.TestCase):
                 report = json.load(f)
             self.assertGreater(report["ok"], 500)
             self.assertEqual(report["errors"], 0, report["errors_by"])
+
+
+class ClientNamesReloadTest(unittest.TestCase):
+    """With mTLS, a reload's client names apply to new handshakes; connections keep theirs."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="xks-mtls-reload-test-")
+        cls.proxy = ProxyProcess(os.path.join(cls.tmp, "demo"), mtls=True)
+        with open(cls.proxy.config) as f:
+            cls.original = f.read()
+        tls = os.path.join(cls.proxy.dir, "tls")
+        cls.client = (os.path.join(tls, "client.pem"), os.path.join(tls, "client-key.pem"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def connection(self):
+        return http.client.HTTPSConnection("localhost", self.proxy.port, timeout=10,
+                                           context=self.proxy.tls_context(self.client))
+
+    def reload(self, text):
+        with open(self.proxy.config, "w") as f:
+            f.write(text)
+        run = subprocess.run([BINARY, "reload", "--config", self.proxy.config],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+
+    def test_a_name_removed_from_client_names_is_refused_at_the_next_handshake(self):
+        kept = self.connection()
+        self.assertEqual(self.proxy.call("health", health(), connection=kept)[0], 200)
+        self.reload(self.original.replace('client_names = ["cks.kms.us-east-1.amazonaws.com"]',
+                                          'client_names = ["cks.kms.eu-west-3.amazonaws.com"]'))
+        try:
+            refused = self.connection()
+            with self.assertRaises((ssl.SSLError, ConnectionError, OSError)):
+                self.proxy.call("health", health(), connection=refused)
+            refused.close()
+            # The connection made before keeps being served.
+            self.assertEqual(self.proxy.call("health", health(), connection=kept)[0], 200)
+        finally:
+            kept.close()
+            self.reload(self.original)
+        fresh = self.connection()
+        self.assertEqual(self.proxy.call("health", health(), connection=fresh)[0], 200)
+        fresh.close()
+
+
+class DemoReloadTest(unittest.TestCase):
+    """`xks-proxy demo` serves the file it wrote and reloads it like serve does: the kill switch
+    finds the demo process by its state directory."""
+
+    def test_the_kill_switch_reaches_the_demo(self):
+        tmp = tempfile.mkdtemp(prefix="xks-demo-reload-test-")
+        port, admin_port = free_port(), free_port()
+        state = os.path.join(tmp, "state")
+        demo = subprocess.Popen([BINARY, "demo", "--state-dir", state, "--port", str(port),
+                                 "--admin-port", str(admin_port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % admin_port,
+                                                timeout=1) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    pass
+                self.assertLess(time.time(), deadline, "the demo did not start")
+                time.sleep(0.1)
+            config = os.path.join(state, "xks-proxy.toml")
+            for action in ("block", "unblock"):
+                run = subprocess.run([BINARY, "keystore", action, "/example", "--config", config],
+                                     capture_output=True, text=True, timeout=30)
+                self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+                self.assertIn("confirmed: process %d" % demo.pid, run.stdout)
+        finally:
+            demo.terminate()
+            demo.wait(30)
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class FileWatchTest(unittest.TestCase):

@@ -58,6 +58,13 @@ bool replace_file(const fs::path& path, const std::string& text, std::string& er
     error = "cannot stat " + path.string();
     return false;
   }
+  // The new file is owned by whoever writes it: only root can give it the old owner, so anyone
+  // else must be that owner (or the proxy might not be able to read its configuration).
+  if (::geteuid() != 0 && original.st_uid != ::geteuid()) {
+    error = path.string() + " belongs to uid " + std::to_string(original.st_uid) +
+            ": run this as that user or as root";
+    return false;
+  }
   fs::path temporary = path;
   temporary += ".xks-edit-" + std::to_string(::getpid());
   int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -65,9 +72,8 @@ bool replace_file(const fs::path& path, const std::string& text, std::string& er
     error = "cannot write next to " + path.string();
     return false;
   }
-  bool ok = ::fchmod(fd, original.st_mode & 07777) == 0;
-  if (::geteuid() == 0)
-    ok = ok && ::fchown(fd, original.st_uid, original.st_gid) == 0;
+  bool ok = ::fchown(fd, original.st_uid, original.st_gid) == 0 &&
+            ::fchmod(fd, original.st_mode & 07777) == 0;
   for (std::size_t written = 0; ok && written < text.size();) {
     ssize_t n = ::write(fd, text.data() + written, text.size() - written);
     ok = n > 0;
@@ -79,6 +85,12 @@ bool replace_file(const fs::path& path, const std::string& text, std::string& er
     ::unlink(temporary.c_str());
     error = "cannot replace " + path.string();
     return false;
+  }
+  // The rename itself survives a crash once the directory is synced.
+  int directory = ::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (directory >= 0) {
+    ::fsync(directory);
+    ::close(directory);
   }
   return true;
 }
@@ -115,6 +127,12 @@ std::vector<int> proxies_serving(const fs::path& config) {
       continue;
     int pid = std::stoi(name);
     if (pid == ::getpid())
+      continue;
+    // Only processes this user may signal (root: any): another user's look-alike is no proxy
+    // of ours, and must not stop the search.
+    struct stat owner {};
+    if (::stat(entry.path().c_str(), &owner) != 0 ||
+        (::geteuid() != 0 && owner.st_uid != ::geteuid()))
       continue;
     std::vector<std::string> arguments = command_line(pid);
     if (arguments.size() < 2 || fs::path(arguments[0]).filename() != "xks-proxy")
@@ -172,13 +190,16 @@ std::optional<std::vector<int>> signal_proxies(const fs::path& config, int pid) 
               << ": the change applies when one starts or reloads (SIGHUP); --pid names one\n";
     return std::nullopt;
   }
+  std::vector<int> signalled;
   for (int target : pids) {
-    if (::kill(target, SIGHUP) != 0) {
+    if (::kill(target, SIGHUP) == 0)
+      signalled.push_back(target);
+    else
       std::cerr << "xks-proxy: cannot signal process " << target << "\n";
-      return std::nullopt;
-    }
   }
-  return pids;
+  if (signalled.empty())
+    return std::nullopt;
+  return signalled;
 }
 
 // Scrapes the admin listener until `done` says so, for at most 5 s.

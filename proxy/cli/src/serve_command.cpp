@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 
@@ -118,6 +119,8 @@ int serve_command(const std::string& config_path) {
   // No core dumps (they would hold the PIN, secrets and session state) and no ptrace or
   // /proc/PID/environ for other processes of the same user.
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  std::error_code unread;
+  const auto loaded_version = std::filesystem::last_write_time(config_path, unread);
   auto started = start(config_path);
   if (!started) {
     spdlog::error("cannot start: {}", started.error());
@@ -141,6 +144,13 @@ int serve_command(const std::string& config_path) {
   if (runtime.config().server.reload_on_change) {
     watch.emplace([&reloader] { return reloader.watched_files(); },
                   [&reloader] { (void)reloader.reload(); });
+  }
+  // A SIGHUP while starting was ignored: a file changed meanwhile (`xks-proxy keystore block`
+  // during the HSM log-in, say) is applied now.
+  std::error_code changed;
+  if (std::filesystem::last_write_time(config_path, changed) != loaded_version && !changed) {
+    spdlog::info("{} changed while starting: reloading it", config_path);
+    (void)reloader.reload();
   }
   server.run();
   return 0;

@@ -69,6 +69,8 @@ tl::expected<std::string, std::string> with_keystore_block(std::string_view text
   }
   if (store == nullptr)
     return tl::unexpected(source + ": no [[keystore]] has prefix = \"" + prefix + "\"");
+  if (store->is_inline())
+    return tl::unexpected(source + ": the key store is an inline table: edit it by hand");
   std::set<std::uint32_t> drop;  // 1-based lines
   for (std::string_view key : kBlockKeys) {
     if (const toml::node* node = store->get(key)) {
@@ -103,7 +105,26 @@ tl::expected<std::string, std::string> with_keystore_block(std::string_view text
       out += lines;
     start = next;
   }
-  return out;
+  // What was written must read back as asked (it may not: a value that is not UTF-8, a layout
+  // the line edit does not know); otherwise nothing is written and the operator is told.
+  try {
+    toml::table edited = toml::parse(out, source);
+    const toml::array* edited_stores = edited["keystore"].as_array();
+    for (std::size_t i = 0; edited_stores != nullptr && i < edited_stores->size(); ++i) {
+      const toml::table* table = edited_stores->get(i)->as_table();
+      if (table == nullptr || (*table)["prefix"].value_or(std::string()) != prefix)
+        continue;
+      bool same =
+          (*table)["blocked"].value_or(false) == block.blocked &&
+          (*table)["blocked_by"].value_or(std::string()) == (block.blocked ? block.by : "") &&
+          (*table)["blocked_reason"].value_or(std::string()) == (block.blocked ? block.reason : "");
+      if (same)
+        return out;
+    }
+  } catch (const toml::parse_error&) {
+  }
+  return tl::unexpected(source + ": the edit does not read back as intended (is --by or " +
+                        "--reason valid UTF-8?): edit the key store by hand");
 }
 
 }  // namespace xks::proxy

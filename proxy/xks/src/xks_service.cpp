@@ -252,6 +252,9 @@ void XksService::handle(HttpRequest request, Clock::time_point received, Deadlin
               : error_response(outcome, XksError::kInternal, "the audit log cannot be written"));
     }
   }
+  // The quota last: only a request about to reach the HSM spends a token.
+  if (!response)
+    response = admit(*outcome.keystore, work->key_id, outcome);
   if (response) {
     exchange->claim();
     return finish(*exchange, std::move(*response));
@@ -461,6 +464,11 @@ std::optional<HttpResponse> XksService::authorize(const KeyStore& store, wire::O
     case Verdict::kAllowed:
       break;
   }
+  return std::nullopt;
+}
+
+std::optional<HttpResponse> XksService::admit(const KeyStore& store, std::string_view key_id,
+                                              XksOutcome& outcome) const {
   if (store.quota) {
     switch (store.quota->admit(key_id, Clock::now())) {
       case Quota::Result::kKeyStoreThrottled:

@@ -424,6 +424,16 @@ TEST_F(ConfigTest, TheKillSwitchEditChangesOnlyItsKeyStoresLines) {
                           "x.toml", "/a", block);
   ASSERT_FALSE(multi_line.has_value());
   EXPECT_NE(multi_line.error().find("spans several lines"), std::string::npos);
+  // Layouts a line edit cannot handle, and text TOML cannot hold, are refused, not written.
+  EXPECT_NE(with_keystore_block("keystore = [{prefix = \"/a\"}, {prefix = \"/b\"}]\n", "x.toml",
+                                "/a", block)
+                .error()
+                .find("inline table"),
+            std::string::npos);
+  BlockConfig not_utf8 = block;
+  not_utf8.reason = "\xff\xfe";
+  EXPECT_NE(with_keystore_block(text, "x.toml", "/b", not_utf8).error().find("does not read back"),
+            std::string::npos);
 }
 
 TEST_F(ConfigTest, RejectsDuplicatesAndMissingParts) {

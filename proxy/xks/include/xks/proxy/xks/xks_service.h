@@ -100,9 +100,12 @@ class XksService {
   // The answer when it needs no HSM; otherwise the HSM work, with the outcome so far.
   std::optional<HttpResponse> prepare(const Served& served, const HttpRequest& request,
                                       XksOutcome& outcome, std::optional<HsmWork>& work) const;
-  // Kill switch, rules and quota; the refusal, if any.
+  // Kill switch, key list and rules; the refusal, if any.
   std::optional<HttpResponse> authorize(const KeyStore& store, wire::Operation operation,
                                         std::string_view key_id, XksOutcome& outcome) const;
+  // The quota's token, or the refusal.
+  std::optional<HttpResponse> admit(const KeyStore& store, std::string_view key_id,
+                                    XksOutcome& outcome) const;
   HsmAnswer call_hsm(const HsmWork& work, Deadline deadline, hsm::KeyService& keys) const;
   void submit(std::shared_ptr<Exchange> exchange, HsmWork work) const;
   void attempt(std::shared_ptr<Exchange> exchange, std::shared_ptr<const HsmWork> work,
