@@ -42,6 +42,20 @@ HsmResult<Bytes> xks_aad(ByteView aad, ByteView ciphertext_metadata) {
   return out;
 }
 
+Bytes version_metadata(std::uint32_t version) {
+  return {kVersionMetadataFormat, static_cast<std::uint8_t>(version >> 8),
+          static_cast<std::uint8_t>(version & 0xff)};
+}
+
+std::optional<std::uint32_t> version_of_metadata(ByteView ciphertext_metadata) {
+  if (ciphertext_metadata.size() != 3 || ciphertext_metadata[0] != kVersionMetadataFormat)
+    return std::nullopt;
+  std::uint32_t version = (std::uint32_t{ciphertext_metadata[1]} << 8) | ciphertext_metadata[2];
+  if (version == 0)
+    return std::nullopt;
+  return version;
+}
+
 HsmResult<GcmCiphertext> gcm_encrypt(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,
                                      CK_OBJECT_HANDLE key, const VendorProfile& profile,
                                      ByteView plaintext, ByteView aad) {

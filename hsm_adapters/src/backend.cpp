@@ -98,6 +98,15 @@ void Backend::watch_health(
   });
 }
 
+HsmResult<void> Backend::refresh_keys() {
+  return keys_->refresh_keys(
+      [this](const std::string& change) {
+        if (options_.on_key_change)
+          options_.on_key_change(change);
+      },
+      SessionPool::Clock::now() + std::chrono::seconds(5));
+}
+
 HsmResult<std::vector<std::string>> Backend::key_labels() {
   auto lease = pool_->acquire(SessionPool::Clock::now() + std::chrono::seconds(10));
   if (!lease)
@@ -158,7 +167,7 @@ void Backend::probe_open_circuit(std::stop_token stop) {
 }
 
 // Deep health in the background, so that GetHealthStatus and /readyz answer from a fresh
-// report without waiting on the HSM.
+// report without waiting on the HSM; and the keys' versions and states read again.
 void Backend::check_health_periodically(
     std::stop_token stop, std::function<void(HealthState, const std::string&)> on_change) {
   constexpr auto kInterval = std::chrono::seconds(10);
@@ -174,6 +183,7 @@ void Backend::check_health_periodically(
         on_change(report.state, report.detail);
       previous = report.state;
     }
+    (void)refresh_keys();  // a failure is the health check's to report
   }
 }
 

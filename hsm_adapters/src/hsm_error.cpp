@@ -172,6 +172,8 @@ bool is_backend_failure(HsmErrorKind kind) {
     case HsmErrorKind::kDuplicateKey:
     case HsmErrorKind::kKeyUsage:
     case HsmErrorKind::kInvalidCiphertext:
+    case HsmErrorKind::kKeyDisabled:
+    case HsmErrorKind::kUnprotectedKey:
     case HsmErrorKind::kOther:
       return false;
   }

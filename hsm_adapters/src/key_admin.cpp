@@ -1,7 +1,12 @@
 // Creating and listing AES keys.
 #include "xks/hsm/key_admin.h"
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <map>
+#include <optional>
+#include <vector>
 
 #include "xks/hsm/session.h"
 
@@ -37,30 +42,41 @@ std::optional<KeyUsageRequest> parse_key_usage(std::string_view text) {
   return std::nullopt;
 }
 
-HsmResult<KeyInfo> create_aes_key(const Pkcs11Module& module, CK_SLOT_ID slot, std::string_view pin,
-                                  std::string_view label, KeyUsageRequest usage,
-                                  std::optional<std::span<const std::uint8_t, 32>> material) {
-  CK_FUNCTION_LIST& api = module.api();
-  auto opened = open_logged_in_session(api, slot, CKF_RW_SESSION, pin);
-  if (!opened)
-    return tl::unexpected(opened.error());
-  AdminSession session(api, *opened);
+namespace {
 
-  auto existing = find_secret_keys(api, session.handle(), label);
-  if (!existing)
-    return tl::unexpected(existing.error());
-  if (!existing->empty()) {
-    return tl::unexpected(HsmError{HsmErrorKind::kDuplicateKey, CKR_OK,
-                                   "a secret key with that label exists already"});
-  }
+// Today as YYYY-MM-DD (UTC).
+std::string today() {
+  auto day = std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now());
+  std::chrono::year_month_day date(day);
+  char text[16];
+  std::snprintf(text, sizeof text, "%04d-%02u-%02u", static_cast<int>(date.year()),
+                static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()));
+  return text;
+}
 
+std::string unhex(std::string_view text) {
+  std::string out;
+  for (std::size_t i = 0; i + 1 < text.size(); i += 2)
+    out += static_cast<char>(std::stoi(std::string(text.substr(i, 2)), nullptr, 16));
+  return out;
+}
+
+// Makes version `version` of `label` in an open read-write session.
+HsmResult<KeyInfo> make_key(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,
+                            std::string_view label, std::uint32_t version, KeyUsageRequest usage,
+                            std::optional<std::span<const std::uint8_t, 32>> material) {
   CK_OBJECT_CLASS key_class = CKO_SECRET_KEY;
   CK_KEY_TYPE key_type = CKK_AES;
   CK_ULONG length = 32;
   CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
   CK_BBOOL encrypt = usage.encrypt ? CK_TRUE : CK_FALSE;
   CK_BBOOL decrypt = usage.decrypt ? CK_TRUE : CK_FALSE;
-  CK_ATTRIBUTE attributes[] = {
+  KeyInfo tagged;
+  tagged.version = version;
+  tagged.created = today();
+  std::string id = key_tag(tagged);
+  std::vector<CK_ATTRIBUTE> attributes = {
+      {CKA_ID, id.data(), id.size()},
       {CKA_CLASS, &key_class, sizeof key_class},
       {CKA_KEY_TYPE, &key_type, sizeof key_type},
       material
@@ -80,20 +96,114 @@ HsmResult<KeyInfo> create_aes_key(const Pkcs11Module& module, CK_SLOT_ID slot, s
       {CKA_DERIVE, &no, sizeof no},
   };
   CK_OBJECT_HANDLE handle = CK_INVALID_HANDLE;
+  const auto count = static_cast<CK_ULONG>(attributes.size());
   if (material) {
-    if (CK_RV rv = api.C_CreateObject(session.handle(), attributes, std::size(attributes), &handle);
-        rv != CKR_OK) {
+    if (CK_RV rv = api.C_CreateObject(session, attributes.data(), count, &handle); rv != CKR_OK)
       return tl::unexpected(HsmError::from_rv("C_CreateObject", rv));
-    }
   } else {
     CK_MECHANISM mechanism{CKM_AES_KEY_GEN, nullptr, 0};
-    if (CK_RV rv = api.C_GenerateKey(session.handle(), &mechanism, attributes,
-                                     std::size(attributes), &handle);
+    if (CK_RV rv = api.C_GenerateKey(session, &mechanism, attributes.data(), count, &handle);
         rv != CKR_OK) {
       return tl::unexpected(HsmError::from_rv("C_GenerateKey", rv));
     }
   }
-  return read_key_info(api, session.handle(), handle);
+  return read_key_info(api, session, handle);
+}
+
+// Changes every version of `label` that `change` returns an attribute for (the attribute's
+// value must stay valid until the next call); kKeyNotFound when it changes none.
+template <typename Change>
+HsmResult<void> set_on_versions(const Pkcs11Module& module, CK_SLOT_ID slot, std::string_view pin,
+                                std::string_view label, Change change) {
+  CK_FUNCTION_LIST& api = module.api();
+  auto opened = open_logged_in_session(api, slot, CKF_RW_SESSION, pin);
+  if (!opened)
+    return tl::unexpected(opened.error());
+  AdminSession session(api, *opened);
+  auto key = read_key_versions(api, session.handle(), label);
+  if (!key)
+    return tl::unexpected(key.error());
+  bool any = false;
+  for (const KeyInfo& version : key->versions) {
+    std::optional<CK_ATTRIBUTE> attribute = change(version);
+    if (!attribute)
+      continue;
+    any = true;
+    if (CK_RV rv = api.C_SetAttributeValue(session.handle(), version.handle, &*attribute, 1);
+        rv != CKR_OK) {
+      return tl::unexpected(HsmError::from_rv("C_SetAttributeValue", rv));
+    }
+  }
+  if (!any)
+    return tl::unexpected(HsmError{HsmErrorKind::kKeyNotFound, CKR_OK, "no such version"});
+  return {};
+}
+
+}  // namespace
+
+HsmResult<KeyInfo> create_aes_key(const Pkcs11Module& module, CK_SLOT_ID slot, std::string_view pin,
+                                  std::string_view label, KeyUsageRequest usage,
+                                  std::optional<std::span<const std::uint8_t, 32>> material) {
+  CK_FUNCTION_LIST& api = module.api();
+  auto opened = open_logged_in_session(api, slot, CKF_RW_SESSION, pin);
+  if (!opened)
+    return tl::unexpected(opened.error());
+  AdminSession session(api, *opened);
+
+  auto existing = find_secret_keys(api, session.handle(), label);
+  if (!existing)
+    return tl::unexpected(existing.error());
+  if (!existing->empty()) {
+    return tl::unexpected(HsmError{HsmErrorKind::kDuplicateKey, CKR_OK,
+                                   "a secret key with that label exists already"});
+  }
+  return make_key(api, session.handle(), label, 1, usage, material);
+}
+
+HsmResult<KeyInfo> rotate_key(const Pkcs11Module& module, CK_SLOT_ID slot, std::string_view pin,
+                              std::string_view label,
+                              std::optional<std::span<const std::uint8_t, 32>> material) {
+  CK_FUNCTION_LIST& api = module.api();
+  auto opened = open_logged_in_session(api, slot, CKF_RW_SESSION, pin);
+  if (!opened)
+    return tl::unexpected(opened.error());
+  AdminSession session(api, *opened);
+  auto key = read_key_versions(api, session.handle(), label);
+  if (!key)
+    return tl::unexpected(key.error());
+  const KeyInfo& newest = key->versions.back();
+  if (newest.version >= 0xffff) {
+    return tl::unexpected(
+        HsmError{HsmErrorKind::kOther, CKR_OK, "the key has reached its last version"});
+  }
+  // A new version is there to encrypt; it decrypts when the key's original version does.
+  KeyUsageRequest usage{true, key->original().decrypt};
+  return make_key(api, session.handle(), label, newest.version + 1, usage, material);
+}
+
+HsmResult<void> set_version_encrypt(const Pkcs11Module& module, CK_SLOT_ID slot,
+                                    std::string_view pin, std::string_view label,
+                                    std::uint32_t version, bool encrypt) {
+  CK_BBOOL value = encrypt ? CK_TRUE : CK_FALSE;
+  return set_on_versions(module, slot, pin, label,
+                         [&](const KeyInfo& info) -> std::optional<CK_ATTRIBUTE> {
+                           if (info.version != version)
+                             return std::nullopt;
+                           return CK_ATTRIBUTE{CKA_ENCRYPT, &value, sizeof value};
+                         });
+}
+
+HsmResult<void> set_key_disabled(const Pkcs11Module& module, CK_SLOT_ID slot, std::string_view pin,
+                                 std::string_view label, bool disabled) {
+  std::string id;
+  return set_on_versions(
+      module, slot, pin, label, [&](const KeyInfo& info) -> std::optional<CK_ATTRIBUTE> {
+        KeyInfo tagged = info;
+        tagged.disabled = disabled;
+        // A key another tool made gets its own CKA_ID back once enabled.
+        id = !disabled && info.created.empty() ? unhex(info.was) : key_tag(tagged);
+        return CK_ATTRIBUTE{CKA_ID, id.data(), id.size()};
+      });
 }
 
 HsmResult<std::vector<KeyListing>> list_keys(const Pkcs11Module& module, CK_SLOT_ID slot,
@@ -116,13 +226,19 @@ HsmResult<std::vector<KeyListing>> list_keys(const Pkcs11Module& module, CK_SLOT
     auto info = read_key_info(api, session.handle(), handle);
     if (!info)
       return tl::unexpected(info.error());
-    auto [entry, inserted] = by_label.try_emplace(*label, KeyListing{*label, *info, 1});
-    if (!inserted)
-      ++entry->second.copies;
+    KeyListing& entry = by_label[*label];
+    entry.label = *label;
+    entry.versions.push_back(*info);
   }
   std::vector<KeyListing> listing;
-  for (auto& [label, entry] : by_label)
+  for (auto& [label, entry] : by_label) {
+    std::sort(entry.versions.begin(), entry.versions.end(),
+              [](const KeyInfo& a, const KeyInfo& b) { return a.version < b.version; });
+    for (std::size_t i = 1; i < entry.versions.size(); ++i)
+      entry.ambiguous =
+          entry.ambiguous || entry.versions[i].version == entry.versions[i - 1].version;
     listing.push_back(std::move(entry));
+  }
   return listing;
 }
 

@@ -28,7 +28,7 @@ KeyService::KeyService(SessionPool& pool, VendorProfile profile)
 
 template <typename Operation>
 auto KeyService::with_key(std::string_view key_id, Deadline deadline, Operation operation)
-    -> decltype(operation(CK_SESSION_HANDLE{}, KeyInfo{})) {
+    -> decltype(operation(CK_SESSION_HANDLE{}, KeyVersions{})) {
   // One attempt per session and one more; a stale key handle is looked up again without
   // counting as an attempt (a token that dropped every session may renumber its objects).
   std::size_t attempts_left = pool_.size() + 1;
@@ -48,7 +48,7 @@ auto KeyService::with_key(std::string_view key_id, Deadline deadline, Operation 
       return tl::unexpected(late());
     auto result =
         key ? operation(lease->handle(), *key)
-            : decltype(operation(CK_SESSION_HANDLE{}, KeyInfo{}))(tl::unexpected(key.error()));
+            : decltype(operation(CK_SESSION_HANDLE{}, KeyVersions{}))(tl::unexpected(key.error()));
     if (result)
       return result;
     const HsmError& error = result.error();
@@ -69,43 +69,107 @@ auto KeyService::with_key(std::string_view key_id, Deadline deadline, Operation 
   }
 }
 
-HsmResult<KeyInfo> KeyService::metadata(std::string_view key_id, Deadline deadline) {
-  return with_key(key_id, deadline,
-                  [](CK_SESSION_HANDLE, const KeyInfo& key) -> HsmResult<KeyInfo> { return key; });
+namespace {
+
+// The checks every use of a version makes.
+HsmResult<void> usable(const KeyVersions& key, const KeyInfo& version, KeyUse use) {
+  if (key.disabled())
+    return tl::unexpected(HsmError{HsmErrorKind::kKeyDisabled, CKR_OK, "the key is disabled"});
+  if (!version.is_protected() && !use.allow_unprotected) {
+    return tl::unexpected(
+        HsmError{HsmErrorKind::kUnprotectedKey, CKR_OK, "the key is extractable or not sensitive"});
+  }
+  if (!version.is_aes_256())
+    return tl::unexpected(usage_error("not an AES-256 key"));
+  return {};
 }
 
-HsmResult<GcmCiphertext> KeyService::encrypt(std::string_view key_id, ByteView plaintext,
-                                             ByteView aad, Deadline deadline) {
+}  // namespace
+
+HsmResult<KeySummary> KeyService::metadata(std::string_view key_id, KeyUse use, Deadline deadline) {
   return with_key(key_id, deadline,
-                  [&](CK_SESSION_HANDLE session, const KeyInfo& key) -> HsmResult<GcmCiphertext> {
-                    if (!key.is_aes_256())
-                      return tl::unexpected(usage_error("not an AES-256 key"));
-                    if (!key.encrypt)
+                  [&](CK_SESSION_HANDLE, const KeyVersions& key) -> HsmResult<KeySummary> {
+                    const KeyInfo& active = key.active();
+                    if (!active.is_protected() && !use.allow_unprotected) {
+                      return tl::unexpected(HsmError{HsmErrorKind::kUnprotectedKey, CKR_OK,
+                                                     "the key is extractable or not sensitive"});
+                    }
+                    return KeySummary{active, key.disabled()};
+                  });
+}
+
+HsmResult<Sealed> KeyService::encrypt(std::string_view key_id, ByteView plaintext, ByteView aad,
+                                      KeyUse use, Deadline deadline) {
+  return with_key(key_id, deadline,
+                  [&](CK_SESSION_HANDLE session, const KeyVersions& key) -> HsmResult<Sealed> {
+                    const KeyInfo& version = key.active();
+                    if (auto checked = usable(key, version, use); !checked)
+                      return tl::unexpected(checked.error());
+                    if (!version.encrypt)
                       return tl::unexpected(usage_error("key does not allow ENCRYPT"));
-                    return gcm_encrypt(pool_.api(), session, key.handle, profile_, plaintext, aad);
+                    Sealed sealed;
+                    sealed.version = version.version;
+                    sealed.ciphertext_metadata = version_metadata(version.version);
+                    auto hsm_aad = xks_aad(aad, sealed.ciphertext_metadata);
+                    if (!hsm_aad)
+                      return tl::unexpected(hsm_aad.error());
+                    auto gcm = gcm_encrypt(pool_.api(), session, version.handle, profile_,
+                                           plaintext, *hsm_aad);
+                    if (!gcm)
+                      return tl::unexpected(gcm.error());
+                    sealed.gcm = std::move(*gcm);
+                    return sealed;
                   });
 }
 
 HsmResult<Bytes> KeyService::decrypt(std::string_view key_id, ByteView ciphertext, ByteView iv,
-                                     ByteView tag, ByteView aad, Deadline deadline) {
+                                     ByteView tag, ByteView aad, ByteView ciphertext_metadata,
+                                     KeyUse use, Deadline deadline) {
   return with_key(
-      key_id, deadline, [&](CK_SESSION_HANDLE session, const KeyInfo& key) -> HsmResult<Bytes> {
-        if (!key.is_aes_256())
-          return tl::unexpected(usage_error("not an AES-256 key"));
-        if (!key.decrypt)
+      key_id, deadline, [&](CK_SESSION_HANDLE session, const KeyVersions& key) -> HsmResult<Bytes> {
+        const KeyInfo* version = &key.original();
+        if (!ciphertext_metadata.empty()) {
+          auto number = version_of_metadata(ciphertext_metadata);
+          version = number ? key.find(*number) : nullptr;
+          if (version == nullptr) {
+            return tl::unexpected(HsmError{HsmErrorKind::kInvalidCiphertext, CKR_OK,
+                                           "ciphertextMetadata names no version of the key"});
+          }
+        }
+        if (auto checked = usable(key, *version, use); !checked)
+          return tl::unexpected(checked.error());
+        if (!version->decrypt)
           return tl::unexpected(usage_error("key does not allow DECRYPT"));
-        return gcm_decrypt(pool_.api(), session, key.handle, profile_, ciphertext, iv, tag, aad);
+        auto hsm_aad = xks_aad(aad, ciphertext_metadata);
+        if (!hsm_aad)
+          return tl::unexpected(hsm_aad.error());
+        return gcm_decrypt(pool_.api(), session, version->handle, profile_, ciphertext, iv, tag,
+                           *hsm_aad);
       });
+}
+
+HsmResult<void> KeyService::refresh_keys(
+    const std::function<void(const std::string& change)>& changed, Deadline deadline) {
+  auto lease = pool_.acquire(deadline);
+  if (!lease)
+    return tl::unexpected(lease.error());
+  auto refreshed = directory_.refresh(pool_.api(), lease->handle(), changed);
+  if (!refreshed)
+    lease->report(refreshed.error());
+  return refreshed;
 }
 
 HsmResult<void> KeyService::self_test(std::string_view key_id, Deadline deadline) {
   static constexpr std::uint8_t kBlock[32] = {'x', 'k', 's', '-', 'p', 'r', 'o', 'x', 'y', ' ',
                                               's', 'e', 'l', 'f', '-', 't', 'e', 's', 't'};
-  static constexpr std::uint8_t kAad[] = {0, 4, 'x', 'k', 's', '!', 0};
-  auto sealed = encrypt(key_id, kBlock, kAad, deadline);
+  static constexpr std::uint8_t kAad[] = {'x', 'k', 's', '!'};
+  // The health key is the proxy's own: whatever its protection, it only ever sees this block.
+  const KeyUse use{.allow_unprotected = true};
+  auto sealed = encrypt(key_id, kBlock, kAad, use, deadline);
   if (!sealed)
     return tl::unexpected(sealed.error());
-  auto opened = decrypt(key_id, sealed->ciphertext, sealed->iv, sealed->tag, kAad, deadline);
+  auto opened = decrypt(key_id, sealed->gcm.ciphertext, sealed->gcm.iv, sealed->gcm.tag, kAad,
+                        sealed->ciphertext_metadata, use, deadline);
   if (!opened)
     return tl::unexpected(opened.error());
   if (!std::equal(opened->begin(), opened->end(), std::begin(kBlock), std::end(kBlock))) {

@@ -122,7 +122,7 @@ void BM_KeyServiceEncryptInline(benchmark::State& state) {
   Environment& env = environment();
   for (auto _ : state) {
     auto sealed =
-        env.service->encrypt("bench", kPlaintext, kAad, hsm::SessionPool::Clock::now() + 1s);
+        env.service->encrypt("bench", kPlaintext, {}, {}, hsm::SessionPool::Clock::now() + 1s);
     if (!sealed)
       die(sealed.error().message);
     benchmark::DoNotOptimize(sealed);
@@ -142,7 +142,7 @@ void BM_KeyServiceEncryptOnExecutor(benchmark::State& state) {
     for (std::ptrdiff_t i = 0; i < kBatch; ++i) {
       bool queued = executor.submit([&] {
         auto sealed =
-            env.service->encrypt("bench", kPlaintext, kAad, hsm::SessionPool::Clock::now() + 1s);
+            env.service->encrypt("bench", kPlaintext, {}, {}, hsm::SessionPool::Clock::now() + 1s);
         if (!sealed)
           die(sealed.error().message);
         done.count_down();

@@ -46,10 +46,18 @@ TEST_F(KeysCommandTest, CreatesKeysOfEachUsageAndListsThem) {
   }
   auto listed = keys("list");
   EXPECT_EQ(listed.exit_code, 0) << listed.output;
-  EXPECT_EQ(columns(listed.output, "key-encrypt,decrypt"), "AES-256 ENCRYPT,DECRYPT");
-  EXPECT_EQ(columns(listed.output, "key-encrypt"), "AES-256 ENCRYPT");
-  EXPECT_EQ(columns(listed.output, "key-decrypt"), "AES-256 DECRYPT");
-  EXPECT_EQ(columns(listed.output, "key-none"), "AES-256 -");
+  // VERSION STATE TYPE USAGE CREATED PROTECTION
+  auto expect_line = [&](const std::string& label, const std::string& state_type_usage) {
+    std::string line = columns(listed.output, label);
+    EXPECT_EQ(line.substr(0, line.rfind(' ', line.rfind(' ') - 1)), "1 " + state_type_usage)
+        << line;
+    EXPECT_TRUE(line.ends_with(" sensitive,not-extractable,always-sensitive,never-extractable"))
+        << line;
+  };
+  expect_line("key-encrypt,decrypt", "active AES-256 ENCRYPT,DECRYPT");
+  expect_line("key-encrypt", "active AES-256 ENCRYPT");
+  expect_line("key-decrypt", "decrypt-only AES-256 DECRYPT");
+  expect_line("key-none", "unusable AES-256 -");
   EXPECT_EQ(listed.output.find(token_.user_pin()), std::string::npos) << "PIN printed";
 }
 

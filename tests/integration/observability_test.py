@@ -116,6 +116,7 @@ class ObservabilityTest(proxy_process.SharedProxyTest):
                 "requestMetadata": metadata("Decrypt"), "ciphertext": sealed["ciphertext"],
                 "initializationVector": sealed["initializationVector"],
                 "authenticationTag": sealed["authenticationTag"],
+                "ciphertextMetadata": sealed["ciphertextMetadata"],
                 "additionalAuthenticatedData": b64(aad), "encryptionAlgorithm": "AES_GCM"})
             self.assertEqual(status, 200)
             self.proxy.call("keys/decrypt_only_key/encrypt", {

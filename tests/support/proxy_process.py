@@ -361,12 +361,16 @@ class SharedProxyTest(unittest.TestCase):
         self.assertEqual(len(parts[0]), 12)
         self.assertEqual(len(parts[1]), 4300)
         self.assertEqual(len(parts[2]), 16)
+        # The key's version (format 1, version 1), bound into the AAD and the CDIV.
+        self.assertEqual(base64.b64decode(sealed["ciphertextMetadata"]), b"\x01\x00\x01")
         # Spec appendix C, computed independently here.
         self.assertEqual(sealed["ciphertextDataIntegrityValue"],
-                         b64(hashlib.sha256(aad + b"".join(parts)).digest()))
+                         b64(hashlib.sha256(aad + base64.b64decode(sealed["ciphertextMetadata"]) +
+                                            b"".join(parts)).digest()))
         decrypt = {"requestMetadata": metadata("Decrypt"), "ciphertext": sealed["ciphertext"],
                    "initializationVector": sealed["initializationVector"],
                    "authenticationTag": sealed["authenticationTag"],
+                   "ciphertextMetadata": sealed["ciphertextMetadata"],
                    "additionalAuthenticatedData": b64(aad), "encryptionAlgorithm": "AES_GCM"}
         status, opened = self.proxy.call("keys/foo/decrypt", decrypt)
         self.assertEqual(status, 200, opened)

@@ -4,9 +4,27 @@
 #include <spdlog/spdlog.h>
 
 #include "hsm_metrics.h"
+#include "xks/proxy/ops/audit_chain.h"
 #include "xks/proxy/transport/tls.h"
 
 namespace xks::proxy {
+
+void Runtime::key_changed(std::size_t member, const std::string& change) {
+  const std::string& name = fleet_->member(member).name;
+  spdlog::warn("HSM {}: {}", name, change);
+  if (audit_) {
+    std::string fields;
+    append_json_field(fields, "event", "key_change");
+    append_json_field(fields, "hsm", name);
+    append_json_field(fields, "change", change);
+    audit_->record_event(audit_record_kind::kConfig, fields);
+  }
+}
+
+void Runtime::refresh_keys() {
+  for (std::size_t i = 0; i < fleet_->size(); ++i)
+    (void)fleet_->member(i).backend->refresh_keys();
+}
 
 Runtime::~Runtime() {
   // The deadline watch stops before the fleet goes; the fleet's executors run what they still
@@ -29,7 +47,11 @@ tl::expected<std::unique_ptr<Runtime>, std::string> Runtime::start(const Config&
          .sessions = hsm_config.sessions,
          .workers = hsm_config.workers,
          .circuit_breaker = hsm_config.circuit_breaker,
-         .on_session_event = [](const std::string& what) { spdlog::warn("{}", what); }});
+         .on_session_event = [](const std::string& what) { spdlog::warn("{}", what); },
+         .on_key_change =
+             [runtime = runtime.get(), member = backends.size()](const std::string& change) {
+               runtime->key_changed(member, change);
+             }});
     if (!backend) {
       return tl::unexpected(hsm_config.name.empty()
                                 ? backend.error().message

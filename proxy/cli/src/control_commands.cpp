@@ -324,6 +324,19 @@ int reload(const std::string& config_option, int pid) {
 
 }  // namespace
 
+std::vector<int> signal_serving_proxies(const std::string& config) {
+  std::error_code error;
+  fs::path path = fs::canonical(config, error);
+  std::vector<int> signalled;
+  if (error)
+    return signalled;
+  for (int pid : proxies_serving(path)) {
+    if (::kill(pid, SIGHUP) == 0)
+      signalled.push_back(pid);
+  }
+  return signalled;
+}
+
 void add_control_commands(CLI::App& app, int& exit_code) {
   CLI::App* keystore = app.add_subcommand("keystore", "The owner's kill switch for a key store");
   keystore->require_subcommand(1);

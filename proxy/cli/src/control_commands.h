@@ -7,9 +7,15 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
 
 namespace xks::proxy {
 
 void add_control_commands(CLI::App& app, int& exit_code);
+
+// SIGHUP to every xks-proxy serving `config` that this user may signal (after a change it is to
+// see at once); the processes signalled.
+std::vector<int> signal_serving_proxies(const std::string& config);
 
 }  // namespace xks::proxy

@@ -1,22 +1,31 @@
-// The `keys` commands: they open the module and token named on the command line, create or
-// list AES keys, and print what they did. PINs never appear on the command line or in output.
+// The `keys` commands: they open the HSM token(s) named on the command line or in the proxy's
+// configuration, create, rotate, retire, disable, enable or list AES keys, and print what they
+// did. PINs never appear on the command line or in output.
 #include "keys_command.h"
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include <array>
 #include <iomanip>
 #include <iostream>
 #include <memory>
 #include <optional>
 
+#include "control_commands.h"
 #include "xks/hsm/backend.h"
 #include "xks/hsm/key_admin.h"
 #include "xks/hsm/pin.h"
 #include "xks/hsm/pkcs11_module.h"
+#include "xks/proxy/config/config.h"
 
 namespace xks::proxy {
 
 namespace {
 
 struct TokenOptions {
+  std::string config;
+  std::string backend;
   std::string module = "/usr/lib/softhsm/libsofthsm2.so";
   std::string token_label;
   std::string token_serial;
@@ -26,23 +35,54 @@ struct TokenOptions {
 };
 
 void add_token_options(CLI::App& command, TokenOptions& options) {
+  auto* config = command.add_option(
+      "--config", options.config,
+      "The proxy's configuration: its HSMs (every one of a fleet), tokens and PIN sources; the "
+      "proxy serving it is told to read its keys again");
+  command.add_option("--backend", options.backend, "With --config: only the HSM of this name")
+      ->needs(config);
   command.add_option("--module", options.module, "PKCS#11 module")->capture_default_str();
   auto* label = command.add_option("--token-label", options.token_label, "Token label");
   auto* serial = command.add_option("--token-serial", options.token_serial, "Token serial");
   auto* slot = command.add_option("--slot-id", options.slot_id, "Slot id");
-  label->excludes(serial, slot);
-  serial->excludes(slot);
+  label->excludes(serial, slot, config);
+  serial->excludes(slot, config);
+  slot->excludes(config);
   auto* pin_file = command.add_option("--pin-file", options.pin_file, "File holding the PIN");
   auto* pin_env = command.add_option("--pin-env", options.pin_env, "Variable holding the PIN");
-  pin_file->excludes(pin_env);
+  pin_file->excludes(pin_env, config);
+  pin_env->excludes(config);
 }
 
-// Prints the reason and returns nullopt on failure.
-std::optional<hsm::OpenToken> open_token(const TokenOptions& options) {
+struct NamedToken {
+  std::string name;  // the HSM's name in the configuration ("" without one)
+  hsm::OpenToken token;
+};
+
+// The tokens a command acts on; prints the reason and returns nullopt on failure.
+std::optional<std::vector<NamedToken>> open_tokens(const TokenOptions& options) {
   auto fail = [](const std::string& reason) {
     std::cerr << "xks-proxy keys: " << reason << "\n";
     return std::nullopt;
   };
+  std::vector<NamedToken> tokens;
+  if (!options.config.empty()) {
+    auto config = load_config(options.config);
+    if (!config)
+      return fail(config.error());
+    for (const HsmConfig& hsm_config : config->hsm) {
+      if (!options.backend.empty() && hsm_config.name != options.backend)
+        continue;
+      auto opened = hsm::open_token(hsm_config.module, hsm_config.token, hsm_config.pin);
+      if (!opened)
+        return fail((hsm_config.name.empty() ? "" : hsm_config.name + ": ") +
+                    opened.error().message);
+      tokens.push_back({hsm_config.name, std::move(*opened)});
+    }
+    if (tokens.empty())
+      return fail("no HSM named '" + options.backend + "' in " + options.config);
+    return tokens;
+  }
   hsm::TokenSelector selector;
   if (!options.token_label.empty()) {
     selector = {hsm::TokenSelector::By::kLabel, options.token_label};
@@ -51,7 +91,7 @@ std::optional<hsm::OpenToken> open_token(const TokenOptions& options) {
   } else if (!options.slot_id.empty()) {
     selector = {hsm::TokenSelector::By::kSlotId, options.slot_id};
   } else {
-    return fail("name the token with --token-label, --token-serial or --slot-id");
+    return fail("name the token with --config, --token-label, --token-serial or --slot-id");
   }
   if (options.pin_file.empty() && options.pin_env.empty()) {
     return fail("give the PIN with --pin-file or --pin-env");
@@ -62,7 +102,8 @@ std::optional<hsm::OpenToken> open_token(const TokenOptions& options) {
   auto opened = hsm::open_token(options.module, selector, pin);
   if (!opened)
     return fail(opened.error().message);
-  return std::move(*opened);
+  tokens.push_back({"", std::move(*opened)});
+  return tokens;
 }
 
 std::string usage_text(const hsm::KeyInfo& info) {
@@ -75,22 +116,72 @@ std::string usage_text(const hsm::KeyInfo& info) {
   return text.empty() ? "-" : text;
 }
 
+std::string protection_text(const hsm::KeyInfo& info) {
+  std::string text = info.sensitive ? "sensitive" : "NOT-SENSITIVE";
+  text += info.extractable ? ",EXTRACTABLE" : ",not-extractable";
+  if (info.always_sensitive)
+    text += ",always-sensitive";
+  if (info.never_extractable)
+    text += ",never-extractable";
+  return text;
+}
+
+// Runs `change` on every token; for a fleet, key material made for the change is shared (the
+// same key in every HSM) and wiped after. Tells the proxy serving --config to look again.
+int change_keys(
+    const TokenOptions& options, const std::string& what,
+    const std::function<hsm::HsmResult<std::string>(
+        const hsm::OpenToken&, std::optional<std::span<const std::uint8_t, 32>>)>& change,
+    bool makes_material) {
+  auto tokens = open_tokens(options);
+  if (!tokens)
+    return 1;
+  std::array<std::uint8_t, 32> material{};
+  std::optional<std::span<const std::uint8_t, 32>> shared;
+  if (makes_material && tokens->size() > 1) {
+    if (RAND_bytes(material.data(), static_cast<int>(material.size())) != 1) {
+      std::cerr << "xks-proxy keys " << what << ": RAND_bytes failed\n";
+      return 1;
+    }
+    shared = std::span<const std::uint8_t, 32>(material);
+  }
+  int exit_code = 0;
+  for (const NamedToken& token : *tokens) {
+    std::string where = token.name.empty() ? "" : token.name + ": ";
+    auto done = change(token.token, shared);
+    if (!done) {
+      std::cerr << "xks-proxy keys " << what << ": " << where << done.error().message << "\n";
+      exit_code = 1;
+      break;  // the others are left as they were; the error says which one stopped
+    }
+    std::cout << where << *done << "\n";
+  }
+  OPENSSL_cleanse(material.data(), material.size());
+  if (!options.config.empty()) {
+    for (int pid : signal_serving_proxies(options.config))
+      std::cout << "the proxy serving " << options.config << " (process " << pid
+                << ") reads its keys again now\n";
+  }
+  return exit_code;
+}
+
 }  // namespace
 
 void add_keys_command(CLI::App& app, int& exit_code) {
-  CLI::App* keys = app.add_subcommand("keys", "Create and list AES keys on the HSM token");
+  CLI::App* keys = app.add_subcommand(
+      "keys", "Create, rotate, retire, disable, enable and list AES keys on the HSM token(s)");
   keys->require_subcommand(1);
 
   auto create_options = std::make_shared<TokenOptions>();
   auto label = std::make_shared<std::string>();
   auto usage = std::make_shared<std::string>("encrypt,decrypt");
-  CLI::App* create = keys->add_subcommand("create", "Create an AES-256 key");
+  CLI::App* create =
+      keys->add_subcommand("create", "Create an AES-256 key (sensitive, never extractable)");
   add_token_options(*create, *create_options);
   create->add_option("--label", *label, "The key's label: its XKS external key id")->required();
   create->add_option("--usage", *usage, "encrypt,decrypt | encrypt | decrypt | none")
       ->capture_default_str();
   create->callback([=, &exit_code] {
-    exit_code = 1;
     auto requested = hsm::parse_key_usage(*usage);
     if (!requested) {
       std::cerr << "xks-proxy keys create: --usage must be encrypt,decrypt, encrypt, decrypt "
@@ -98,46 +189,126 @@ void add_keys_command(CLI::App& app, int& exit_code) {
       exit_code = 2;
       return;
     }
-    auto token = open_token(*create_options);
-    if (!token)
-      return;
-    auto created =
-        hsm::create_aes_key(*token->module, token->token.slot_id, token->pin, *label, *requested);
-    if (!created) {
-      std::cerr << "xks-proxy keys create: " << *label << ": " << created.error().message << "\n";
-      return;
-    }
-    std::cout << "created AES-256 key " << *label << " (" << usage_text(*created) << ")\n";
-    exit_code = 0;
+    exit_code = change_keys(
+        *create_options, "create",
+        [&](const hsm::OpenToken& token, auto material) -> hsm::HsmResult<std::string> {
+          auto created = hsm::create_aes_key(*token.module, token.token.slot_id, token.pin, *label,
+                                             *requested, material);
+          if (!created)
+            return tl::unexpected(created.error());
+          return "created AES-256 key " + *label + " (" + usage_text(*created) + ")";
+        },
+        true);
   });
 
+  auto key = std::make_shared<std::string>();
+  auto rotate_options = std::make_shared<TokenOptions>();
+  CLI::App* rotate = keys->add_subcommand(
+      "rotate",
+      "Make a new version of a key, which Encrypt uses from now on (older versions "
+      "still decrypt what they encrypted)");
+  add_token_options(*rotate, *rotate_options);
+  rotate->add_option("key", *key, "The external key id")->required();
+  rotate->callback([=, &exit_code] {
+    exit_code = change_keys(
+        *rotate_options, "rotate",
+        [&](const hsm::OpenToken& token, auto material) -> hsm::HsmResult<std::string> {
+          auto made =
+              hsm::rotate_key(*token.module, token.token.slot_id, token.pin, *key, material);
+          if (!made)
+            return tl::unexpected(made.error());
+          return "key " + *key + ": version " + std::to_string(made->version) +
+                 " made; Encrypt uses it from now on";
+        },
+        true);
+  });
+
+  auto version = std::make_shared<std::uint32_t>(0);
+  auto retire_options = std::make_shared<TokenOptions>();
+  CLI::App* retire = keys->add_subcommand(
+      "retire", "Make a version decrypt-only (Encrypt uses the newest version still active)");
+  add_token_options(*retire, *retire_options);
+  retire->add_option("key", *key, "The external key id")->required();
+  retire->add_option("--version", *version, "The version to retire")->required();
+  retire->callback([=, &exit_code] {
+    exit_code = change_keys(
+        *retire_options, "retire",
+        [&](const hsm::OpenToken& token, auto) -> hsm::HsmResult<std::string> {
+          auto done = hsm::set_version_encrypt(*token.module, token.token.slot_id, token.pin, *key,
+                                               *version, false);
+          if (!done)
+            return tl::unexpected(done.error());
+          return "key " + *key + ": version " + std::to_string(*version) + " only decrypts now";
+        },
+        false);
+  });
+
+  for (bool disable : {true, false}) {
+    auto options = std::make_shared<TokenOptions>();
+    CLI::App* command = keys->add_subcommand(
+        disable ? "disable" : "enable",
+        disable ? "Disable a key: GetKeyMetadata says DISABLED, Encrypt and Decrypt answer "
+                  "InvalidStateException"
+                : "Enable a disabled key again");
+    add_token_options(*command, *options);
+    command->add_option("key", *key, "The external key id")->required();
+    command->callback([=, &exit_code] {
+      exit_code = change_keys(
+          *options, disable ? "disable" : "enable",
+          [&](const hsm::OpenToken& token, auto) -> hsm::HsmResult<std::string> {
+            auto done =
+                hsm::set_key_disabled(*token.module, token.token.slot_id, token.pin, *key, disable);
+            if (!done)
+              return tl::unexpected(done.error());
+            return "key " + *key + (disable ? " disabled" : " enabled");
+          },
+          false);
+    });
+  }
+
   auto list_options = std::make_shared<TokenOptions>();
-  CLI::App* list = keys->add_subcommand("list", "List secret keys, flagging duplicate labels");
+  CLI::App* list =
+      keys->add_subcommand("list", "List secret keys with their versions, states and protection");
   add_token_options(*list, *list_options);
   list->callback([=, &exit_code] {
     exit_code = 1;
-    auto token = open_token(*list_options);
-    if (!token)
+    auto tokens = open_tokens(*list_options);
+    if (!tokens)
       return;
-    auto listing = hsm::list_keys(*token->module, token->token.slot_id, token->pin);
-    if (!listing) {
-      std::cerr << "xks-proxy keys list: " << listing.error().message << "\n";
-      return;
+    bool ambiguous = false;
+    for (const NamedToken& token : *tokens) {
+      auto listing =
+          hsm::list_keys(*token.token.module, token.token.token.slot_id, token.token.pin);
+      if (!listing) {
+        std::cerr << "xks-proxy keys list: " << listing.error().message << "\n";
+        return;
+      }
+      if (!token.name.empty())
+        std::cout << "HSM " << token.name << ":\n";
+      std::cout << std::left << std::setw(28) << "KEY" << std::setw(9) << "VERSION" << std::setw(14)
+                << "STATE" << std::setw(10) << "TYPE" << std::setw(40) << "USAGE" << std::setw(12)
+                << "CREATED"
+                << "PROTECTION\n";
+      for (const auto& entry : *listing) {
+        bool disabled = std::any_of(entry.versions.begin(), entry.versions.end(),
+                                    [](const hsm::KeyInfo& v) { return v.disabled; });
+        ambiguous = ambiguous || entry.ambiguous;
+        for (const hsm::KeyInfo& info : entry.versions) {
+          std::string state = entry.ambiguous ? "DUPLICATE"
+                              : disabled      ? "disabled"
+                                              : std::string(hsm::version_state(info));
+          std::cout << std::setw(28) << entry.label << std::setw(9) << info.version << std::setw(14)
+                    << state << std::setw(10) << (info.is_aes_256() ? "AES-256" : "other")
+                    << std::setw(40) << usage_text(info) << std::setw(12)
+                    << (info.created.empty() ? "-" : info.created) << protection_text(info) << "\n";
+        }
+        if (entry.ambiguous) {
+          std::cout << "  " << entry.label
+                    << ": two keys share a version: it cannot be used until one is removed\n";
+        }
+      }
     }
-    std::cout << std::left << std::setw(32) << "LABEL" << std::setw(10) << "TYPE" << std::setw(18)
-              << "USAGE"
-              << "NOTE\n";
-    bool duplicates = false;
-    for (const auto& key : *listing) {
-      std::string type = key.info.is_aes_256() ? "AES-256" : "other";
-      std::string note = key.copies > 1 ? "DUPLICATE: " + std::to_string(key.copies) +
-                                              " keys share this label; it cannot be used"
-                                        : "";
-      duplicates = duplicates || key.copies > 1;
-      std::cout << std::setw(32) << key.label << std::setw(10) << type << std::setw(18)
-                << usage_text(key.info) << note << "\n";
-    }
-    exit_code = duplicates ? 3 : 0;
+    exit_code = ambiguous ? 3 : 0;
   });
 }
 

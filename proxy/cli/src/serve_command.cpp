@@ -139,6 +139,7 @@ int serve_command(const std::string& config_path) {
                            if (AuditLog* audit = runtime.audit())
                              audit->reopen();        // after logrotate moved it
                            (void)reloader.reload();  // logged, counted and audited
+                           runtime.refresh_keys();   // after `xks-proxy keys rotate`...
                          });
   std::optional<FileWatch> watch;
   if (runtime.config().server.reload_on_change) {

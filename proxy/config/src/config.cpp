@@ -550,6 +550,7 @@ KeyStoreConfig parse_keystore(TableReader reader) {
       reader.fail(quota, "quota", "must be a table");
     store.quota = parse_quota(reader.child(*quota->as_table(), "quota"));
   }
+  store.allow_unprotected_keys = reader.boolean("allow_unprotected_keys", false);
   store.block.blocked = reader.boolean("blocked", false);
   store.block.by = reader.string("blocked_by").value_or("");
   store.block.reason = reader.string("blocked_reason").value_or("");

@@ -205,6 +205,7 @@ std::string AuditLog::control_fields(std::string_view kind, std::string_view ext
 }
 
 void AuditLog::report_failure(const std::string& what, int error) {
+  next_open_ = SteadyClock::now() + kRetryInterval;  // not reopened before then
   metrics_.write_errors->inc();
   metrics_.writable->set(0);
   writable_.store(false, std::memory_order_relaxed);
@@ -219,10 +220,10 @@ void AuditLog::report_failure(const std::string& what, int error) {
 bool AuditLog::ensure_open() {
   if (fd_ >= 0)
     return true;
+  // After a failed open, retried once a second; a reopen (SIGHUP) opens at once.
   auto now = SteadyClock::now();
   if (now < next_open_)
     return false;
-  next_open_ = now + kRetryInterval;
   fd_ = config_.path == "-" ? STDOUT_FILENO : open_for_append(config_.path);
   if (fd_ < 0) {
     report_failure("open", errno);

@@ -194,20 +194,24 @@ tl::expected<XksRequest, Rejection> parse_request(wire::Operation operation,
   return request;
 }
 
-std::string metadata_response(std::span<const std::string_view> key_usage) {
+std::string metadata_response(std::span<const std::string_view> key_usage, bool enabled) {
   json::array usage;
   for (std::string_view name : key_usage)
     usage.emplace_back(name);
-  return compact(
-      {{"keySpec", "AES_256"}, {"keyUsage", std::move(usage)}, {"keyStatus", "ENABLED"}});
+  return compact({{"keySpec", "AES_256"},
+                  {"keyUsage", std::move(usage)},
+                  {"keyStatus", enabled ? "ENABLED" : "DISABLED"}});
 }
 
 std::string encrypt_response(std::span<const std::uint8_t> ciphertext,
                              std::span<const std::uint8_t> iv, std::span<const std::uint8_t> tag,
+                             std::span<const std::uint8_t> ciphertext_metadata,
                              std::string_view cdiv_value) {
   json::object response{{"authenticationTag", wire::base64_encode(tag)},
                         {"ciphertext", wire::base64_encode(ciphertext)},
                         {"initializationVector", wire::base64_encode(iv)}};
+  if (!ciphertext_metadata.empty())
+    response["ciphertextMetadata"] = wire::base64_encode(ciphertext_metadata);
   if (!cdiv_value.empty())
     response["ciphertextDataIntegrityValue"] = cdiv_value;
   return compact(response);

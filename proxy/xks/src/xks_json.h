@@ -49,10 +49,13 @@ struct Rejection {
 // Unknown fields and unknown kmsOperation values are accepted (spec: forward compatibility).
 tl::expected<XksRequest, Rejection> parse_request(wire::Operation operation, std::string_view body);
 
-std::string metadata_response(std::span<const std::string_view> key_usage);
-// `cdiv` is the base64 CDIV, or empty when none was asked for.
+// keyStatus is ENABLED or DISABLED.
+std::string metadata_response(std::span<const std::string_view> key_usage, bool enabled);
+// `cdiv` is the base64 CDIV, or empty when none was asked for; `ciphertext_metadata` is left
+// out when empty.
 std::string encrypt_response(std::span<const std::uint8_t> ciphertext,
                              std::span<const std::uint8_t> iv, std::span<const std::uint8_t> tag,
+                             std::span<const std::uint8_t> ciphertext_metadata,
                              std::string_view cdiv);
 std::string decrypt_response(std::span<const std::uint8_t> plaintext);
 

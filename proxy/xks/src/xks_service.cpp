@@ -37,7 +37,7 @@ struct XksService::HsmWork {
   wire::Operation operation;
   std::string key_id;
   XksRequest parsed;
-  Bytes hsm_aad;  // Encrypt and Decrypt: the AAD the HSM authenticates (see hsm::xks_aad)
+  hsm::KeyUse use;  // the key store's
 };
 
 // One request from hand-over to answer. Whoever claims it (the HSM work or the deadline watch)
@@ -89,6 +89,11 @@ std::pair<XksError, std::string_view> xks_error_of(const hsm::HsmError& error) {
       return {XksError::kKeyNotFound, "no such key in the HSM"};
     case HsmErrorKind::kDuplicateKey:
       return {XksError::kInvalidState, "several HSM keys share this external key id"};
+    case HsmErrorKind::kKeyDisabled:
+      return {XksError::kInvalidState, "the key is disabled"};
+    case HsmErrorKind::kUnprotectedKey:
+      return {XksError::kInvalidState,
+              "the key is not protected by the HSM (extractable or not sensitive)"};
     case HsmErrorKind::kKeyUsage:
       return {XksError::kInvalidKeyUsage, error.message};
     case HsmErrorKind::kInvalidCiphertext:
@@ -180,7 +185,8 @@ std::shared_ptr<const XksService::Served> XksService::build(
     served->stores.push_back(
         {config.prefix, std::make_shared<sigv4::Verifier>(std::move(credentials), config.regions),
          KeyStorePolicy(config, health_keys_), std::move(quota),
-         metrics_ != nullptr ? metrics_->series(config) : XksMetrics::KeyStoreSeries{}});
+         metrics_ != nullptr ? metrics_->series(config) : XksMetrics::KeyStoreSeries{},
+         hsm::KeyUse{.allow_unprotected = config.allow_unprotected_keys}});
     served->prefixes.push_back(config.prefix);
   }
   return served;
@@ -548,18 +554,7 @@ std::optional<HttpResponse> XksService::prepare(const Served& served, const Http
   outcome.key_id = key_id;
   if (auto refused = authorize(store, found->operation, key_id, outcome))
     return refused;
-  Bytes hsm_aad;
-  if (parsed->encrypt || parsed->decrypt) {
-    const std::optional<Bytes>& aad = parsed->encrypt ? parsed->encrypt->aad : parsed->decrypt->aad;
-    const std::optional<Bytes>& metadata =
-        parsed->decrypt ? parsed->decrypt->ciphertext_metadata : std::nullopt;
-    auto built = hsm::xks_aad(aad ? *aad : kEmpty, metadata ? *metadata : kEmpty);
-    if (!built)
-      return error_response(outcome, XksError::kValidation, built.error().message);
-    hsm_aad = std::move(*built);
-  }
-  work.emplace(
-      HsmWork{found->operation, std::move(key_id), std::move(*parsed), std::move(hsm_aad)});
+  work.emplace(HsmWork{found->operation, std::move(key_id), std::move(*parsed), store.key_use});
   return std::nullopt;
 }
 
@@ -580,31 +575,32 @@ XksService::HsmAnswer XksService::call_hsm(const HsmWork& work, Deadline deadlin
   };
   switch (work.operation) {
     case wire::Operation::kGetKeyMetadata: {
-      auto key = keys.metadata(work.key_id, deadline);
+      auto key = keys.metadata(work.key_id, work.use, deadline);
       if (!key) {
         hsm_fail(key.error());
-      } else if (!key->is_aes_256()) {
+      } else if (!key->active.is_aes_256()) {
         fail(XksError::kInvalidState, "not an AES-256 key");
       } else {
-        answer.response = {200, metadata_response(key->key_usage())};
+        answer.response = {200, metadata_response(key->active.key_usage(), !key->disabled)};
       }
       break;
     }
     case wire::Operation::kEncrypt: {
       const EncryptRequest& encrypt = *work.parsed.encrypt;
-      auto sealed = keys.encrypt(work.key_id, encrypt.plaintext, work.hsm_aad, deadline);
+      const Bytes& aad = encrypt.aad ? *encrypt.aad : kEmpty;
+      auto sealed = keys.encrypt(work.key_id, encrypt.plaintext, aad, work.use, deadline);
       if (!sealed) {
         hsm_fail(sealed.error());
         break;
       }
+      const hsm::GcmCiphertext& gcm = sealed->gcm;
       std::string integrity;
       if (encrypt.cdiv) {
         // Spec appendix C: the CDIV is computed before the verification decrypt, so that any
         // corruption after it cannot go unnoticed; a failed decrypt is the answer.
-        integrity = cdiv(encrypt.aad ? *encrypt.aad : kEmpty, {}, sealed->iv, sealed->ciphertext,
-                         sealed->tag);
-        auto opened = keys.decrypt(work.key_id, sealed->ciphertext, sealed->iv, sealed->tag,
-                                   work.hsm_aad, deadline);
+        integrity = cdiv(aad, sealed->ciphertext_metadata, gcm.iv, gcm.ciphertext, gcm.tag);
+        auto opened = keys.decrypt(work.key_id, gcm.ciphertext, gcm.iv, gcm.tag, aad,
+                                   sealed->ciphertext_metadata, work.use, deadline);
         if (!opened) {
           hsm_fail(opened.error());
           break;
@@ -614,14 +610,16 @@ XksService::HsmAnswer XksService::call_hsm(const HsmWork& work, Deadline deadlin
           break;
         }
       }
-      answer.response = {200,
-                         encrypt_response(sealed->ciphertext, sealed->iv, sealed->tag, integrity)};
+      answer.response = {200, encrypt_response(gcm.ciphertext, gcm.iv, gcm.tag,
+                                               sealed->ciphertext_metadata, integrity)};
       break;
     }
     case wire::Operation::kDecrypt: {
       const DecryptRequest& decrypt = *work.parsed.decrypt;
-      auto opened = keys.decrypt(work.key_id, decrypt.ciphertext, decrypt.iv, decrypt.tag,
-                                 work.hsm_aad, deadline);
+      auto opened = keys.decrypt(
+          work.key_id, decrypt.ciphertext, decrypt.iv, decrypt.tag,
+          decrypt.aad ? *decrypt.aad : kEmpty,
+          decrypt.ciphertext_metadata ? *decrypt.ciphertext_metadata : kEmpty, work.use, deadline);
       if (!opened) {
         hsm_fail(opened.error());
         break;

@@ -36,7 +36,8 @@ class BackendTest : public test::HsmFixture {
             .sessions = 2,
             .workers = 1,
             .circuit_breaker = {.consecutive_failures = 1, .open_for = 20ms},
-            .on_session_event = {}};
+            .on_session_event = {},
+            .on_key_change = {}};
   }
 };
 
@@ -51,7 +52,7 @@ TEST_F(BackendTest, StartsAfterItsSelfTestAndServesThroughItsExecutor) {
   ASSERT_TRUE((*backend)->executor().submit([&] {
     auto deadline = SessionPool::Clock::now() + std::chrono::seconds(5);
     const Bytes plaintext{1, 2, 3};
-    auto result = (*backend)->keys().encrypt("foo", plaintext, {}, deadline);
+    auto result = (*backend)->keys().encrypt("foo", plaintext, {}, {}, deadline);
     sealed.set_value(result.has_value());
   }));
   EXPECT_TRUE(sealed.get_future().get());

@@ -41,10 +41,10 @@ TEST_F(KeyAdminTest, ImportsTheSameKeyMaterialAsASensitiveNonExtractableKey) {
   ASSERT_NO_FATAL_FAILURE(open_pool({.sessions = 1}));
   KeyService keys(*pool_, *vendor_profile("softhsm"));
   const Bytes plaintext{1, 2, 3, 4};
-  auto sealed = keys.encrypt("copy-a", plaintext, {}, in(std::chrono::seconds(5)));
+  auto sealed = keys.encrypt("copy-a", plaintext, {}, {}, in(std::chrono::seconds(5)));
   ASSERT_TRUE(sealed.has_value()) << sealed.error().message;
-  auto opened = keys.decrypt("copy-b", sealed->ciphertext, sealed->iv, sealed->tag, {},
-                             in(std::chrono::seconds(5)));
+  auto opened = keys.decrypt("copy-b", sealed->gcm.ciphertext, sealed->gcm.iv, sealed->gcm.tag, {},
+                             sealed->ciphertext_metadata, {}, in(std::chrono::seconds(5)));
   ASSERT_TRUE(opened.has_value()) << opened.error().message;
   EXPECT_EQ(*opened, plaintext);
   // And the material never comes back out.
@@ -80,7 +80,7 @@ TEST_F(KeyAdminTest, RefusesAWrongPin) {
 TEST_F(KeyAdminTest, ListsKeysAndFlagsDuplicates) {
   ASSERT_TRUE(create_aes_key(*module_, slot_, token_.user_pin(), "b-key", {false, true}));
   ASSERT_TRUE(create_aes_key(*module_, slot_, token_.user_pin(), "a-key", {}));
-  // A second object with the same label, made behind the tool's back.
+  // A second object with the same label and version, made behind the tool's back.
   auto session = open_logged_in_session(module_->api(), slot_, CKF_RW_SESSION, token_.user_pin());
   ASSERT_TRUE(session.has_value());
   auto originals = find_secret_keys(module_->api(), *session, "a-key");
@@ -96,10 +96,89 @@ TEST_F(KeyAdminTest, ListsKeysAndFlagsDuplicates) {
   ASSERT_TRUE(listing.has_value()) << listing.error().message;
   ASSERT_EQ(listing->size(), 2u);
   EXPECT_EQ((*listing)[0].label, "a-key");
-  EXPECT_EQ((*listing)[0].copies, 2u);
+  EXPECT_EQ((*listing)[0].versions.size(), 2u);
+  EXPECT_TRUE((*listing)[0].ambiguous);
   EXPECT_EQ((*listing)[1].label, "b-key");
-  EXPECT_EQ((*listing)[1].copies, 1u);
-  EXPECT_EQ((*listing)[1].info.key_usage(), std::vector<std::string_view>{"DECRYPT"});
+  EXPECT_FALSE((*listing)[1].ambiguous);
+  ASSERT_EQ((*listing)[1].versions.size(), 1u);
+  EXPECT_EQ((*listing)[1].versions[0].key_usage(), std::vector<std::string_view>{"DECRYPT"});
+  EXPECT_TRUE((*listing)[1].versions[0].is_protected());
+  EXPECT_TRUE((*listing)[1].versions[0].never_extractable);
+  EXPECT_EQ((*listing)[1].versions[0].created.size(), 10u);  // YYYY-MM-DD
+}
+
+TEST_F(KeyAdminTest, RotationRetirementAndDisablingLiveOnTheToken) {
+  ASSERT_TRUE(create_aes_key(*module_, slot_, token_.user_pin(), "k", {}));
+  auto second = rotate_key(*module_, slot_, token_.user_pin(), "k");
+  ASSERT_TRUE(second.has_value()) << second.error().message;
+  EXPECT_EQ(second->version, 2u);
+  EXPECT_TRUE(second->is_protected());
+  EXPECT_TRUE(second->encrypt && second->decrypt);
+  auto third = rotate_key(*module_, slot_, token_.user_pin(), "k");
+  ASSERT_TRUE(third.has_value());
+  EXPECT_EQ(third->version, 3u);
+  ASSERT_TRUE(set_version_encrypt(*module_, slot_, token_.user_pin(), "k", 3, false));
+  ASSERT_TRUE(set_key_disabled(*module_, slot_, token_.user_pin(), "k", true));
+
+  auto listing = list_keys(*module_, slot_, token_.user_pin());
+  ASSERT_TRUE(listing.has_value());
+  const KeyListing& key = listing->front();
+  ASSERT_EQ(key.versions.size(), 3u);
+  EXPECT_EQ(key.versions[0].version, 1u);
+  EXPECT_EQ(key.versions[2].version, 3u);
+  EXPECT_FALSE(key.versions[2].encrypt);
+  for (const KeyInfo& version : key.versions)
+    EXPECT_TRUE(version.disabled);
+  ASSERT_TRUE(set_key_disabled(*module_, slot_, token_.user_pin(), "k", false));
+  listing = list_keys(*module_, slot_, token_.user_pin());
+  for (const KeyInfo& version : listing->front().versions)
+    EXPECT_FALSE(version.disabled);
+  // No such version, no such key.
+  EXPECT_EQ(set_version_encrypt(*module_, slot_, token_.user_pin(), "k", 9, false).error().kind,
+            HsmErrorKind::kKeyNotFound);
+  EXPECT_EQ(rotate_key(*module_, slot_, token_.user_pin(), "nope").error().kind,
+            HsmErrorKind::kKeyNotFound);
+}
+
+TEST_F(KeyAdminTest, DisablingAKeyAnotherToolMadeKeepsItsOwnIdForLater) {
+  auto session = open_logged_in_session(module_->api(), slot_, CKF_RW_SESSION, token_.user_pin());
+  ASSERT_TRUE(session.has_value());
+  CK_OBJECT_CLASS key_class = CKO_SECRET_KEY;
+  CK_KEY_TYPE key_type = CKK_AES;
+  CK_ULONG length = 32;
+  CK_BBOOL yes = CK_TRUE;
+  std::string label = "foreign", id = "\x01\x02pkcs11-tool";
+  CK_ATTRIBUTE attributes[] = {
+      {CKA_CLASS, &key_class, sizeof key_class},
+      {CKA_KEY_TYPE, &key_type, sizeof key_type},
+      {CKA_VALUE_LEN, &length, sizeof length},
+      {CKA_LABEL, label.data(), label.size()},
+      {CKA_ID, id.data(), id.size()},
+      {CKA_TOKEN, &yes, sizeof yes},
+      {CKA_SENSITIVE, &yes, sizeof yes},
+      {CKA_ENCRYPT, &yes, sizeof yes},
+  };
+  CK_MECHANISM mechanism{CKM_AES_KEY_GEN, nullptr, 0};
+  CK_OBJECT_HANDLE handle = 0;
+  ASSERT_EQ(module_->api().C_GenerateKey(*session, &mechanism, attributes, std::size(attributes),
+                                         &handle),
+            CKR_OK);
+  auto read_id = [&] {
+    std::string value(64, '\0');
+    CK_ATTRIBUTE attribute{CKA_ID, value.data(), value.size()};
+    EXPECT_EQ(module_->api().C_GetAttributeValue(*session, handle, &attribute, 1), CKR_OK);
+    value.resize(attribute.ulValueLen);
+    return value;
+  };
+  ASSERT_TRUE(set_key_disabled(*module_, slot_, token_.user_pin(), "foreign", true));
+  EXPECT_EQ(read_id(), "xks:v=1;disabled;was=0102706b637331312d746f6f6c");
+  auto listing = list_keys(*module_, slot_, token_.user_pin());
+  ASSERT_TRUE(listing.has_value());
+  EXPECT_TRUE(listing->front().versions[0].disabled);
+  EXPECT_EQ(listing->front().versions[0].version, 1u);
+  ASSERT_TRUE(set_key_disabled(*module_, slot_, token_.user_pin(), "foreign", false));
+  EXPECT_EQ(read_id(), id);
+  module_->api().C_CloseSession(*session);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "hsm_fixture.h"
+#include "xks/hsm/key_admin.h"
 #include "xks/hsm/session.h"
 
 namespace xks::hsm {
@@ -41,11 +42,12 @@ class KeyServiceTest : public test::HsmFixture {
     HsmFixture::TearDown();
   }
 
-  HsmResult<GcmCiphertext> encrypt(std::string_view key, ByteView plaintext, ByteView aad) {
-    return service_->encrypt(key, plaintext, aad, in(2s));
+  HsmResult<Sealed> encrypt(std::string_view key, ByteView plaintext, ByteView aad) {
+    return service_->encrypt(key, plaintext, aad, {}, in(2s));
   }
-  HsmResult<Bytes> decrypt(std::string_view key, const GcmCiphertext& sealed, ByteView aad) {
-    return service_->decrypt(key, sealed.ciphertext, sealed.iv, sealed.tag, aad, in(2s));
+  HsmResult<Bytes> decrypt(std::string_view key, const Sealed& sealed, ByteView aad) {
+    return service_->decrypt(key, sealed.gcm.ciphertext, sealed.gcm.iv, sealed.gcm.tag, aad,
+                             sealed.ciphertext_metadata, {}, in(2s));
   }
 
   // Imports an AES-256 key whose value the test knows (never done in production).
@@ -76,64 +78,69 @@ class KeyServiceTest : public test::HsmFixture {
 TEST_F(KeyServiceTest, RoundTripsEverySizeTheSpecAllows) {
   for (std::size_t plaintext_size : {0u, 1u, 15u, 16u, 17u, 1000u, 4300u, 6000u}) {
     for (std::size_t aad_size : {0u, 1u, 100u, 8192u}) {
-      for (std::size_t metadata_size : {0u, 20u}) {
-        Bytes plaintext = random_bytes(plaintext_size);
-        Bytes aad = *xks_aad(random_bytes(aad_size), random_bytes(metadata_size));
-        auto sealed = encrypt("foo", plaintext, aad);
-        ASSERT_TRUE(sealed.has_value()) << sealed.error().message;
-        EXPECT_EQ(sealed->ciphertext.size(), plaintext_size);
-        EXPECT_EQ(sealed->iv.size(), kGcmIvBytes);
-        EXPECT_EQ(sealed->tag.size(), kGcmTagBytes);
-        if (plaintext_size >= 16) {
-          EXPECT_NE(sealed->ciphertext, plaintext);
-        }
-        auto opened = decrypt("foo", *sealed, aad);
-        ASSERT_TRUE(opened.has_value()) << opened.error().message;
-        EXPECT_EQ(*opened, plaintext) << plaintext_size << " " << aad_size;
+      Bytes plaintext = random_bytes(plaintext_size);
+      Bytes aad = random_bytes(aad_size);
+      auto sealed = encrypt("foo", plaintext, aad);
+      ASSERT_TRUE(sealed.has_value()) << sealed.error().message;
+      EXPECT_EQ(sealed->gcm.ciphertext.size(), plaintext_size);
+      EXPECT_EQ(sealed->gcm.iv.size(), kGcmIvBytes);
+      EXPECT_EQ(sealed->gcm.tag.size(), kGcmTagBytes);
+      EXPECT_EQ(sealed->ciphertext_metadata, version_metadata(1));
+      if (plaintext_size >= 16) {
+        EXPECT_NE(sealed->gcm.ciphertext, plaintext);
       }
+      auto opened = decrypt("foo", *sealed, aad);
+      ASSERT_TRUE(opened.has_value()) << opened.error().message;
+      EXPECT_EQ(*opened, plaintext) << plaintext_size << " " << aad_size;
     }
   }
 }
 
 TEST_F(KeyServiceTest, EveryTamperIsAnInvalidCiphertext) {
   Bytes plaintext = random_bytes(64);
-  Bytes aad_value = random_bytes(32);
-  Bytes metadata = random_bytes(8);
-  Bytes aad = *xks_aad(aad_value, metadata);
+  Bytes aad = random_bytes(32);
   auto sealed = encrypt("foo", plaintext, aad);
   ASSERT_TRUE(sealed.has_value()) << sealed.error().message;
 
-  auto expect_invalid = [&](const GcmCiphertext& tampered, const Bytes& tampered_aad,
-                            const char* what) {
+  auto expect_invalid = [&](const Sealed& tampered, const Bytes& tampered_aad, const char* what) {
     auto opened = decrypt("foo", tampered, tampered_aad);
     ASSERT_FALSE(opened.has_value()) << what;
     EXPECT_EQ(opened.error().kind, HsmErrorKind::kInvalidCiphertext)
         << what << ": " << opened.error().message;
   };
-  GcmCiphertext tampered = *sealed;
-  tampered.ciphertext[10] ^= 1;
+  Sealed tampered = *sealed;
+  tampered.gcm.ciphertext[10] ^= 1;
   expect_invalid(tampered, aad, "ciphertext");
   tampered = *sealed;
-  tampered.tag[0] ^= 0x80;
+  tampered.gcm.tag[0] ^= 0x80;
   expect_invalid(tampered, aad, "tag");
   tampered = *sealed;
-  tampered.iv[11] ^= 1;
+  tampered.gcm.iv[11] ^= 1;
   expect_invalid(tampered, aad, "iv");
   tampered = *sealed;
-  tampered.ciphertext.pop_back();
+  tampered.gcm.ciphertext.pop_back();
   expect_invalid(tampered, aad, "truncated ciphertext");
-  Bytes other_aad = aad_value;
+  Bytes other_aad = aad;
   other_aad[0] ^= 1;
-  expect_invalid(*sealed, *xks_aad(other_aad, metadata), "aad");
-  Bytes other_metadata = metadata;
-  other_metadata.back() ^= 1;
-  expect_invalid(*sealed, *xks_aad(aad_value, other_metadata), "metadata");
-  expect_invalid(*sealed, *xks_aad(aad_value, {}), "metadata removed");
+  expect_invalid(*sealed, other_aad, "aad");
+  // Every bit of the metadata: another format, another version, or the same version with
+  // different authenticated data.
+  for (std::size_t bit = 0; bit < sealed->ciphertext_metadata.size() * 8; ++bit) {
+    tampered = *sealed;
+    tampered.ciphertext_metadata[bit / 8] ^= static_cast<std::uint8_t>(1u << (bit % 8));
+    expect_invalid(tampered, aad, "metadata bit");
+  }
   tampered = *sealed;
-  tampered.iv.resize(16, 0);
+  tampered.ciphertext_metadata.clear();
+  expect_invalid(tampered, aad, "metadata removed");
+  tampered = *sealed;
+  tampered.ciphertext_metadata.push_back(0);
+  expect_invalid(tampered, aad, "metadata lengthened");
+  tampered = *sealed;
+  tampered.gcm.iv.resize(16, 0);
   expect_invalid(tampered, aad, "iv of another length");
   tampered = *sealed;
-  tampered.tag.pop_back();
+  tampered.gcm.tag.pop_back();
   expect_invalid(tampered, aad, "short tag");
 }
 
@@ -152,13 +159,14 @@ TEST_F(KeyServiceTest, KeyUsageIsEnforced) {
   ASSERT_FALSE(none.has_value());
   EXPECT_EQ(none.error().kind, HsmErrorKind::kKeyUsage);
 
-  auto metadata = service_->metadata("decrypt_only_key", in(2s));
+  auto metadata = service_->metadata("decrypt_only_key", {}, in(2s));
   ASSERT_TRUE(metadata.has_value());
-  EXPECT_TRUE(metadata->is_aes_256());
-  EXPECT_EQ(metadata->key_usage(), std::vector<std::string_view>{"DECRYPT"});
-  EXPECT_EQ(service_->metadata("foo", in(2s))->key_usage(),
+  EXPECT_TRUE(metadata->active.is_aes_256());
+  EXPECT_FALSE(metadata->disabled);
+  EXPECT_EQ(metadata->active.key_usage(), std::vector<std::string_view>{"DECRYPT"});
+  EXPECT_EQ(service_->metadata("foo", {}, in(2s))->active.key_usage(),
             (std::vector<std::string_view>{"ENCRYPT", "DECRYPT"}));
-  EXPECT_TRUE(service_->metadata("impotent_key", in(2s))->key_usage().empty());
+  EXPECT_TRUE(service_->metadata("impotent_key", {}, in(2s))->active.key_usage().empty());
 }
 
 TEST_F(KeyServiceTest, TheHsmItselfRefusesAUsageItDoesNotAllow) {
@@ -182,10 +190,11 @@ TEST_F(KeyServiceTest, UnknownAndDuplicateLabelsAreErrors) {
 
   import_key("twin", random_bytes(32));
   import_key("twin", random_bytes(32));
-  auto twin = service_->metadata("twin", in(2s));
+  auto twin = service_->metadata("twin", {.allow_unprotected = true}, in(2s));
   ASSERT_FALSE(twin.has_value());
   EXPECT_EQ(twin.error().kind, HsmErrorKind::kDuplicateKey);
-  EXPECT_NE(twin.error().message.find("2 secret keys share the label"), std::string::npos);
+  EXPECT_NE(twin.error().message.find("two secret keys share the label and version 1"),
+            std::string::npos);
 }
 
 TEST_F(KeyServiceTest, AKeyReplacedUnderItsLabelIsLookedUpAgain) {
@@ -212,8 +221,8 @@ TEST_F(KeyServiceTest, TenThousandEncryptionsNeverRepeatAnIv) {
   for (int i = 0; i < 10'000; ++i) {
     auto sealed = encrypt("foo", plaintext, {});
     ASSERT_TRUE(sealed.has_value()) << sealed.error().message;
-    ASSERT_NE(sealed->iv, Bytes(kGcmIvBytes, 0));
-    ASSERT_TRUE(ivs.emplace(sealed->iv.begin(), sealed->iv.end()).second)
+    ASSERT_NE(sealed->gcm.iv, Bytes(kGcmIvBytes, 0));
+    ASSERT_TRUE(ivs.emplace(sealed->gcm.iv.begin(), sealed->gcm.iv.end()).second)
         << "IV repeated after " << i << " encryptions";
   }
 }
@@ -247,29 +256,97 @@ Bytes openssl_gcm(bool encrypt, const Bytes& key, const Bytes& iv, const Bytes& 
 
 TEST_F(KeyServiceTest, AgreesWithOpenSslIncludingSixteenByteIvs) {
   Bytes key = random_bytes(32);
-  import_key("known", key);
+  import_key("known", key);  // imported in the clear: served only where allowed
+  const KeyUse unprotected{.allow_unprotected = true};
   Bytes plaintext = random_bytes(100);
   Bytes aad_value = random_bytes(40);
-  Bytes metadata = {'v', '1'};
-  // The spec's AAD layout, built by hand here rather than by xks_aad().
+  // The spec's AAD layout with the proxy's metadata for version 1, built by hand here.
   Bytes aad = {0, 40};
   aad.insert(aad.end(), aad_value.begin(), aad_value.end());
-  aad.push_back(2);
-  aad.insert(aad.end(), metadata.begin(), metadata.end());
+  aad.insert(aad.end(), {3, 0x01, 0x00, 0x01});
 
-  auto sealed = encrypt("known", plaintext, *xks_aad(aad_value, metadata));
+  auto sealed = service_->encrypt("known", plaintext, aad_value, unprotected, in(2s));
   ASSERT_TRUE(sealed.has_value()) << sealed.error().message;
-  Bytes tag = sealed->tag;
-  EXPECT_EQ(openssl_gcm(false, key, sealed->iv, aad, sealed->ciphertext, tag), plaintext);
+  Bytes tag = sealed->gcm.tag;
+  EXPECT_EQ(openssl_gcm(false, key, sealed->gcm.iv, aad, sealed->gcm.ciphertext, tag), plaintext);
 
   for (std::size_t iv_size : {12u, 16u}) {
     Bytes iv = random_bytes(iv_size);
     Bytes openssl_tag;
     Bytes ciphertext = openssl_gcm(true, key, iv, aad, plaintext, openssl_tag);
-    auto opened = decrypt("known", {ciphertext, iv, openssl_tag}, aad);
+    auto opened = service_->decrypt("known", ciphertext, iv, openssl_tag, aad_value,
+                                    sealed->ciphertext_metadata, unprotected, in(2s));
     ASSERT_TRUE(opened.has_value()) << iv_size << ": " << opened.error().message;
     EXPECT_EQ(*opened, plaintext);
   }
+  // Without the allowance the same key is refused, for every operation.
+  EXPECT_EQ(service_->metadata("known", {}, in(2s)).error().kind, HsmErrorKind::kUnprotectedKey);
+  EXPECT_EQ(encrypt("known", plaintext, aad_value).error().kind, HsmErrorKind::kUnprotectedKey);
+  EXPECT_EQ(decrypt("known", *sealed, aad_value).error().kind, HsmErrorKind::kUnprotectedKey);
+}
+
+TEST_F(KeyServiceTest, EachVersionDecryptsWhatItEncryptedAndEncryptUsesTheNewestActive) {
+  Bytes plaintext = random_bytes(32);
+  auto first = encrypt("foo", plaintext, {});
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->version, 1u);
+  ASSERT_TRUE(rotate_key(*module_, slot_, token_.user_pin(), "foo").has_value());
+  // Cached until the directory is read again.
+  EXPECT_EQ(encrypt("foo", plaintext, {})->version, 1u);
+  std::vector<std::string> changes;
+  ASSERT_TRUE(service_->refresh_keys([&](const std::string& c) { changes.push_back(c); }, in(2s)));
+  EXPECT_EQ(changes, std::vector<std::string>{"key foo version 2 appeared (active)"});
+  auto second = encrypt("foo", plaintext, {});
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->version, 2u);
+  EXPECT_EQ(second->ciphertext_metadata, version_metadata(2));
+  EXPECT_EQ(*decrypt("foo", *first, {}), plaintext);
+  EXPECT_EQ(*decrypt("foo", *second, {}), plaintext);
+  // Version 1 cannot open version 2's ciphertext, nor the reverse.
+  Sealed swapped = *second;
+  swapped.ciphertext_metadata = version_metadata(1);
+  EXPECT_EQ(decrypt("foo", swapped, {}).error().kind, HsmErrorKind::kInvalidCiphertext);
+  swapped.ciphertext_metadata = version_metadata(3);
+  EXPECT_EQ(decrypt("foo", swapped, {}).error().kind, HsmErrorKind::kInvalidCiphertext);
+  // Retired: decrypts only; Encrypt goes back to version 1.
+  ASSERT_TRUE(set_version_encrypt(*module_, slot_, token_.user_pin(), "foo", 2, false));
+  changes.clear();
+  ASSERT_TRUE(service_->refresh_keys([&](const std::string& c) { changes.push_back(c); }, in(2s)));
+  EXPECT_EQ(changes, std::vector<std::string>{"key foo version 2 is now decrypt-only"});
+  EXPECT_EQ(encrypt("foo", plaintext, {})->version, 1u);
+  EXPECT_EQ(*decrypt("foo", *second, {}), plaintext);
+  // A ciphertext without metadata (made before versioning) uses version 1.
+  HsmResult<GcmCiphertext> legacy;
+  {
+    auto lease = pool_->acquire(in(2s));
+    ASSERT_TRUE(lease.has_value());
+    auto handles = find_secret_keys(pool_->api(), lease->handle(), "foo");
+    auto v1 = std::find_if(handles->begin(), handles->end(), [&](CK_OBJECT_HANDLE h) {
+      return read_key_info(pool_->api(), lease->handle(), h)->version == 1;
+    });
+    legacy = gcm_encrypt(pool_->api(), lease->handle(), *v1, *vendor_profile("softhsm"), plaintext,
+                         *xks_aad({}, {}));
+  }
+  ASSERT_TRUE(legacy.has_value());
+  EXPECT_EQ(*decrypt("foo", Sealed{*legacy, {}, 1}, {}), plaintext);
+}
+
+TEST_F(KeyServiceTest, ADisabledKeyIsReportedAndRefusesToWork) {
+  Bytes plaintext = random_bytes(32);
+  auto sealed = encrypt("foo", plaintext, {});
+  ASSERT_TRUE(sealed.has_value());
+  ASSERT_TRUE(set_key_disabled(*module_, slot_, token_.user_pin(), "foo", true));
+  std::vector<std::string> changes;
+  ASSERT_TRUE(service_->refresh_keys([&](const std::string& c) { changes.push_back(c); }, in(2s)));
+  EXPECT_EQ(changes, std::vector<std::string>{"key foo disabled"});
+  auto metadata = service_->metadata("foo", {}, in(2s));
+  ASSERT_TRUE(metadata.has_value());
+  EXPECT_TRUE(metadata->disabled);
+  EXPECT_EQ(encrypt("foo", plaintext, {}).error().kind, HsmErrorKind::kKeyDisabled);
+  EXPECT_EQ(decrypt("foo", *sealed, {}).error().kind, HsmErrorKind::kKeyDisabled);
+  ASSERT_TRUE(set_key_disabled(*module_, slot_, token_.user_pin(), "foo", false));
+  ASSERT_TRUE(service_->refresh_keys([](const std::string&) {}, in(2s)));
+  EXPECT_EQ(*decrypt("foo", *sealed, {}), plaintext);
 }
 
 TEST_F(KeyServiceTest, SelfTestPassesWithTheRightProfile) {

@@ -102,13 +102,14 @@ TEST_F(SessionPoolTest, LostSessionsAreReplacedAndRequestsRetried) {
   lose_every_session();
   // The first attempt meets a dead session; the retry gets a fresh one.
   Bytes plaintext(32, 7);
-  auto sealed = service.encrypt("foo", plaintext, {}, in(5s));
+  auto sealed = service.encrypt("foo", plaintext, {}, {}, in(5s));
   ASSERT_TRUE(sealed.has_value()) << sealed.error().message;
   use_every_session();
   ASSERT_TRUE(wait_until_replaced());
   EXPECT_GE(pool_->counts().replaced, 2u);
   EXPECT_EQ(pool_->counts().idle, 2u);
-  auto opened = service.decrypt("foo", sealed->ciphertext, sealed->iv, sealed->tag, {}, in(5s));
+  auto opened = service.decrypt("foo", sealed->gcm.ciphertext, sealed->gcm.iv, sealed->gcm.tag, {},
+                                sealed->ciphertext_metadata, {}, in(5s));
   ASSERT_TRUE(opened.has_value()) << opened.error().message;
   EXPECT_EQ(*opened, plaintext);
   std::lock_guard lock(mutex);

@@ -51,11 +51,11 @@ TEST_F(FaultModuleTest, CloudHsmAndNShieldProfilesUseTheIvTheHsmWrote) {
     std::set<std::string> ivs;
     Bytes plaintext(48, 5);
     for (int i = 0; i < 200; ++i) {
-      auto sealed = service_->encrypt("foo", plaintext, {}, in(2s));
+      auto sealed = service_->encrypt("foo", plaintext, {}, {}, in(2s));
       ASSERT_TRUE(sealed.has_value()) << profile << ": " << sealed.error().message;
-      ASSERT_TRUE(ivs.emplace(sealed->iv.begin(), sealed->iv.end()).second);
-      auto opened =
-          service_->decrypt("foo", sealed->ciphertext, sealed->iv, sealed->tag, {}, in(2s));
+      ASSERT_TRUE(ivs.emplace(sealed->gcm.iv.begin(), sealed->gcm.iv.end()).second);
+      auto opened = service_->decrypt("foo", sealed->gcm.ciphertext, sealed->gcm.iv,
+                                      sealed->gcm.tag, {}, sealed->ciphertext_metadata, {}, in(2s));
       ASSERT_TRUE(opened.has_value()) << opened.error().message;
       EXPECT_EQ(*opened, plaintext);
     }
@@ -70,12 +70,13 @@ TEST_F(FaultModuleTest, LunaProfileTakesTheIvAppendedAfterTheTag) {
   start("luna");
   Bytes plaintext(100, 9);
   Bytes aad = *xks_aad(Bytes(10, 1), {});
-  auto sealed = service_->encrypt("foo", plaintext, aad, in(2s));
+  auto sealed = service_->encrypt("foo", plaintext, aad, {}, in(2s));
   ASSERT_TRUE(sealed.has_value()) << sealed.error().message;
-  EXPECT_EQ(sealed->ciphertext.size(), plaintext.size());
-  EXPECT_EQ(sealed->iv.size(), kGcmIvBytes);
-  EXPECT_NE(sealed->iv, Bytes(kGcmIvBytes, 0));
-  auto opened = service_->decrypt("foo", sealed->ciphertext, sealed->iv, sealed->tag, aad, in(2s));
+  EXPECT_EQ(sealed->gcm.ciphertext.size(), plaintext.size());
+  EXPECT_EQ(sealed->gcm.iv.size(), kGcmIvBytes);
+  EXPECT_NE(sealed->gcm.iv, Bytes(kGcmIvBytes, 0));
+  auto opened = service_->decrypt("foo", sealed->gcm.ciphertext, sealed->gcm.iv, sealed->gcm.tag,
+                                  aad, sealed->ciphertext_metadata, {}, in(2s));
   ASSERT_TRUE(opened.has_value()) << opened.error().message;
   EXPECT_EQ(*opened, plaintext);
 }
@@ -89,7 +90,7 @@ TEST_F(FaultModuleTest, AProfileThatDoesNotMatchTheHsmFailsItsSelfTest) {
 TEST_F(FaultModuleTest, AnAllZeroIvFromTheHsmIsRefused) {
   control("iv zero\n");
   start("cloudhsm");
-  auto sealed = service_->encrypt("foo", Bytes(16, 1), {}, in(2s));
+  auto sealed = service_->encrypt("foo", Bytes(16, 1), {}, {}, in(2s));
   ASSERT_FALSE(sealed.has_value());
   EXPECT_EQ(sealed.error().kind, HsmErrorKind::kBadIv);
 }
@@ -97,14 +98,14 @@ TEST_F(FaultModuleTest, AnAllZeroIvFromTheHsmIsRefused) {
 TEST_F(FaultModuleTest, DeviceErrorsAreReportedAndTheTokenRecovers) {
   start("softhsm");
   control("fail C_Encrypt CKR_DEVICE_ERROR every 1\n");
-  auto failed = service_->encrypt("foo", Bytes(16, 1), {}, in(2s));
+  auto failed = service_->encrypt("foo", Bytes(16, 1), {}, {}, in(2s));
   ASSERT_FALSE(failed.has_value());
   EXPECT_EQ(failed.error().kind, HsmErrorKind::kUnavailable);
   EXPECT_EQ(failed.error().message, "C_Encrypt: CKR_DEVICE_ERROR");
 
   control("");
   // The failed session was replaced in the background; requests succeed again.
-  auto recovered = service_->encrypt("foo", Bytes(16, 1), {}, in(5s));
+  auto recovered = service_->encrypt("foo", Bytes(16, 1), {}, {}, in(5s));
   ASSERT_TRUE(recovered.has_value()) << recovered.error().message;
   for (int i = 0; i < 500 && pool_->counts().missing > 0; ++i)
     std::this_thread::sleep_for(10ms);
@@ -118,14 +119,14 @@ TEST_F(FaultModuleTest, AnOutageWindowFailsRequestsUntilItEnds) {
                    (std::chrono::system_clock::now() + 300ms).time_since_epoch())
                    .count();
   control("fail C_Encrypt CKR_DEVICE_REMOVED until " + std::to_string(until) + "\n");
-  auto failed = service_->encrypt("foo", Bytes(16, 1), {}, in(2s));
+  auto failed = service_->encrypt("foo", Bytes(16, 1), {}, {}, in(2s));
   ASSERT_FALSE(failed.has_value());
   EXPECT_EQ(failed.error().kind, HsmErrorKind::kUnavailable);
   // After the window (bounded wait), the token answers again.
-  HsmResult<GcmCiphertext> recovered = tl::unexpected(failed.error());
+  HsmResult<Sealed> recovered = tl::unexpected(failed.error());
   for (int i = 0; i < 100 && !recovered; ++i) {
     std::this_thread::sleep_for(20ms);
-    recovered = service_->encrypt("foo", Bytes(16, 1), {}, in(2s));
+    recovered = service_->encrypt("foo", Bytes(16, 1), {}, {}, in(2s));
   }
   ASSERT_TRUE(recovered.has_value()) << recovered.error().message;
 }
@@ -134,7 +135,7 @@ TEST_F(FaultModuleTest, EveryThirdCallFailingIsRetriedWithinTheDeadline) {
   start("softhsm", 4);
   control("fail C_Encrypt CKR_SESSION_HANDLE_INVALID every 3\n");
   for (int i = 0; i < 30; ++i) {
-    auto sealed = service_->encrypt("foo", Bytes(16, 1), {}, in(5s));
+    auto sealed = service_->encrypt("foo", Bytes(16, 1), {}, {}, in(5s));
     ASSERT_TRUE(sealed.has_value()) << i << ": " << sealed.error().message;
   }
 }
@@ -143,7 +144,7 @@ TEST_F(FaultModuleTest, ADeviceErrorIsRetriedOnAnotherSession) {
   start("softhsm", 4);
   control("fail C_Encrypt CKR_DEVICE_ERROR every 3\n");
   for (int i = 0; i < 30; ++i) {
-    auto sealed = service_->encrypt("foo", Bytes(16, 1), {}, in(5s));
+    auto sealed = service_->encrypt("foo", Bytes(16, 1), {}, {}, in(5s));
     ASSERT_TRUE(sealed.has_value()) << i << ": " << sealed.error().message;
   }
 }
@@ -154,19 +155,19 @@ TEST_F(FaultModuleTest, WhileTheHsmIsGoneCallersFailAtOnceAndServingResumesWhenI
       "fail C_Encrypt CKR_DEVICE_REMOVED every 1\n"
       "fail C_OpenSession CKR_DEVICE_REMOVED every 1\n");
   // The first call loses both sessions; reopening them fails.
-  auto failed = service_->encrypt("foo", Bytes(16, 1), {}, in(30s));
+  auto failed = service_->encrypt("foo", Bytes(16, 1), {}, {}, in(30s));
   ASSERT_FALSE(failed.has_value());
   // No session is coming back: callers are told at once instead of waiting for their deadline.
   auto deadline = in(30s);
-  auto unavailable = service_->encrypt("foo", Bytes(16, 1), {}, deadline);
+  auto unavailable = service_->encrypt("foo", Bytes(16, 1), {}, {}, deadline);
   ASSERT_FALSE(unavailable.has_value());
   EXPECT_EQ(unavailable.error().kind, HsmErrorKind::kUnavailable);
   EXPECT_LT(SessionPool::Clock::now(), deadline);
   control("");
-  HsmResult<GcmCiphertext> recovered = tl::unexpected(failed.error());
+  HsmResult<Sealed> recovered = tl::unexpected(failed.error());
   for (int i = 0; i < 200 && !recovered; ++i) {
     std::this_thread::sleep_for(20ms);
-    recovered = service_->encrypt("foo", Bytes(16, 1), {}, in(2s));
+    recovered = service_->encrypt("foo", Bytes(16, 1), {}, {}, in(2s));
   }
   ASSERT_TRUE(recovered.has_value()) << recovered.error().message;
 }
@@ -174,11 +175,11 @@ TEST_F(FaultModuleTest, WhileTheHsmIsGoneCallersFailAtOnceAndServingResumesWhenI
 TEST_F(FaultModuleTest, ASlowHsmMakesLaterRequestsFailBusyAtTheirDeadline) {
   start("softhsm", 1);
   control("delay C_Encrypt 500\n");
-  std::thread slow([&] { (void)service_->encrypt("foo", Bytes(16, 1), {}, in(5s)); });
+  std::thread slow([&] { (void)service_->encrypt("foo", Bytes(16, 1), {}, {}, in(5s)); });
   // Wait until the slow request holds the only session.
   for (int i = 0; i < 500 && pool_->counts().busy == 0; ++i)
     std::this_thread::sleep_for(1ms);
-  auto late = service_->encrypt("foo", Bytes(16, 1), {}, in(50ms));
+  auto late = service_->encrypt("foo", Bytes(16, 1), {}, {}, in(50ms));
   slow.join();
   ASSERT_FALSE(late.has_value());
   EXPECT_EQ(late.error().kind, HsmErrorKind::kBusy);

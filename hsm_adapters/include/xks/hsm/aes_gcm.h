@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -25,6 +26,13 @@ using ByteView = std::span<const std::uint8_t>;
 // XKS spec: the AAD given to the HSM is u16be(len AAD) || AAD || u8(len ctm) || ctm, where an
 // absent AAD or metadata counts as empty. Longer inputs than the length fields hold fail.
 HsmResult<Bytes> xks_aad(ByteView aad, ByteView ciphertext_metadata);
+
+// The ciphertextMetadata this proxy returns from Encrypt (3 bytes, bound into the AAD as above):
+// a format byte, 0x01, then the key version as u16be. Decrypt reads the version back from it.
+inline constexpr std::uint8_t kVersionMetadataFormat = 0x01;
+Bytes version_metadata(std::uint32_t version);
+// The version in metadata this proxy wrote; nullopt for anything else.
+std::optional<std::uint32_t> version_of_metadata(ByteView ciphertext_metadata);
 
 struct GcmCiphertext {
   Bytes ciphertext;  // as long as the plaintext

@@ -53,6 +53,8 @@ struct BackendOptions {
   CircuitBreakerOptions circuit_breaker;
   // Session events (lost, reopened), for logs; may be empty.
   std::function<void(const std::string& event)> on_session_event;
+  // Changes refresh_keys() saw (a version made, retired, a key disabled...); may be empty.
+  std::function<void(const std::string& change)> on_key_change;
 };
 
 class Backend {
@@ -73,6 +75,10 @@ class Backend {
   HsmHealth& health() { return *health_; }
   HsmExecutor& executor() { return *executor_; }
   CircuitBreaker& circuit() { return *circuit_; }
+
+  // Reads the keys it has served again (versions made or retired, keys disabled or enabled
+  // since), telling BackendOptions::on_key_change; the health checks do it every 10 s.
+  HsmResult<void> refresh_keys();
 
   // The labels of the token's secret keys (its external key ids), read through the pool.
   HsmResult<std::vector<std::string>> key_labels();

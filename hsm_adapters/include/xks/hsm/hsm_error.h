@@ -16,6 +16,8 @@ enum class HsmErrorKind : std::uint8_t {
   kDuplicateKey,       // two or more keys share the label: refused, never a silent pick
   kKeyUsage,           // the key does not allow the operation
   kInvalidCiphertext,  // authentication failed: tampered ciphertext, tag, IV, AAD or metadata
+  kKeyDisabled,        // the key is disabled (`xks-proxy keys disable`)
+  kUnprotectedKey,     // the key is extractable or not sensitive, and that is not allowed
   kSessionLost,        // the session is unusable; it is replaced
   kKeyHandleInvalid,   // the cached object handle went stale; looked up again
   kLoginFailed,        // wrong, locked or expired PIN

@@ -1,6 +1,7 @@
 // Key administration for operators (the `xks-proxy keys` commands): create AES-256 keys with
-// exactly the usages asked for — pkcs11-tool cannot make encrypt-only or decrypt-only keys —
-// and list keys with duplicate labels flagged.
+// exactly the usages asked for — pkcs11-tool cannot make encrypt-only or decrypt-only keys —,
+// rotate, retire, disable and enable them (see key_directory.h for how versions and states are
+// kept on the token), and list them with their versions.
 #pragma once
 
 #include <cstdint>
@@ -31,10 +32,24 @@ HsmResult<KeyInfo> create_aes_key(const Pkcs11Module& module, CK_SLOT_ID slot, s
                                   std::string_view label, KeyUsageRequest usage,
                                   std::optional<std::span<const std::uint8_t, 32>> material = {});
 
+// `keys rotate`: a new version of the key, numbered after its newest, protected as
+// create_aes_key makes keys; it encrypts (Encrypt uses it from then on) and decrypts when the
+// key's original version does. `material` as for create_aes_key.
+HsmResult<KeyInfo> rotate_key(const Pkcs11Module& module, CK_SLOT_ID slot, std::string_view pin,
+                              std::string_view label,
+                              std::optional<std::span<const std::uint8_t, 32>> material = {});
+// `keys retire` (encrypt false: the version only decrypts) and its reverse.
+HsmResult<void> set_version_encrypt(const Pkcs11Module& module, CK_SLOT_ID slot,
+                                    std::string_view pin, std::string_view label,
+                                    std::uint32_t version, bool encrypt);
+// `keys disable|enable`: CKA_END_DATE on every version of the key (today), or none.
+HsmResult<void> set_key_disabled(const Pkcs11Module& module, CK_SLOT_ID slot, std::string_view pin,
+                                 std::string_view label, bool disabled);
+
 struct KeyListing {
   std::string label;
-  KeyInfo info;
-  std::size_t copies = 1;  // more than one: the label is ambiguous and the key unusable
+  std::vector<KeyInfo> versions;  // ascending by version
+  bool ambiguous = false;         // two objects share a version: the key is unusable
 };
 
 HsmResult<std::vector<KeyListing>> list_keys(const Pkcs11Module& module, CK_SLOT_ID slot,

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string_view>
 
 #include "xks/hsm/aes_gcm.h"
@@ -14,28 +15,52 @@
 
 namespace xks::hsm {
 
+// How a key store may use keys: by default only protected ones (sensitive, not extractable).
+struct KeyUse {
+  bool allow_unprotected = false;
+};
+
+// What GetKeyMetadata reports: the active version's attributes and the key's state.
+struct KeySummary {
+  KeyInfo active;
+  bool disabled = false;
+};
+
+struct Sealed {
+  GcmCiphertext gcm;
+  Bytes ciphertext_metadata;  // version_metadata(version)
+  std::uint32_t version = 1;
+};
+
 class KeyService {
  public:
   using Deadline = SessionPool::Clock::time_point;
 
   KeyService(SessionPool& pool, VendorProfile profile);
 
-  HsmResult<KeyInfo> metadata(std::string_view key_id, Deadline deadline);
-  // `aad` is the HSM-level AAD (see xks_aad).
-  HsmResult<GcmCiphertext> encrypt(std::string_view key_id, ByteView plaintext, ByteView aad,
-                                   Deadline deadline);
+  HsmResult<KeySummary> metadata(std::string_view key_id, KeyUse use, Deadline deadline);
+  // With the active version; `aad` is the request's AAD (the HSM authenticates xks_aad of it
+  // and the returned metadata).
+  HsmResult<Sealed> encrypt(std::string_view key_id, ByteView plaintext, ByteView aad, KeyUse use,
+                            Deadline deadline);
+  // With the version `ciphertext_metadata` names (this proxy's format), or the original version
+  // when it is empty; other metadata is kInvalidCiphertext.
   HsmResult<Bytes> decrypt(std::string_view key_id, ByteView ciphertext, ByteView iv, ByteView tag,
-                           ByteView aad, Deadline deadline);
+                           ByteView aad, ByteView ciphertext_metadata, KeyUse use,
+                           Deadline deadline);
 
   // Encrypts a block with `key_id` and decrypts it back: proves the vendor profile works.
   HsmResult<void> self_test(std::string_view key_id, Deadline deadline);
+  // Reads the cached keys again (see KeyDirectory::refresh) with a pooled session.
+  HsmResult<void> refresh_keys(const std::function<void(const std::string& change)>& changed,
+                               Deadline deadline);
 
   SessionPool& pool() { return pool_; }
 
  private:
   template <typename Operation>
   auto with_key(std::string_view key_id, Deadline deadline, Operation operation)
-      -> decltype(operation(CK_SESSION_HANDLE{}, KeyInfo{}));
+      -> decltype(operation(CK_SESSION_HANDLE{}, KeyVersions{}));
 
   SessionPool& pool_;
   VendorProfile profile_;

@@ -256,6 +256,27 @@ TEST_F(AuditLogTest, RotationEndsOneFileAndTheChainContinuesInTheNext) {
   EXPECT_EQ(swapped.first_bad_line, 1u);
 }
 
+TEST_F(AuditLogTest, ReopeningInQuickSuccessionLosesNothing) {
+  // SIGHUPs come close together (a reload, `xks-proxy keys ...`): each reopen writes on at once.
+  {
+    auto log = open(config(true));
+    for (int i = 0; i < 4; ++i) {
+      log->reopen();
+      ASSERT_EQ(log->reserve(), AuditLog::Place::kReserved);
+      std::optional<bool> written = submit_and_wait(*log, record(i));
+      ASSERT_TRUE(written.has_value());
+      EXPECT_TRUE(*written) << i;
+    }
+  }
+  EXPECT_EQ(metric("xks_audit_write_errors_total"), 0);
+  AuditKey right = key();
+  EXPECT_EQ(verify(&right).first_bad_line, 0u);
+  std::size_t requests = 0;
+  for (const std::string& line : lines())
+    requests += line.find("\"record\":") == std::string::npos ? 1u : 0u;
+  EXPECT_EQ(requests, 4u);
+}
+
 TEST_F(AuditLogTest, WriteErrorsAreCountedAndMandatoryRecordsAreRefused) {
   AuditConfig full;
   full.path = "/dev/full";

@@ -158,17 +158,22 @@ TEST(ParseRequest, ValidatesDecryptInputs) {
 
 TEST(Responses, AreCompactSingleLineJson) {
   std::vector<std::string_view> usage = {"ENCRYPT", "DECRYPT"};
-  EXPECT_EQ(metadata_response(usage),
+  EXPECT_EQ(metadata_response(usage, true),
             R"({"keySpec":"AES_256","keyUsage":["ENCRYPT","DECRYPT"],"keyStatus":"ENABLED"})");
+  EXPECT_EQ(metadata_response(usage, false),
+            R"({"keySpec":"AES_256","keyUsage":["ENCRYPT","DECRYPT"],"keyStatus":"DISABLED"})");
   std::vector<std::uint8_t> plaintext = {'H', 'i'};
   EXPECT_EQ(decrypt_response(plaintext), R"({"plaintext":"SGk="})");
   std::vector<std::uint8_t> ct(2, 0), iv(12, 0), tag(16, 0);
-  std::string encrypted = encrypt_response(ct, iv, tag, "");
+  std::string encrypted = encrypt_response(ct, iv, tag, {}, "");
   EXPECT_EQ(encrypted.find('\n'), std::string::npos);
   EXPECT_NE(encrypted.find(R"("ciphertext":"AAA=")"), std::string::npos);
   EXPECT_EQ(encrypted.find("ciphertextDataIntegrityValue"), std::string::npos);
-  EXPECT_NE(encrypt_response(ct, iv, tag, "abc=").find(R"("ciphertextDataIntegrityValue":"abc=")"),
-            std::string::npos);
+  EXPECT_EQ(encrypted.find("ciphertextMetadata"), std::string::npos);
+  std::vector<std::uint8_t> metadata = {1, 0, 2};
+  std::string versioned = encrypt_response(ct, iv, tag, metadata, "abc=");
+  EXPECT_NE(versioned.find(R"("ciphertextDataIntegrityValue":"abc=")"), std::string::npos);
+  EXPECT_NE(versioned.find(R"("ciphertextMetadata":"AQAC")"), std::string::npos);
   FleetMember member{"serial-1", "SoftHSM \"v2\"", "ACTIVE"};
   EXPECT_EQ(
       health_response(2, "v", "m", "e", {&member, 1}),

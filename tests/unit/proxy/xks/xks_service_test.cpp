@@ -61,7 +61,8 @@ class XksServiceTest : public test::HsmFixture {
          .sessions = 2,
          .workers = 2,
          .circuit_breaker = {.consecutive_failures = 2, .open_for = std::chrono::hours(1)},
-         .on_session_event = {}});
+         .on_session_event = {},
+         .on_key_change = {}});
     ASSERT_TRUE(backend.has_value()) << backend.error().message;
     std::vector<std::pair<std::string, std::unique_ptr<hsm::Backend>>> members;
     members.emplace_back("test-hsm", std::move(*backend));
@@ -216,13 +217,17 @@ TEST_F(XksServiceTest, EncryptThenDecryptWithAadAndCdiv) {
   EXPECT_EQ(ciphertext.size(), 12u);
   EXPECT_EQ(iv.size(), 12u);
   EXPECT_EQ(tag.size(), 16u);
+  // The key's version, bound into the AAD and the CDIV (spec appendix C).
+  EXPECT_EQ(field("ciphertextMetadata"), "AQAB");  // format 1, version 1
+  auto metadata = *wire::base64_decode(field("ciphertextMetadata"));
   EXPECT_EQ(field("ciphertextDataIntegrityValue"),
-            cdiv(*wire::base64_decode(aad), {}, iv, ciphertext, tag));
+            cdiv(*wire::base64_decode(aad), metadata, iv, ciphertext, tag));
 
   std::string decrypt = "{" + kMetadata + R"(,"ciphertext":")" + field("ciphertext") +
                         R"(","encryptionAlgorithm":"AES_GCM","initializationVector":")" +
                         field("initializationVector") + R"(","authenticationTag":")" +
-                        field("authenticationTag") + R"(","additionalAuthenticatedData":")";
+                        field("authenticationTag") + R"(","ciphertextMetadata":")" +
+                        field("ciphertextMetadata") + R"(","additionalAuthenticatedData":")";
   auto decrypted = call("/tenant-a/kms/xks/v1/keys/foo/decrypt", decrypt + aad + "\"}");
   ASSERT_EQ(decrypted.status, 200) << decrypted.body;
   EXPECT_EQ(decrypted.body, R"({"plaintext":"SGVsbG8gV29ybGQh"})");
@@ -230,9 +235,14 @@ TEST_F(XksServiceTest, EncryptThenDecryptWithAadAndCdiv) {
   auto wrong_aad = call("/tenant-a/kms/xks/v1/keys/foo/decrypt", decrypt + "cD1t\"}");
   EXPECT_EQ(wrong_aad.status, 400);
   EXPECT_EQ(error_name_of(wrong_aad), "InvalidCiphertextException");
-  auto with_metadata = call("/tenant-a/kms/xks/v1/keys/foo/decrypt",
-                            decrypt + aad + R"(","ciphertextMetadata":"AQ=="})");
-  EXPECT_EQ(error_name_of(with_metadata), "InvalidCiphertextException");
+  // Other metadata: not this proxy's, or another version.
+  for (const char* other : {"AQ==", "AQAC", "AgAB"}) {
+    std::string tampered = decrypt;
+    tampered.replace(tampered.find("AQAB"), 4, other);
+    EXPECT_EQ(error_name_of(call("/tenant-a/kms/xks/v1/keys/foo/decrypt", tampered + aad + "\"}")),
+              "InvalidCiphertextException")
+        << other;
+  }
 }
 
 TEST_F(XksServiceTest, KeyUsageErrors) {

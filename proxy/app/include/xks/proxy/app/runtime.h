@@ -31,9 +31,13 @@ class Runtime {
   metrics::Registry& metrics() { return registry_; }
   AuditLog* audit() { return audit_.get(); }  // null when auditing is off
   metrics::Gauge& certificate_expiry() { return *certificate_expiry_; }
+  // Every HSM reads its keys' versions and states again now (SIGHUP; also every 10 s).
+  void refresh_keys();
 
  private:
   explicit Runtime(Config config) : config_(std::move(config)) {}
+  // A key lifecycle change an HSM saw: logged and audited.
+  void key_changed(std::size_t member, const std::string& change);
 
   Config config_;
   metrics::Registry registry_;

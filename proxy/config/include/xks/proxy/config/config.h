@@ -91,6 +91,9 @@ struct KeyStoreConfig {
   std::vector<AuthorizationRule> rules;  // in file order
   QuotaConfig quota;
   BlockConfig block;
+  // Serve keys the HSM would let out in the clear (CKA_EXTRACTABLE true or CKA_SENSITIVE
+  // false); by default they answer InvalidStateException.
+  bool allow_unprotected_keys = false;
 };
 
 struct Config {

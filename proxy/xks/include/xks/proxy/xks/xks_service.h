@@ -48,6 +48,7 @@ struct KeyStore {
   KeyStorePolicy policy;
   std::shared_ptr<Quota> quota;  // null: no quota
   XksMetrics::KeyStoreSeries series;
+  hsm::KeyUse key_use;  // whether keys the HSM does not protect may serve
 };
 
 struct ProxyIdentity {

@@ -1,0 +1,201 @@
+#!/usr/bin/python3
+"""Key lifecycle on the real binary: rotation under load (xks-load --verify across two
+rotations), retire, disable and enable seen by the running proxy, ciphertextMetadata tampering,
+and keys the HSM does not protect refused unless the key store allows them.
+
+Usage: key_lifecycle_test.py PATH_TO_XKS_PROXY PATH_TO_XKS_LOAD PATH_TO_FAULT_MODULE
+"""
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from proxy_process import *  # noqa: E402,F401,F403  (the process, signing, fakes)
+import proxy_process  # noqa: E402
+
+
+def encrypt_body(plaintext=b"p" * 32, aad=b"context"):
+    return {"requestMetadata": metadata(), "plaintext": b64(plaintext),
+            "additionalAuthenticatedData": b64(aad), "encryptionAlgorithm": "AES_GCM"}
+
+
+def decrypt_body(sealed, aad=b"context", ciphertext_metadata=None):
+    body = {"requestMetadata": metadata("Decrypt"), "ciphertext": sealed["ciphertext"],
+            "initializationVector": sealed["initializationVector"],
+            "authenticationTag": sealed["authenticationTag"],
+            "additionalAuthenticatedData": b64(aad), "encryptionAlgorithm": "AES_GCM"}
+    metadata_value = sealed.get("ciphertextMetadata") if ciphertext_metadata is None \
+        else ciphertext_metadata
+    if metadata_value:
+        body["ciphertextMetadata"] = metadata_value
+    return body
+
+
+def make_weak_key(state_dir):
+    """A key the HSM would hand out in the clear, made by another tool."""
+    with open(os.path.join(state_dir, "secrets/hsm-pin")) as f:
+        pin = f.read().strip()
+    subprocess.run(
+        ["pkcs11-tool", "--module", "/usr/lib/softhsm/libsofthsm2.so", "--token-label",
+         "xks-demo", "--login", "--pin", pin, "--keygen", "--key-type", "AES:32", "--label",
+         "weak", "--extractable"],
+        check=True, capture_output=True, timeout=60,
+        env=dict(os.environ, SOFTHSM2_CONF=os.path.join(state_dir, "softhsm/softhsm2.conf")))
+
+
+class KeyLifecycleTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="xks-lifecycle-test-")
+
+        cls.proxy = ProxyProcess(os.path.join(cls.tmp, "demo"), before_serve=make_weak_key,
+                                 edit_config=also_serve("weak", "rotating", "lifecycle"))
+        cls.env = dict(os.environ,
+                       SOFTHSM2_CONF=os.path.join(cls.proxy.dir, "softhsm/softhsm2.conf"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def keys(self, *arguments, expect=0):
+        run = subprocess.run([BINARY, "keys"] + list(arguments) + ["--config", self.proxy.config],
+                             capture_output=True, text=True, timeout=60, env=self.env)
+        self.assertEqual(run.returncode, expect, run.stdout + run.stderr)
+        return run.stdout
+
+    def encrypt(self, key):
+        status, sealed = self.proxy.call("keys/%s/encrypt" % key, encrypt_body())
+        self.assertEqual(status, 200, sealed)
+        return sealed
+
+    def version_of(self, sealed):
+        data = base64.b64decode(sealed["ciphertextMetadata"])
+        self.assertEqual(data[0], 1)  # the format byte
+        return int.from_bytes(data[1:], "big")
+
+    def audit_events(self):
+        time.sleep(0.3)
+        with open(os.path.join(self.proxy.dir, "audit.log")) as f:
+            return [json.loads(line) for line in f if '"event":"key_change"' in line]
+
+    def test_rotation_under_load_loses_nothing_and_every_version_still_decrypts(self):
+        self.keys("create", "--label", "rotating")
+        first = self.encrypt("rotating")
+        self.assertEqual(self.version_of(first), 1)
+        result = {}
+
+        def load():
+            result["run"] = subprocess.run(
+                [LOAD_BINARY, "--port", str(self.proxy.port), "--cacert", self.proxy.ca,
+                 "--kms-console", os.path.join(self.proxy.dir, "kms-console.json"),
+                 "--key", "rotating", "--mix", "encrypt:1,decrypt:1", "--verify",
+                 "--rate", "200", "--seconds", "4", "--json", os.path.join(self.tmp, "load.json")],
+                capture_output=True, text=True, timeout=60)
+
+        thread = threading.Thread(target=load)
+        thread.start()
+        time.sleep(1)
+        self.assertIn("version 2 made", self.keys("rotate", "rotating"))
+        time.sleep(1)
+        self.assertIn("version 3 made", self.keys("rotate", "rotating"))
+        thread.join(60)
+        run = result["run"]
+        self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+        with open(os.path.join(self.tmp, "load.json")) as f:
+            report = json.load(f)
+        self.assertEqual(report["errors"], 0, report["errors_by"])
+        self.assertGreater(report["ok"], 600)
+        # The proxy saw both rotations at once (the command signalled it) and recorded them.
+        third = self.encrypt("rotating")
+        self.assertEqual(self.version_of(third), 3)
+        changes = [e["change"] for e in self.audit_events()]
+        self.assertIn("key rotating version 2 appeared (active)", changes)
+        self.assertIn("key rotating version 3 appeared (active)", changes)
+        # Ciphertexts of every version decrypt.
+        for sealed in (first, third):
+            status, opened = self.proxy.call("keys/rotating/decrypt", decrypt_body(sealed))
+            self.assertEqual(status, 200, opened)
+        listing = self.keys("list")
+        self.assertRegex(listing, r"rotating +3 +active")
+
+    def test_retire_disable_and_enable(self):
+        self.keys("create", "--label", "lifecycle")
+        self.keys("rotate", "lifecycle")
+        second = self.encrypt("lifecycle")
+        self.assertEqual(self.version_of(second), 2)
+        self.keys("retire", "lifecycle", "--version", "2")
+        # Encrypt goes back to the newest active version; version 2 still decrypts.
+        self.assertEqual(self.version_of(self.encrypt("lifecycle")), 1)
+        status, _ = self.proxy.call("keys/lifecycle/decrypt", decrypt_body(second))
+        self.assertEqual(status, 200)
+        self.keys("disable", "lifecycle")
+        status, body = self.proxy.call("keys/lifecycle/metadata",
+                                       {"requestMetadata": metadata("DescribeKey")})
+        self.assertEqual((status, body["keyStatus"]), (200, "DISABLED"))
+        for path, payload in (("encrypt", encrypt_body()), ("decrypt", decrypt_body(second))):
+            status, body = self.proxy.call("keys/lifecycle/" + path, payload)
+            self.assertEqual((status, body["errorName"]), (400, "InvalidStateException"))
+        self.keys("enable", "lifecycle")
+        status, body = self.proxy.call("keys/lifecycle/metadata",
+                                       {"requestMetadata": metadata("DescribeKey")})
+        self.assertEqual(body["keyStatus"], "ENABLED")
+        status, _ = self.proxy.call("keys/lifecycle/decrypt", decrypt_body(second))
+        self.assertEqual(status, 200)
+        changes = [e["change"] for e in self.audit_events()]
+        for change in ("key lifecycle version 2 is now decrypt-only", "key lifecycle disabled",
+                       "key lifecycle enabled"):
+            self.assertIn(change, changes)
+        self.keys("retire", "nope", "--version", "1", expect=1)
+
+    def test_any_bit_flipped_in_the_metadata_is_an_invalid_ciphertext(self):
+        sealed = self.encrypt("foo")
+        original = base64.b64decode(sealed["ciphertextMetadata"])
+        for bit in range(len(original) * 8):
+            tampered = bytearray(original)
+            tampered[bit // 8] ^= 1 << (bit % 8)
+            status, body = self.proxy.call("keys/foo/decrypt",
+                                           decrypt_body(sealed, ciphertext_metadata=b64(
+                                               bytes(tampered))))
+            self.assertEqual((status, body["errorName"]), (400, "InvalidCiphertextException"),
+                             bit)
+        # Removed: the original version, whose AAD had no metadata: it does not authenticate.
+        status, body = self.proxy.call("keys/foo/decrypt", decrypt_body(sealed,
+                                                                        ciphertext_metadata=""))
+        self.assertEqual((status, body["errorName"]), (400, "InvalidCiphertextException"))
+
+    def test_a_key_the_hsm_does_not_protect_is_refused(self):
+        for path, payload in (("metadata", {"requestMetadata": metadata("DescribeKey")}),
+                              ("encrypt", encrypt_body())):
+            status, body = self.proxy.call("keys/weak/" + path, payload)
+            self.assertEqual((status, body["errorName"]), (400, "InvalidStateException"), path)
+        self.assertRegex(self.keys("list"), r"weak .*NOT-SENSITIVE,EXTRACTABLE")
+
+
+class AllowedUnprotectedKeysTest(unittest.TestCase):
+    def test_a_key_store_may_allow_them_explicitly(self):
+        tmp = tempfile.mkdtemp(prefix="xks-unprotected-test-")
+        proxy = ProxyProcess(
+            os.path.join(tmp, "demo"), before_serve=make_weak_key,
+            edit_config=lambda config: also_serve("weak")(config).replace(
+                "[[keystore]]\n", "[[keystore]]\nallow_unprotected_keys = true\n"))
+        try:
+            status, body = proxy.call("keys/weak/metadata",
+                                      {"requestMetadata": metadata("DescribeKey")})
+            self.assertEqual(status, 200, body)
+            status, sealed = proxy.call("keys/weak/encrypt", encrypt_body())
+            self.assertEqual(status, 200, sealed)
+        finally:
+            proxy.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    proxy_process.run(globals())
