@@ -99,12 +99,32 @@ void Backend::watch_health(
 }
 
 HsmResult<void> Backend::refresh_keys() {
-  return keys_->refresh_keys(
+  auto refreshed = keys_->refresh_keys(
       [this](const std::string& change) {
         if (options_.on_key_change)
           options_.on_key_change(change);
       },
       SessionPool::Clock::now() + std::chrono::seconds(5));
+  if (refreshed) {
+    keys_read_at_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count());
+  }
+  return refreshed;
+}
+
+void Backend::request_key_refresh() {
+  {
+    std::lock_guard lock(refresh_mutex_);
+    refresh_requested_ = true;
+  }
+  refresh_wake_.notify_all();
+}
+
+std::chrono::system_clock::time_point Backend::keys_read_at() const {
+  return std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::nanoseconds(keys_read_at_.load())));
 }
 
 HsmResult<std::vector<std::string>> Backend::key_labels() {
@@ -172,18 +192,25 @@ void Backend::check_health_periodically(
     std::stop_token stop, std::function<void(HealthState, const std::string&)> on_change) {
   constexpr auto kInterval = std::chrono::seconds(10);
   constexpr auto kTimeout = std::chrono::seconds(5);
-  std::mutex mutex;
-  std::condition_variable_any wake;
   HealthState previous = health_->last().state;
-  std::unique_lock lock(mutex);
-  while (!wake.wait_for(lock, stop, kInterval, [] { return false; }) && !stop.stop_requested()) {
-    HealthReport report = health_->check(SessionPool::Clock::now() + kTimeout);
-    if (report.state != previous) {
-      if (on_change)
-        on_change(report.state, report.detail);
-      previous = report.state;
+  std::unique_lock lock(refresh_mutex_);
+  while (!stop.stop_requested()) {
+    bool requested =
+        refresh_wake_.wait_for(lock, stop, kInterval, [this] { return refresh_requested_; });
+    if (stop.stop_requested())
+      break;
+    refresh_requested_ = false;
+    lock.unlock();
+    if (!requested) {
+      HealthReport report = health_->check(SessionPool::Clock::now() + kTimeout);
+      if (report.state != previous) {
+        if (on_change)
+          on_change(report.state, report.detail);
+        previous = report.state;
+      }
     }
     (void)refresh_keys();  // a failure is the health check's to report
+    lock.lock();
   }
 }
 

@@ -54,13 +54,6 @@ std::string today() {
   return text;
 }
 
-std::string unhex(std::string_view text) {
-  std::string out;
-  for (std::size_t i = 0; i + 1 < text.size(); i += 2)
-    out += static_cast<char>(std::stoi(std::string(text.substr(i, 2)), nullptr, 16));
-  return out;
-}
-
 // Makes version `version` of `label` in an open read-write session.
 HsmResult<KeyInfo> make_key(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,
                             std::string_view label, std::uint32_t version, KeyUsageRequest usage,
@@ -161,7 +154,7 @@ HsmResult<KeyInfo> create_aes_key(const Pkcs11Module& module, CK_SLOT_ID slot, s
 }
 
 HsmResult<KeyInfo> rotate_key(const Pkcs11Module& module, CK_SLOT_ID slot, std::string_view pin,
-                              std::string_view label,
+                              std::string_view label, std::uint32_t version,
                               std::optional<std::span<const std::uint8_t, 32>> material) {
   CK_FUNCTION_LIST& api = module.api();
   auto opened = open_logged_in_session(api, slot, CKF_RW_SESSION, pin);
@@ -171,14 +164,52 @@ HsmResult<KeyInfo> rotate_key(const Pkcs11Module& module, CK_SLOT_ID slot, std::
   auto key = read_key_versions(api, session.handle(), label);
   if (!key)
     return tl::unexpected(key.error());
-  const KeyInfo& newest = key->versions.back();
-  if (newest.version >= 0xffff) {
+  if (version > kMaxKeyVersion) {
     return tl::unexpected(
         HsmError{HsmErrorKind::kOther, CKR_OK, "the key has reached its last version"});
   }
-  // A new version is there to encrypt; it decrypts when the key's original version does.
-  KeyUsageRequest usage{true, key->original().decrypt};
-  return make_key(api, session.handle(), label, newest.version + 1, usage, material);
+  if (version <= key->versions.back().version) {
+    return tl::unexpected(HsmError{HsmErrorKind::kDuplicateKey, CKR_OK,
+                                   "the key has version " +
+                                       std::to_string(key->versions.back().version) +
+                                       " already: not above it"});
+  }
+  // A new version is there to encrypt; it decrypts when the key's version 1 does.
+  const KeyInfo* first = key->find(1);
+  KeyUsageRequest usage{true, first == nullptr || first->decrypt};
+  return make_key(api, session.handle(), label, version, usage, material);
+}
+
+HsmResult<std::uint32_t> newest_version(const Pkcs11Module& module, CK_SLOT_ID slot,
+                                        std::string_view pin, std::string_view label) {
+  CK_FUNCTION_LIST& api = module.api();
+  auto opened = open_logged_in_session(api, slot, 0, pin);
+  if (!opened)
+    return tl::unexpected(opened.error());
+  AdminSession session(api, *opened);
+  auto key = read_key_versions(api, session.handle(), label);
+  if (!key)
+    return tl::unexpected(key.error());
+  return key->versions.back().version;
+}
+
+HsmResult<void> destroy_key_version(const Pkcs11Module& module, CK_SLOT_ID slot,
+                                    std::string_view pin, std::string_view label,
+                                    std::uint32_t version) {
+  CK_FUNCTION_LIST& api = module.api();
+  auto opened = open_logged_in_session(api, slot, CKF_RW_SESSION, pin);
+  if (!opened)
+    return tl::unexpected(opened.error());
+  AdminSession session(api, *opened);
+  auto key = read_key_versions(api, session.handle(), label);
+  if (!key)
+    return tl::unexpected(key.error());
+  const KeyInfo* found = key->find(version);
+  if (found == nullptr)
+    return tl::unexpected(HsmError{HsmErrorKind::kKeyNotFound, CKR_OK, "no such version"});
+  if (CK_RV rv = api.C_DestroyObject(session.handle(), found->handle); rv != CKR_OK)
+    return tl::unexpected(HsmError::from_rv("C_DestroyObject", rv));
+  return {};
 }
 
 HsmResult<void> set_version_encrypt(const Pkcs11Module& module, CK_SLOT_ID slot,

@@ -100,35 +100,79 @@ std::string key_tag(const KeyInfo& key) {
   return tag;
 }
 
-void read_key_tag(std::string_view id, KeyInfo& key) {
-  key.version = 1;
-  key.created.clear();
-  key.disabled = false;
-  key.was.clear();
-  if (!id.starts_with(kTagPrefix)) {
-    if (!id.empty())
-      key.was = hex(id);  // kept to restore when the proxy tags the key (then drops it again)
-    return;
-  }
+namespace {
+
+bool all_of_class(std::string_view text, bool (*in_class)(char)) {
+  return std::all_of(text.begin(), text.end(), in_class);
+}
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+bool is_hex_digit(char c) {
+  return is_digit(c) || (c >= 'a' && c <= 'f');
+}
+
+// The tag in `id`, when `id` is exactly one: "v=" first, each part once, nothing unknown.
+std::optional<KeyInfo> parse_tag(std::string_view id) {
+  if (!id.starts_with(kTagPrefix))
+    return std::nullopt;
+  KeyInfo tag;
+  bool has_version = false;
   std::string_view rest = id.substr(kTagPrefix.size());
-  while (!rest.empty()) {
+  for (bool first = true; !rest.empty() || first; first = false) {
     std::size_t end = rest.find(';');
     std::string_view item = rest.substr(0, end);
     rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
-    auto digits = [](std::string_view text) {
-      return !text.empty() && text.size() <= 9 &&
-             std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
-    };
-    if (item.starts_with("v=") && digits(item.substr(2)))
-      key.version = std::max<std::uint32_t>(
-          1, static_cast<std::uint32_t>(std::stoul(std::string(item.substr(2)))));
-    else if (item.starts_with("created="))
-      key.created = item.substr(8);
-    else if (item == "disabled")
-      key.disabled = true;
-    else if (item.starts_with("was="))
-      key.was = item.substr(4);
+    if (first) {
+      std::string_view digits = item.starts_with("v=") ? item.substr(2) : std::string_view();
+      if (digits.empty() || digits.size() > 5 || digits.front() == '0' ||
+          !all_of_class(digits, is_digit))
+        return std::nullopt;
+      tag.version = static_cast<std::uint32_t>(std::stoul(std::string(digits)));
+      if (tag.version > kMaxKeyVersion)
+        return std::nullopt;
+      has_version = true;
+    } else if (item.starts_with("created=") && tag.created.empty()) {
+      std::string_view date = item.substr(8);
+      if (date.size() != 10 || date[4] != '-' || date[7] != '-' ||
+          !all_of_class(date.substr(0, 4), is_digit) ||
+          !all_of_class(date.substr(5, 2), is_digit) || !all_of_class(date.substr(8, 2), is_digit))
+        return std::nullopt;
+      tag.created = date;
+    } else if (item == "disabled" && !tag.disabled) {
+      tag.disabled = true;
+    } else if (item.starts_with("was=") && tag.was.empty()) {
+      std::string_view was = item.substr(4);
+      if (was.empty() || was.size() % 2 != 0 || !all_of_class(was, is_hex_digit))
+        return std::nullopt;
+      tag.was = was;
+    } else {
+      return std::nullopt;
+    }
   }
+  if (!has_version)
+    return std::nullopt;
+  return tag;
+}
+
+}  // namespace
+
+void read_key_tag(std::string_view id, KeyInfo& key) {
+  std::optional<KeyInfo> tag = parse_tag(id);
+  key.version = tag ? tag->version : 1;
+  key.created = tag ? tag->created : "";
+  key.disabled = tag && tag->disabled;
+  // Another tool's id (even one that merely starts like a tag) is kept, to restore once the
+  // proxy's tag is no longer needed.
+  key.was = tag ? tag->was : hex(id);
+}
+
+std::string unhex(std::string_view text) {
+  auto value = [](char c) { return is_digit(c) ? c - '0' : c - 'a' + 10; };
+  std::string out;
+  for (std::size_t i = 0; i + 1 < text.size(); i += 2)
+    out += static_cast<char>(value(text[i]) * 16 + value(text[i + 1]));
+  return out;
 }
 
 HsmResult<KeyInfo> read_key_info(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,
@@ -138,7 +182,7 @@ HsmResult<KeyInfo> read_key_info(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE sessio
   CK_BBOOL encrypt = CK_FALSE, decrypt = CK_FALSE, sign = CK_FALSE, verify = CK_FALSE,
            wrap = CK_FALSE, unwrap = CK_FALSE, sensitive = CK_FALSE, extractable = CK_TRUE,
            always_sensitive = CK_FALSE, never_extractable = CK_FALSE;
-  char id[256] = {};
+
   CK_ATTRIBUTE attributes[] = {
       {CKA_KEY_TYPE, &info.key_type, sizeof info.key_type},
       {CKA_VALUE_LEN, &info.value_length, sizeof info.value_length},
@@ -152,13 +196,11 @@ HsmResult<KeyInfo> read_key_info(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE sessio
       {CKA_EXTRACTABLE, &extractable, sizeof extractable},
       {CKA_ALWAYS_SENSITIVE, &always_sensitive, sizeof always_sensitive},
       {CKA_NEVER_EXTRACTABLE, &never_extractable, sizeof never_extractable},
-      {CKA_ID, id, sizeof id},  // too long (CKR_BUFFER_TOO_SMALL): not one of ours
   };
   // CKR_ATTRIBUTE_TYPE_INVALID leaves the missing attribute's length at -1; the others are
   // still filled in, and an absent usage means "not allowed".
   CK_RV rv = api.C_GetAttributeValue(session, handle, attributes, std::size(attributes));
-  if (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID && rv != CKR_BUFFER_TOO_SMALL &&
-      rv != CKR_ATTRIBUTE_SENSITIVE) {
+  if (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID && rv != CKR_ATTRIBUTE_SENSITIVE) {
     return tl::unexpected(HsmError::from_rv("C_GetAttributeValue", rv));
   }
   auto flag = [&](const CK_ATTRIBUTE& attribute, CK_BBOOL value) {
@@ -175,8 +217,18 @@ HsmResult<KeyInfo> read_key_info(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE sessio
   info.extractable = attributes[9].ulValueLen != sizeof(CK_BBOOL) || extractable == CK_TRUE;
   info.always_sensitive = flag(attributes[10], always_sensitive);
   info.never_extractable = flag(attributes[11], never_extractable);
-  if (attributes[12].ulValueLen <= sizeof id)
-    read_key_tag({id, attributes[12].ulValueLen}, info);
+  // CKA_ID, whatever its length (another tool's may be long): the tag, or what it replaced.
+  CK_ATTRIBUTE id_length{CKA_ID, nullptr, 0};
+  std::string id;
+  if (api.C_GetAttributeValue(session, handle, &id_length, 1) == CKR_OK &&
+      id_length.ulValueLen != CK_UNAVAILABLE_INFORMATION) {
+    id.resize(id_length.ulValueLen);
+    CK_ATTRIBUTE value{CKA_ID, id.data(), id.size()};
+    if (CK_RV id_rv = api.C_GetAttributeValue(session, handle, &value, 1); id_rv != CKR_OK)
+      return tl::unexpected(HsmError::from_rv("C_GetAttributeValue", id_rv));
+    id.resize(value.ulValueLen);
+  }
+  read_key_tag(id, info);
   if (attributes[1].ulValueLen != sizeof(CK_ULONG))
     info.value_length = 0;
   return info;

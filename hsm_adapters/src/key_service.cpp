@@ -125,16 +125,22 @@ HsmResult<Sealed> KeyService::encrypt(std::string_view key_id, ByteView plaintex
 HsmResult<Bytes> KeyService::decrypt(std::string_view key_id, ByteView ciphertext, ByteView iv,
                                      ByteView tag, ByteView aad, ByteView ciphertext_metadata,
                                      KeyUse use, Deadline deadline) {
+  bool looked_again = false;
   return with_key(
       key_id, deadline, [&](CK_SESSION_HANDLE session, const KeyVersions& key) -> HsmResult<Bytes> {
-        const KeyInfo* version = &key.original();
-        if (!ciphertext_metadata.empty()) {
-          auto number = version_of_metadata(ciphertext_metadata);
-          version = number ? key.find(*number) : nullptr;
-          if (version == nullptr) {
-            return tl::unexpected(HsmError{HsmErrorKind::kInvalidCiphertext, CKR_OK,
-                                           "ciphertextMetadata names no version of the key"});
-          }
+        std::optional<std::uint32_t> number =
+            ciphertext_metadata.empty() ? 1u : version_of_metadata(ciphertext_metadata);
+        const KeyInfo* version = number ? key.find(*number) : nullptr;
+        if (version == nullptr && number && !looked_again) {
+          // Perhaps made since the cache was filled (another HSM of the fleet may have encrypted
+          // with it first): the key is read again, once.
+          looked_again = true;
+          return tl::unexpected(
+              HsmError{HsmErrorKind::kKeyHandleInvalid, CKR_OK, "version not in the cache"});
+        }
+        if (version == nullptr) {
+          return tl::unexpected(HsmError{HsmErrorKind::kInvalidCiphertext, CKR_OK,
+                                         "ciphertextMetadata names no version of the key"});
         }
         if (auto checked = usable(key, *version, use); !checked)
           return tl::unexpected(checked.error());

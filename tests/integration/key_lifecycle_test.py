@@ -179,6 +179,30 @@ class KeyLifecycleTest(unittest.TestCase):
         self.assertRegex(self.keys("list"), r"weak .*NOT-SENSITIVE,EXTRACTABLE")
 
 
+class FleetRotationTest(unittest.TestCase):
+    def test_every_hsm_of_a_fleet_gets_the_same_new_version(self):
+        tmp = tempfile.mkdtemp(prefix="xks-fleet-rotation-test-")
+        proxy = ProxyProcess(os.path.join(tmp, "demo"), backends=2)
+        try:
+            env = dict(os.environ, SOFTHSM2_CONF=os.path.join(proxy.dir, "softhsm/softhsm2.conf"))
+            run = subprocess.run([BINARY, "keys", "rotate", "foo", "--config", proxy.config],
+                                 capture_output=True, text=True, timeout=60, env=env)
+            self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+            self.assertEqual(run.stdout.count("version 2 made"), 2, run.stdout)
+            self.assertIn("has read its keys again", run.stdout)
+            # Requests go to both HSMs in turn: whichever encrypted, the other decrypts.
+            for _ in range(10):
+                status, sealed = proxy.call("keys/foo/encrypt", encrypt_body())
+                self.assertEqual(status, 200, sealed)
+                self.assertEqual(base64.b64decode(sealed["ciphertextMetadata"]), b"\x01\x00\x02")
+                for _ in range(2):
+                    status, opened = proxy.call("keys/foo/decrypt", decrypt_body(sealed))
+                    self.assertEqual(status, 200, opened)
+        finally:
+            proxy.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 class AllowedUnprotectedKeysTest(unittest.TestCase):
     def test_a_key_store_may_allow_them_explicitly(self):
         tmp = tempfile.mkdtemp(prefix="xks-unprotected-test-")

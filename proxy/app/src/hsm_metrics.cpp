@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <chrono>
 #include <map>
 
 #include "xks/hsm/fleet.h"
@@ -30,6 +31,9 @@ void watch_hsm_fleet(metrics::Registry& registry, hsm::Fleet& fleet) {
       "xks_hsm_keys_missing",
       "Keys other HSMs of the fleet held at start that this one lacks (never sent to it).",
       {"hsm"});
+  auto& keys_read = registry.gauge(
+      "xks_hsm_keys_read_timestamp_seconds",
+      "When the HSM's keys (versions and states) were last read again, as Unix time.", {"hsm"});
   std::map<std::string, std::size_t> missing;
   for (const hsm::Fleet::KeyGap& gap : fleet.key_gaps()) {
     for (const std::string& name : gap.missing_from)
@@ -48,7 +52,10 @@ void watch_hsm_fleet(metrics::Registry& registry, hsm::Fleet& fleet) {
                                              &health.labels({name, "DEGRADED"}),
                                              &health.labels({name, "UNAVAILABLE"})};
     metrics::Gauge& circuit = circuit_state.labels({name});
-    registry.on_scrape([&backend, &idle, &busy, &reconnecting, &queued, states, &circuit] {
+    metrics::Gauge& read_at = keys_read.labels({name});
+    registry.on_scrape([&backend, &idle, &busy, &reconnecting, &queued, states, &circuit,
+                        &read_at] {
+      read_at.set(std::chrono::duration<double>(backend.keys_read_at().time_since_epoch()).count());
       hsm::SessionPool::Counts counts = backend.pool().counts();
       idle.set(static_cast<double>(counts.idle));
       busy.set(static_cast<double>(counts.busy));

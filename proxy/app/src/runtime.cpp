@@ -23,7 +23,7 @@ void Runtime::key_changed(std::size_t member, const std::string& change) {
 
 void Runtime::refresh_keys() {
   for (std::size_t i = 0; i < fleet_->size(); ++i)
-    (void)fleet_->member(i).backend->refresh_keys();
+    fleet_->member(i).backend->request_key_refresh();
 }
 
 Runtime::~Runtime() {

@@ -324,17 +324,42 @@ int reload(const std::string& config_option, int pid) {
 
 }  // namespace
 
-std::vector<int> signal_serving_proxies(const std::string& config) {
+void tell_serving_proxies_keys_changed(const std::string& config) {
   std::error_code error;
   fs::path path = fs::canonical(config, error);
+  auto server = load_server_config(config);
+  if (error || !server)
+    return;
+  const auto signalled_at = std::chrono::system_clock::now();
   std::vector<int> signalled;
-  if (error)
-    return signalled;
   for (int pid : proxies_serving(path)) {
     if (::kill(pid, SIGHUP) == 0)
       signalled.push_back(pid);
   }
-  return signalled;
+  if (signalled.empty()) {
+    std::cout << "no running xks-proxy serves " << config
+              << ": a proxy reads its keys again within 10 s, or on SIGHUP\n";
+    return;
+  }
+  // Every HSM's keys read again after the signal.
+  const double since = std::chrono::duration<double>(signalled_at.time_since_epoch()).count();
+  const std::string series = "\nxks_hsm_keys_read_timestamp_seconds{";
+  bool confirmed = poll_admin(server->admin_listen, [&](const std::string& scraped) {
+    bool any = false;
+    for (std::size_t at = scraped.find(series); at != std::string::npos;
+         at = scraped.find(series, at + 1)) {
+      std::size_t value = scraped.find("} ", at);
+      if (value == std::string::npos || std::stod(scraped.substr(value + 2)) < since)
+        return false;
+      any = true;
+    }
+    return any;
+  });
+  std::cout << "the proxy serving " << config << " (process " << signalled.front() << ") "
+            << (confirmed ? "has read its keys again"
+                          : "was told to read its keys again, and has not confirmed it yet "
+                            "(it does so within 10 s)")
+            << "\n";
 }
 
 void add_control_commands(CLI::App& app, int& exit_code) {

@@ -14,8 +14,9 @@ namespace xks::proxy {
 
 void add_control_commands(CLI::App& app, int& exit_code);
 
-// SIGHUP to every xks-proxy serving `config` that this user may signal (after a change it is to
-// see at once); the processes signalled.
-std::vector<int> signal_serving_proxies(const std::string& config);
+// After a change of the HSMs' keys: SIGHUP to every xks-proxy serving `config` that this user
+// may signal, then waits (at most 5 s) until its admin listener reports every HSM's keys read
+// again. Says what happened on standard output.
+void tell_serving_proxies_keys_changed(const std::string& config);
 
 }  // namespace xks::proxy

@@ -126,42 +126,66 @@ std::string protection_text(const hsm::KeyInfo& info) {
   return text;
 }
 
-// Runs `change` on every token; for a fleet, key material made for the change is shared (the
-// same key in every HSM) and wiped after. Tells the proxy serving --config to look again.
-int change_keys(
-    const TokenOptions& options, const std::string& what,
-    const std::function<hsm::HsmResult<std::string>(
-        const hsm::OpenToken&, std::optional<std::span<const std::uint8_t, 32>>)>& change,
-    bool makes_material) {
+using Material = std::optional<std::span<const std::uint8_t, 32>>;
+
+// A change made on every token of the command.
+struct KeyChange {
+  std::string what;  // the subcommand, for messages
+  // Once, with every token, before any change (rotation: the version number).
+  std::function<hsm::HsmResult<void>(const std::vector<NamedToken>&)> prepare;
+  std::function<hsm::HsmResult<std::string>(const hsm::OpenToken&, Material)> apply;
+  // Undoes `apply` on a token, when a later token failed (may be empty: nothing to undo).
+  std::function<hsm::HsmResult<void>(const hsm::OpenToken&)> undo;
+  bool makes_material = false;  // a fleet gets the same new key material in every HSM
+};
+
+// Applies `change` to every token, all or none (as far as undo can); tells the proxy serving
+// --config to read its keys again.
+int change_keys(const TokenOptions& options, const KeyChange& change) {
   auto tokens = open_tokens(options);
   if (!tokens)
     return 1;
+  auto fail = [&](const std::string& where, const std::string& message) {
+    std::cerr << "xks-proxy keys " << change.what << ": " << where << message << "\n";
+    return 1;
+  };
+  if (change.prepare) {
+    if (auto prepared = change.prepare(*tokens); !prepared)
+      return fail("", prepared.error().message);
+  }
   std::array<std::uint8_t, 32> material{};
-  std::optional<std::span<const std::uint8_t, 32>> shared;
-  if (makes_material && tokens->size() > 1) {
-    if (RAND_bytes(material.data(), static_cast<int>(material.size())) != 1) {
-      std::cerr << "xks-proxy keys " << what << ": RAND_bytes failed\n";
-      return 1;
-    }
+  struct Wipe {
+    std::array<std::uint8_t, 32>& bytes;
+    ~Wipe() { OPENSSL_cleanse(bytes.data(), bytes.size()); }
+  } wipe{material};
+  Material shared;
+  if (change.makes_material && tokens->size() > 1) {
+    if (RAND_bytes(material.data(), static_cast<int>(material.size())) != 1)
+      return fail("", "RAND_bytes failed");
     shared = std::span<const std::uint8_t, 32>(material);
   }
   int exit_code = 0;
-  for (const NamedToken& token : *tokens) {
+  for (std::size_t i = 0; i < tokens->size(); ++i) {
+    const NamedToken& token = (*tokens)[i];
     std::string where = token.name.empty() ? "" : token.name + ": ";
-    auto done = change(token.token, shared);
-    if (!done) {
-      std::cerr << "xks-proxy keys " << what << ": " << where << done.error().message << "\n";
-      exit_code = 1;
-      break;  // the others are left as they were; the error says which one stopped
+    auto done = change.apply(token.token, shared);
+    if (done) {
+      std::cout << where << *done << "\n";
+      continue;
     }
-    std::cout << where << *done << "\n";
+    exit_code = fail(where, done.error().message);
+    // The HSMs of a fleet must not disagree: what was done on the others is undone.
+    for (std::size_t j = 0; j < i && change.undo; ++j) {
+      const NamedToken& earlier = (*tokens)[j];
+      auto undone = change.undo(earlier.token);
+      std::cerr << "  " << earlier.name << ": "
+                << (undone ? "undone" : "NOT undone (" + undone.error().message + "): fix by hand")
+                << "\n";
+    }
+    break;
   }
-  OPENSSL_cleanse(material.data(), material.size());
-  if (!options.config.empty()) {
-    for (int pid : signal_serving_proxies(options.config))
-      std::cout << "the proxy serving " << options.config << " (process " << pid
-                << ") reads its keys again now\n";
-  }
+  if (!options.config.empty())
+    tell_serving_proxies_keys_changed(options.config);
   return exit_code;
 }
 
@@ -189,16 +213,20 @@ void add_keys_command(CLI::App& app, int& exit_code) {
       exit_code = 2;
       return;
     }
-    exit_code = change_keys(
-        *create_options, "create",
-        [&](const hsm::OpenToken& token, auto material) -> hsm::HsmResult<std::string> {
-          auto created = hsm::create_aes_key(*token.module, token.token.slot_id, token.pin, *label,
-                                             *requested, material);
-          if (!created)
-            return tl::unexpected(created.error());
-          return "created AES-256 key " + *label + " (" + usage_text(*created) + ")";
-        },
-        true);
+    exit_code =
+        change_keys(*create_options,
+                    {.what = "create",
+                     .prepare = {},
+                     .apply = [&](const hsm::OpenToken& token,
+                                  Material material) -> hsm::HsmResult<std::string> {
+                       auto created = hsm::create_aes_key(*token.module, token.token.slot_id,
+                                                          token.pin, *label, *requested, material);
+                       if (!created)
+                         return tl::unexpected(created.error());
+                       return "created AES-256 key " + *label + " (" + usage_text(*created) + ")";
+                     },
+                     .undo = {},
+                     .makes_material = true});
   });
 
   auto key = std::make_shared<std::string>();
@@ -210,17 +238,35 @@ void add_keys_command(CLI::App& app, int& exit_code) {
   add_token_options(*rotate, *rotate_options);
   rotate->add_option("key", *key, "The external key id")->required();
   rotate->callback([=, &exit_code] {
-    exit_code = change_keys(
-        *rotate_options, "rotate",
-        [&](const hsm::OpenToken& token, auto material) -> hsm::HsmResult<std::string> {
-          auto made =
-              hsm::rotate_key(*token.module, token.token.slot_id, token.pin, *key, material);
-          if (!made)
-            return tl::unexpected(made.error());
-          return "key " + *key + ": version " + std::to_string(made->version) +
-                 " made; Encrypt uses it from now on";
-        },
-        true);
+    std::uint32_t target = 0;  // one above the newest version on any of the HSMs
+    exit_code =
+        change_keys(*rotate_options,
+                    {.what = "rotate",
+                     .prepare = [&](const std::vector<NamedToken>& tokens) -> hsm::HsmResult<void> {
+                       for (const NamedToken& token : tokens) {
+                         auto newest = hsm::newest_version(
+                             *token.token.module, token.token.token.slot_id, token.token.pin, *key);
+                         if (!newest)
+                           return tl::unexpected(newest.error());
+                         target = std::max(target, *newest + 1);
+                       }
+                       return {};
+                     },
+                     .apply = [&](const hsm::OpenToken& token,
+                                  Material material) -> hsm::HsmResult<std::string> {
+                       auto made = hsm::rotate_key(*token.module, token.token.slot_id, token.pin,
+                                                   *key, target, material);
+                       if (!made)
+                         return tl::unexpected(made.error());
+                       return "key " + *key + ": version " + std::to_string(made->version) +
+                              " made; Encrypt uses it from now on";
+                     },
+                     .undo =
+                         [&](const hsm::OpenToken& token) {
+                           return hsm::destroy_key_version(*token.module, token.token.slot_id,
+                                                           token.pin, *key, target);
+                         },
+                     .makes_material = true});
   });
 
   auto version = std::make_shared<std::uint32_t>(0);
@@ -232,15 +278,22 @@ void add_keys_command(CLI::App& app, int& exit_code) {
   retire->add_option("--version", *version, "The version to retire")->required();
   retire->callback([=, &exit_code] {
     exit_code = change_keys(
-        *retire_options, "retire",
-        [&](const hsm::OpenToken& token, auto) -> hsm::HsmResult<std::string> {
-          auto done = hsm::set_version_encrypt(*token.module, token.token.slot_id, token.pin, *key,
-                                               *version, false);
-          if (!done)
-            return tl::unexpected(done.error());
-          return "key " + *key + ": version " + std::to_string(*version) + " only decrypts now";
-        },
-        false);
+        *retire_options,
+        {.what = "retire",
+         .prepare = {},
+         .apply = [&](const hsm::OpenToken& token, Material) -> hsm::HsmResult<std::string> {
+           auto done = hsm::set_version_encrypt(*token.module, token.token.slot_id, token.pin, *key,
+                                                *version, false);
+           if (!done)
+             return tl::unexpected(done.error());
+           return "key " + *key + ": version " + std::to_string(*version) + " only decrypts now";
+         },
+         .undo =
+             [&](const hsm::OpenToken& token) {
+               return hsm::set_version_encrypt(*token.module, token.token.slot_id, token.pin, *key,
+                                               *version, true);
+             },
+         .makes_material = false});
   });
 
   for (bool disable : {true, false}) {
@@ -253,16 +306,20 @@ void add_keys_command(CLI::App& app, int& exit_code) {
     add_token_options(*command, *options);
     command->add_option("key", *key, "The external key id")->required();
     command->callback([=, &exit_code] {
+      auto set = [=](const hsm::OpenToken& token, bool disabled) {
+        return hsm::set_key_disabled(*token.module, token.token.slot_id, token.pin, *key, disabled);
+      };
       exit_code = change_keys(
-          *options, disable ? "disable" : "enable",
-          [&](const hsm::OpenToken& token, auto) -> hsm::HsmResult<std::string> {
-            auto done =
-                hsm::set_key_disabled(*token.module, token.token.slot_id, token.pin, *key, disable);
-            if (!done)
-              return tl::unexpected(done.error());
-            return "key " + *key + (disable ? " disabled" : " enabled");
-          },
-          false);
+          *options,
+          {.what = disable ? "disable" : "enable",
+           .prepare = {},
+           .apply = [&](const hsm::OpenToken& token, Material) -> hsm::HsmResult<std::string> {
+             if (auto done = set(token, disable); !done)
+               return tl::unexpected(done.error());
+             return "key " + *key + (disable ? " disabled" : " enabled");
+           },
+           .undo = [&](const hsm::OpenToken& token) { return set(token, !disable); },
+           .makes_material = false});
     });
   }
 

@@ -109,12 +109,16 @@ TEST_F(KeyAdminTest, ListsKeysAndFlagsDuplicates) {
 
 TEST_F(KeyAdminTest, RotationRetirementAndDisablingLiveOnTheToken) {
   ASSERT_TRUE(create_aes_key(*module_, slot_, token_.user_pin(), "k", {}));
-  auto second = rotate_key(*module_, slot_, token_.user_pin(), "k");
+  auto second = rotate_key(*module_, slot_, token_.user_pin(), "k", 2);
   ASSERT_TRUE(second.has_value()) << second.error().message;
   EXPECT_EQ(second->version, 2u);
   EXPECT_TRUE(second->is_protected());
   EXPECT_TRUE(second->encrypt && second->decrypt);
-  auto third = rotate_key(*module_, slot_, token_.user_pin(), "k");
+  // Not at or below a version it has (a fleet names one version for every HSM).
+  EXPECT_EQ(rotate_key(*module_, slot_, token_.user_pin(), "k", 2).error().kind,
+            HsmErrorKind::kDuplicateKey);
+  EXPECT_EQ(*newest_version(*module_, slot_, token_.user_pin(), "k"), 2u);
+  auto third = rotate_key(*module_, slot_, token_.user_pin(), "k", 3);
   ASSERT_TRUE(third.has_value());
   EXPECT_EQ(third->version, 3u);
   ASSERT_TRUE(set_version_encrypt(*module_, slot_, token_.user_pin(), "k", 3, false));
@@ -136,8 +140,38 @@ TEST_F(KeyAdminTest, RotationRetirementAndDisablingLiveOnTheToken) {
   // No such version, no such key.
   EXPECT_EQ(set_version_encrypt(*module_, slot_, token_.user_pin(), "k", 9, false).error().kind,
             HsmErrorKind::kKeyNotFound);
-  EXPECT_EQ(rotate_key(*module_, slot_, token_.user_pin(), "nope").error().kind,
+  EXPECT_EQ(rotate_key(*module_, slot_, token_.user_pin(), "nope", 2).error().kind,
             HsmErrorKind::kKeyNotFound);
+  // A rotation undone: the version is gone, the others stay.
+  ASSERT_TRUE(destroy_key_version(*module_, slot_, token_.user_pin(), "k", 3));
+  EXPECT_EQ(*newest_version(*module_, slot_, token_.user_pin(), "k"), 2u);
+}
+
+TEST_F(KeyAdminTest, OnlyAnExactTagIsTakenForOneAndAnyOtherIdIsKept) {
+  auto read = [](std::string_view id) {
+    KeyInfo key;
+    read_key_tag(id, key);
+    return key;
+  };
+  KeyInfo tagged = read("xks:v=7;created=2026-11-29;disabled;was=00ff");
+  EXPECT_EQ(tagged.version, 7u);
+  EXPECT_EQ(tagged.created, "2026-11-29");
+  EXPECT_TRUE(tagged.disabled);
+  EXPECT_EQ(tagged.was, "00ff");
+  EXPECT_EQ(key_tag(tagged), "xks:v=7;created=2026-11-29;disabled;was=00ff");
+  // Versions beyond what ciphertextMetadata holds, malformed parts, unknown parts, another
+  // tool's id that merely starts like a tag: version 1, enabled, the id kept to restore.
+  for (std::string_view id :
+       {"xks:v=65536", "xks:v=0", "xks:v=007", "xks:v=9999999999", "xks:created=2026-11-29",
+        "xks:v=2;created=\x1b[31m", "xks:v=2;was=zz", "xks:v=2;was=abc", "xks:v=2;colour=red",
+        "xks:v=2;disabled;disabled", "xks:foreign-object-7", "xks:", "plain"}) {
+    KeyInfo foreign = read(id);
+    EXPECT_EQ(foreign.version, 1u) << id;
+    EXPECT_FALSE(foreign.disabled) << id;
+    EXPECT_TRUE(foreign.created.empty()) << id;
+    EXPECT_EQ(unhex(foreign.was), id) << id;
+  }
+  EXPECT_EQ(read("xks:v=65535").version, 65535u);
 }
 
 TEST_F(KeyAdminTest, DisablingAKeyAnotherToolMadeKeepsItsOwnIdForLater) {
@@ -147,7 +181,7 @@ TEST_F(KeyAdminTest, DisablingAKeyAnotherToolMadeKeepsItsOwnIdForLater) {
   CK_KEY_TYPE key_type = CKK_AES;
   CK_ULONG length = 32;
   CK_BBOOL yes = CK_TRUE;
-  std::string label = "foreign", id = "\x01\x02pkcs11-tool";
+  std::string label = "foreign", id = "\x01\x02pkcs11-tool" + std::string(300, 'x');
   CK_ATTRIBUTE attributes[] = {
       {CKA_CLASS, &key_class, sizeof key_class},
       {CKA_KEY_TYPE, &key_type, sizeof key_type},
@@ -164,14 +198,14 @@ TEST_F(KeyAdminTest, DisablingAKeyAnotherToolMadeKeepsItsOwnIdForLater) {
                                          &handle),
             CKR_OK);
   auto read_id = [&] {
-    std::string value(64, '\0');
+    std::string value(1024, '\0');
     CK_ATTRIBUTE attribute{CKA_ID, value.data(), value.size()};
     EXPECT_EQ(module_->api().C_GetAttributeValue(*session, handle, &attribute, 1), CKR_OK);
     value.resize(attribute.ulValueLen);
     return value;
   };
   ASSERT_TRUE(set_key_disabled(*module_, slot_, token_.user_pin(), "foreign", true));
-  EXPECT_EQ(read_id(), "xks:v=1;disabled;was=0102706b637331312d746f6f6c");
+  EXPECT_EQ(read_id().substr(0, 47), "xks:v=1;disabled;was=0102706b637331312d746f6f6c");
   auto listing = list_keys(*module_, slot_, token_.user_pin());
   ASSERT_TRUE(listing.has_value());
   EXPECT_TRUE(listing->front().versions[0].disabled);

@@ -290,7 +290,7 @@ TEST_F(KeyServiceTest, EachVersionDecryptsWhatItEncryptedAndEncryptUsesTheNewest
   auto first = encrypt("foo", plaintext, {});
   ASSERT_TRUE(first.has_value());
   EXPECT_EQ(first->version, 1u);
-  ASSERT_TRUE(rotate_key(*module_, slot_, token_.user_pin(), "foo").has_value());
+  ASSERT_TRUE(rotate_key(*module_, slot_, token_.user_pin(), "foo", 2).has_value());
   // Cached until the directory is read again.
   EXPECT_EQ(encrypt("foo", plaintext, {})->version, 1u);
   std::vector<std::string> changes;
@@ -329,6 +329,22 @@ TEST_F(KeyServiceTest, EachVersionDecryptsWhatItEncryptedAndEncryptUsesTheNewest
   }
   ASSERT_TRUE(legacy.has_value());
   EXPECT_EQ(*decrypt("foo", Sealed{*legacy, {}, 1}, {}), plaintext);
+}
+
+TEST_F(KeyServiceTest, ADecryptNamingAVersionTheCacheLacksReadsTheKeyAgain) {
+  // Two services on one token stand for two HSMs of a fleet: the first rotates and encrypts
+  // with the new version before the second has refreshed its cache.
+  KeyService other(*pool_, *vendor_profile("softhsm"));
+  Bytes plaintext = random_bytes(32);
+  ASSERT_TRUE(other.encrypt("foo", plaintext, {}, {}, in(2s)).has_value());  // cached: v1
+  ASSERT_TRUE(rotate_key(*module_, slot_, token_.user_pin(), "foo", 2).has_value());
+  auto sealed = encrypt("foo", plaintext, {});  // this one reads the key first: v2
+  ASSERT_TRUE(sealed.has_value());
+  ASSERT_EQ(sealed->version, 2u);
+  auto opened = other.decrypt("foo", sealed->gcm.ciphertext, sealed->gcm.iv, sealed->gcm.tag, {},
+                              sealed->ciphertext_metadata, {}, in(2s));
+  ASSERT_TRUE(opened.has_value()) << opened.error().message;
+  EXPECT_EQ(*opened, plaintext);
 }
 
 TEST_F(KeyServiceTest, ADisabledKeyIsReportedAndRefusesToWork) {

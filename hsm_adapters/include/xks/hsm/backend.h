@@ -7,6 +7,7 @@
 // does not start.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <functional>
@@ -79,6 +80,11 @@ class Backend {
   // Reads the keys it has served again (versions made or retired, keys disabled or enabled
   // since), telling BackendOptions::on_key_change; the health checks do it every 10 s.
   HsmResult<void> refresh_keys();
+  // Has the health-check thread (watch_health) refresh the keys now, without waiting for it:
+  // for a signal handler, which must not wait on the HSM.
+  void request_key_refresh();
+  // When the keys were last read again (refresh_keys finished), or the epoch if never.
+  std::chrono::system_clock::time_point keys_read_at() const;
 
   // The labels of the token's secret keys (its external key ids), read through the pool.
   HsmResult<std::vector<std::string>> key_labels();
@@ -106,6 +112,10 @@ class Backend {
   std::mutex circuit_mutex_;
   std::condition_variable_any circuit_wake_;
   CircuitBreaker::OnChange circuit_listener_;
+  std::atomic<std::int64_t> keys_read_at_{0};  // system_clock nanoseconds
+  std::mutex refresh_mutex_;
+  std::condition_variable_any refresh_wake_;
+  bool refresh_requested_ = false;
   std::unique_ptr<HsmExecutor> executor_;  // joined before the members it uses go
   std::jthread prober_;
   std::jthread health_checks_;  // last: stopped first

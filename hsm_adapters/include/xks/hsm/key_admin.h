@@ -32,17 +32,25 @@ HsmResult<KeyInfo> create_aes_key(const Pkcs11Module& module, CK_SLOT_ID slot, s
                                   std::string_view label, KeyUsageRequest usage,
                                   std::optional<std::span<const std::uint8_t, 32>> material = {});
 
-// `keys rotate`: a new version of the key, numbered after its newest, protected as
+// `keys rotate`: version `version` of the key (one above every version it has), protected as
 // create_aes_key makes keys; it encrypts (Encrypt uses it from then on) and decrypts when the
-// key's original version does. `material` as for create_aes_key.
+// key's version 1 does. `material` as for create_aes_key. A fleet rotates every HSM to the same
+// version number with the same material.
 HsmResult<KeyInfo> rotate_key(const Pkcs11Module& module, CK_SLOT_ID slot, std::string_view pin,
-                              std::string_view label,
+                              std::string_view label, std::uint32_t version,
                               std::optional<std::span<const std::uint8_t, 32>> material = {});
+// The key's newest version number.
+HsmResult<std::uint32_t> newest_version(const Pkcs11Module& module, CK_SLOT_ID slot,
+                                        std::string_view pin, std::string_view label);
+// Destroys version `version` of the key (undoing a rotation that did not reach every HSM).
+HsmResult<void> destroy_key_version(const Pkcs11Module& module, CK_SLOT_ID slot,
+                                    std::string_view pin, std::string_view label,
+                                    std::uint32_t version);
 // `keys retire` (encrypt false: the version only decrypts) and its reverse.
 HsmResult<void> set_version_encrypt(const Pkcs11Module& module, CK_SLOT_ID slot,
                                     std::string_view pin, std::string_view label,
                                     std::uint32_t version, bool encrypt);
-// `keys disable|enable`: CKA_END_DATE on every version of the key (today), or none.
+// `keys disable|enable`: the disabled mark in every version's tag (see key_directory.h).
 HsmResult<void> set_key_disabled(const Pkcs11Module& module, CK_SLOT_ID slot, std::string_view pin,
                                  std::string_view label, bool disabled);
 

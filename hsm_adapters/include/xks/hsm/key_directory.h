@@ -92,10 +92,16 @@ class KeyDirectory {
 // "active" (encrypts), "decrypt-only" (retired, or made so) or "unusable" (neither).
 std::string_view version_state(const KeyInfo& version);
 
-// The CKA_ID tag of `key` as described above, and its reading into `key` (an id that is not a
-// tag leaves version 1, enabled, no date).
+// The highest version: ciphertextMetadata holds it in 16 bits.
+inline constexpr std::uint32_t kMaxKeyVersion = 0xffff;
+
+// The CKA_ID tag of `key` as described above, and its reading into `key`. An id that is not
+// exactly a tag (unknown parts, a version beyond kMaxKeyVersion, a malformed date or hex) is
+// another tool's: version 1, enabled, and the id kept in `was`.
 std::string key_tag(const KeyInfo& key);
 void read_key_tag(std::string_view id, KeyInfo& key);
+// The bytes `was` (lower-case hex) stands for.
+std::string unhex(std::string_view text);
 
 // Every secret key labelled `label` (none, one, or — misconfigured — several); every secret
 // key on the token when `label` is absent.

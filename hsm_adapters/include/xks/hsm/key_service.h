@@ -43,8 +43,8 @@ class KeyService {
   // and the returned metadata).
   HsmResult<Sealed> encrypt(std::string_view key_id, ByteView plaintext, ByteView aad, KeyUse use,
                             Deadline deadline);
-  // With the version `ciphertext_metadata` names (this proxy's format), or the original version
-  // when it is empty; other metadata is kInvalidCiphertext.
+  // With the version `ciphertext_metadata` names (this proxy's format), or version 1 when it is
+  // empty; other metadata is kInvalidCiphertext. A version the cache lacks is looked up again.
   HsmResult<Bytes> decrypt(std::string_view key_id, ByteView ciphertext, ByteView iv, ByteView tag,
                            ByteView aad, ByteView ciphertext_metadata, KeyUse use,
                            Deadline deadline);

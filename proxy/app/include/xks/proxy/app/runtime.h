@@ -31,7 +31,8 @@ class Runtime {
   metrics::Registry& metrics() { return registry_; }
   AuditLog* audit() { return audit_.get(); }  // null when auditing is off
   metrics::Gauge& certificate_expiry() { return *certificate_expiry_; }
-  // Every HSM reads its keys' versions and states again now (SIGHUP; also every 10 s).
+  // Every HSM reads its keys' versions and states again, soon, on its own thread (SIGHUP;
+  // also every 10 s); xks_hsm_keys_read_timestamp_seconds says when it has.
   void refresh_keys();
 
  private:
