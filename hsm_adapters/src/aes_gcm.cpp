@@ -1,6 +1,8 @@
 // AES-256-GCM through PKCS#11.
 #include "xks/hsm/aes_gcm.h"
 
+#include <openssl/sha.h>
+
 #include <algorithm>
 
 namespace xks::hsm {
@@ -37,6 +39,24 @@ HsmResult<Bytes> xks_aad(ByteView aad, ByteView ciphertext_metadata) {
   out.push_back(static_cast<std::uint8_t>(aad.size() >> 8));
   out.push_back(static_cast<std::uint8_t>(aad.size() & 0xff));
   out.insert(out.end(), aad.begin(), aad.end());
+  out.push_back(static_cast<std::uint8_t>(ciphertext_metadata.size()));
+  out.insert(out.end(), ciphertext_metadata.begin(), ciphertext_metadata.end());
+  return out;
+}
+
+HsmResult<Bytes> aws_sample_aad(ByteView aad, ByteView ciphertext_metadata) {
+  if (aad.size() > kMaxAadBytes || ciphertext_metadata.size() > kMaxCiphertextMetadataBytes) {
+    return tl::unexpected(HsmError{HsmErrorKind::kOther, CKR_OK, "AAD or metadata too long"});
+  }
+  Bytes out;
+  out.reserve(3 + SHA256_DIGEST_LENGTH + ciphertext_metadata.size());
+  out.push_back(static_cast<std::uint8_t>(aad.size() >> 8));
+  out.push_back(static_cast<std::uint8_t>(aad.size() & 0xff));
+  if (!aad.empty()) {
+    std::uint8_t digest[SHA256_DIGEST_LENGTH];
+    SHA256(aad.data(), aad.size(), digest);
+    out.insert(out.end(), std::begin(digest), std::end(digest));
+  }
   out.push_back(static_cast<std::uint8_t>(ciphertext_metadata.size()));
   out.insert(out.end(), ciphertext_metadata.begin(), ciphertext_metadata.end());
   return out;

@@ -125,11 +125,16 @@ HsmResult<Sealed> KeyService::encrypt(std::string_view key_id, ByteView plaintex
 HsmResult<Bytes> KeyService::decrypt(std::string_view key_id, ByteView ciphertext, ByteView iv,
                                      ByteView tag, ByteView aad, ByteView ciphertext_metadata,
                                      KeyUse use, Deadline deadline) {
+  const bool from_sample =
+      use.aws_sample_metadata != nullptr &&
+      std::equal(ciphertext_metadata.begin(), ciphertext_metadata.end(),
+                 use.aws_sample_metadata->begin(), use.aws_sample_metadata->end());
   bool looked_again = false;
   return with_key(
       key_id, deadline, [&](CK_SESSION_HANDLE session, const KeyVersions& key) -> HsmResult<Bytes> {
-        std::optional<std::uint32_t> number =
-            ciphertext_metadata.empty() ? 1u : version_of_metadata(ciphertext_metadata);
+        std::optional<std::uint32_t> number = ciphertext_metadata.empty() || from_sample
+                                                  ? 1u
+                                                  : version_of_metadata(ciphertext_metadata);
         const KeyInfo* version = number ? key.find(*number) : nullptr;
         if (version == nullptr && number && !looked_again) {
           // Perhaps made since the cache was filled (another HSM of the fleet may have encrypted
@@ -146,11 +151,23 @@ HsmResult<Bytes> KeyService::decrypt(std::string_view key_id, ByteView ciphertex
           return tl::unexpected(checked.error());
         if (!version->decrypt)
           return tl::unexpected(usage_error("key does not allow DECRYPT"));
-        auto hsm_aad = xks_aad(aad, ciphertext_metadata);
-        if (!hsm_aad)
-          return tl::unexpected(hsm_aad.error());
+        // This proxy's AAD, unless the metadata is the sample's own (and not also possibly ours:
+        // an empty one, which both write).
+        HsmResult<Bytes> opened = tl::unexpected(HsmError{});
+        if (!from_sample || ciphertext_metadata.empty()) {
+          auto hsm_aad = xks_aad(aad, ciphertext_metadata);
+          if (!hsm_aad)
+            return tl::unexpected(hsm_aad.error());
+          opened = gcm_decrypt(pool_.api(), session, version->handle, profile_, ciphertext, iv, tag,
+                               *hsm_aad);
+          if (opened || !from_sample || opened.error().kind != HsmErrorKind::kInvalidCiphertext)
+            return opened;
+        }
+        auto sample_aad = aws_sample_aad(aad, ciphertext_metadata);
+        if (!sample_aad)
+          return tl::unexpected(sample_aad.error());
         return gcm_decrypt(pool_.api(), session, version->handle, profile_, ciphertext, iv, tag,
-                           *hsm_aad);
+                           *sample_aad);
       });
 }
 
@@ -170,7 +187,8 @@ HsmResult<void> KeyService::self_test(std::string_view key_id, Deadline deadline
                                               's', 'e', 'l', 'f', '-', 't', 'e', 's', 't'};
   static constexpr std::uint8_t kAad[] = {'x', 'k', 's', '!'};
   // The health key is the proxy's own: whatever its protection, it only ever sees this block.
-  const KeyUse use{.allow_unprotected = true};
+  KeyUse use;
+  use.allow_unprotected = true;
   auto sealed = encrypt(key_id, kBlock, kAad, use, deadline);
   if (!sealed)
     return tl::unexpected(sealed.error());

@@ -100,6 +100,8 @@ class ChartTest(unittest.TestCase):
         self.assertIn("max_connections = 10000\nmax_connections_per_client = 10000\n", config)
         self.assertIn('key_file = "/etc/xks-proxy/audit-key/audit-key"', config)
         self.assertIn('keys = ["foo", "bar", "tenant-*"]\n', config)
+        self.assertIn('[keystore.aws_sample_proxy]\nciphertext_metadata = "eGtzLXNhbXBsZQ=="\n',
+                      config)
         self.assertIn("[keystore.quota]\nrequests_per_second = 500\n"
                       "per_key_requests_per_second = 100\n", config)
         self.assertIn('[[keystore.rule]]\nid = "no-mallory-decrypt"\neffect = "deny"\n'

@@ -203,6 +203,72 @@ class FleetRotationTest(unittest.TestCase):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+class MigrationFromTheSampleProxyTest(unittest.TestCase):
+    """Ciphertexts AWS's sample XKS proxy made, built here independently with `cryptography`
+    from its documented scheme, decrypt through a key store that migrates from it."""
+
+    SAMPLE_METADATA = b"xks-sample"
+
+    def test_sample_ciphertexts_decrypt_and_new_ones_use_this_proxys_scheme(self):
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        import hashlib
+        tmp = tempfile.mkdtemp(prefix="xks-migration-test-")
+        key = os.urandom(32)
+
+        def import_known_key(state_dir):
+            key_file = os.path.join(tmp, "key.bin")
+            with open(key_file, "wb") as f:
+                f.write(key)
+            with open(os.path.join(state_dir, "secrets/hsm-pin")) as f:
+                pin = f.read().strip()
+            subprocess.run(
+                ["pkcs11-tool", "--module", "/usr/lib/softhsm/libsofthsm2.so", "--token-label",
+                 "xks-demo", "--login", "--pin", pin, "--write-object", key_file, "--type",
+                 "secrkey", "--key-type", "AES:32", "--label", "migrated", "--sensitive"],
+                check=True, capture_output=True, timeout=60,
+                env=dict(os.environ,
+                         SOFTHSM2_CONF=os.path.join(state_dir, "softhsm/softhsm2.conf")))
+            os.remove(key_file)
+
+        proxy = ProxyProcess(
+            os.path.join(tmp, "demo"), before_serve=import_known_key,
+            edit_config=lambda config: also_serve("migrated")(config) +
+            '\n[keystore.aws_sample_proxy]\nciphertext_metadata = "%s"\n' % b64(
+                self.SAMPLE_METADATA))
+        try:
+            for aad in (b"encryption-context", b""):
+                plaintext = os.urandom(32)
+                # The sample's AAD: u16be(len AAD) || SHA-256(AAD) if any || u8(len ctm) || ctm.
+                sample_aad = len(aad).to_bytes(2, "big") + \
+                    (hashlib.sha256(aad).digest() if aad else b"") + \
+                    bytes([len(self.SAMPLE_METADATA)]) + self.SAMPLE_METADATA
+                iv = os.urandom(12)
+                sealed = AESGCM(key).encrypt(iv, plaintext, sample_aad)
+                body = {"requestMetadata": metadata("Decrypt"), "ciphertext": b64(sealed[:-16]),
+                        "initializationVector": b64(iv), "authenticationTag": b64(sealed[-16:]),
+                        "ciphertextMetadata": b64(self.SAMPLE_METADATA),
+                        "encryptionAlgorithm": "AES_GCM"}
+                if aad:
+                    body["additionalAuthenticatedData"] = b64(aad)
+                status, opened = proxy.call("keys/migrated/decrypt", body)
+                self.assertEqual(status, 200, opened)
+                self.assertEqual(base64.b64decode(opened["plaintext"]), plaintext)
+                # A bit flipped in the tag: refused.
+                body["authenticationTag"] = b64(bytes([sealed[-16] ^ 1]) + sealed[-15:])
+                status, refused = proxy.call("keys/migrated/decrypt", body)
+                self.assertEqual((status, refused["errorName"]),
+                                 (400, "InvalidCiphertextException"))
+            # New encryptions use this proxy's scheme and metadata, and decrypt.
+            status, sealed = proxy.call("keys/migrated/encrypt", encrypt_body())
+            self.assertEqual(status, 200, sealed)
+            self.assertEqual(base64.b64decode(sealed["ciphertextMetadata"]), b"\x01\x00\x01")
+            status, _ = proxy.call("keys/migrated/decrypt", decrypt_body(sealed))
+            self.assertEqual(status, 200)
+        finally:
+            proxy.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 class AllowedUnprotectedKeysTest(unittest.TestCase):
     def test_a_key_store_may_allow_them_explicitly(self):
         tmp = tempfile.mkdtemp(prefix="xks-unprotected-test-")

@@ -14,7 +14,7 @@ ROOT = None
 CONCERNS = ["config", "ops", "transport", "xks", "app", "cli"]
 # Each concern may include itself and these (README "Layout").
 ALLOWED = {
-    "config": {"hsm", "sigv4"},  # option and credential types only
+    "config": {"hsm", "sigv4", "wire"},  # option and credential types; base64 values
     "ops": {"config"},
     "transport": {"config", "ops"},
     "xks": {"config", "ops", "transport", "wire", "hsm", "sigv4"},

@@ -102,6 +102,9 @@ client_names = [{{ range $i, $name := .Values.tls.clientCA.allowedNames }}{{ if 
 prefix = {{ .prefix | quote }}
 regions = [{{ range $i, $region := .regions }}{{ if $i }}, {{ end }}{{ $region | quote }}{{ end }}]
 keys = [{{ range $i, $key := .keys }}{{ if $i }}, {{ end }}{{ $key | quote }}{{ end }}]
+{{- if .allowUnprotectedKeys }}
+allow_unprotected_keys = true
+{{- end }}
 {{- if .blocked }}
 blocked = true
 {{- with .blockedBy }}
@@ -125,6 +128,13 @@ per_key_requests_per_second = {{ . }}
 {{- end }}
 {{- with .perKeyBurst }}
 per_key_burst = {{ . }}
+{{- end }}
+{{- end }}
+{{- with .awsSampleProxy }}
+
+[keystore.aws_sample_proxy]
+{{- with .ciphertextMetadata }}
+ciphertext_metadata = {{ . | quote }}
 {{- end }}
 {{- end }}
 {{- range .credentials }}

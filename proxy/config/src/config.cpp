@@ -11,6 +11,8 @@
 #include <set>
 #include <stdexcept>
 
+#include "xks/wire/base64.h"
+
 namespace xks::proxy {
 
 namespace {
@@ -551,6 +553,19 @@ KeyStoreConfig parse_keystore(TableReader reader) {
     store.quota = parse_quota(reader.child(*quota->as_table(), "quota"));
   }
   store.allow_unprotected_keys = reader.boolean("allow_unprotected_keys", false);
+  if (const toml::node* sample = reader.node("aws_sample_proxy")) {
+    if (!sample->is_table())
+      reader.fail(sample, "aws_sample_proxy", "must be a table");
+    TableReader migration = reader.child(*sample->as_table(), "aws_sample_proxy");
+    std::string encoded = migration.string("ciphertext_metadata").value_or("");
+    auto decoded = wire::base64_decode(encoded);
+    if (!decoded || decoded->size() > 20) {
+      migration.fail(sample->as_table()->get("ciphertext_metadata"), "ciphertext_metadata",
+                     "must be base64 of at most 20 bytes");
+    }
+    store.aws_sample_metadata = std::move(*decoded);
+    migration.finish();
+  }
   store.block.blocked = reader.boolean("blocked", false);
   store.block.by = reader.string("blocked_by").value_or("");
   store.block.reason = reader.string("blocked_reason").value_or("");

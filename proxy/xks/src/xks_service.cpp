@@ -186,7 +186,10 @@ std::shared_ptr<const XksService::Served> XksService::build(
         {config.prefix, std::make_shared<sigv4::Verifier>(std::move(credentials), config.regions),
          KeyStorePolicy(config, health_keys_), std::move(quota),
          metrics_ != nullptr ? metrics_->series(config) : XksMetrics::KeyStoreSeries{},
-         hsm::KeyUse{.allow_unprotected = config.allow_unprotected_keys}});
+         hsm::KeyUse{config.allow_unprotected_keys,
+                     config.aws_sample_metadata
+                         ? std::make_shared<const Bytes>(*config.aws_sample_metadata)
+                         : nullptr}});
     served->prefixes.push_back(config.prefix);
   }
   return served;

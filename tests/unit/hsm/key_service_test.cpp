@@ -190,7 +190,9 @@ TEST_F(KeyServiceTest, UnknownAndDuplicateLabelsAreErrors) {
 
   import_key("twin", random_bytes(32));
   import_key("twin", random_bytes(32));
-  auto twin = service_->metadata("twin", {.allow_unprotected = true}, in(2s));
+  KeyUse unprotected;
+  unprotected.allow_unprotected = true;
+  auto twin = service_->metadata("twin", unprotected, in(2s));
   ASSERT_FALSE(twin.has_value());
   EXPECT_EQ(twin.error().kind, HsmErrorKind::kDuplicateKey);
   EXPECT_NE(twin.error().message.find("two secret keys share the label and version 1"),
@@ -257,7 +259,8 @@ Bytes openssl_gcm(bool encrypt, const Bytes& key, const Bytes& iv, const Bytes& 
 TEST_F(KeyServiceTest, AgreesWithOpenSslIncludingSixteenByteIvs) {
   Bytes key = random_bytes(32);
   import_key("known", key);  // imported in the clear: served only where allowed
-  const KeyUse unprotected{.allow_unprotected = true};
+  KeyUse unprotected;
+  unprotected.allow_unprotected = true;
   Bytes plaintext = random_bytes(100);
   Bytes aad_value = random_bytes(40);
   // The spec's AAD layout with the proxy's metadata for version 1, built by hand here.
@@ -345,6 +348,63 @@ TEST_F(KeyServiceTest, ADecryptNamingAVersionTheCacheLacksReadsTheKeyAgain) {
                               sealed->ciphertext_metadata, {}, in(2s));
   ASSERT_TRUE(opened.has_value()) << opened.error().message;
   EXPECT_EQ(*opened, plaintext);
+}
+
+// What AWS's sample XKS proxy gives the HSM as AAD, built by hand (its documented scheme).
+Bytes sample_aad(const Bytes& aad, const Bytes& metadata) {
+  Bytes out = {static_cast<std::uint8_t>(aad.size() >> 8),
+               static_cast<std::uint8_t>(aad.size() & 0xff)};
+  if (!aad.empty()) {
+    std::uint8_t digest[32];
+    unsigned length = 0;
+    EVP_Digest(aad.data(), aad.size(), digest, &length, EVP_sha256(), nullptr);
+    out.insert(out.end(), digest, digest + length);
+  }
+  out.push_back(static_cast<std::uint8_t>(metadata.size()));
+  out.insert(out.end(), metadata.begin(), metadata.end());
+  return out;
+}
+
+TEST_F(KeyServiceTest, AKeyStoreMigratingFromTheSampleProxyOpensItsCiphertexts) {
+  Bytes key = random_bytes(32);
+  import_key("migrated", key);
+  Bytes plaintext = random_bytes(48), aad = random_bytes(20);
+  Bytes iv = random_bytes(12), tag;
+  for (const Bytes& configured : {Bytes{'s', 'a', 'm', 'p', 'l', 'e'}, Bytes{}}) {
+    SCOPED_TRACE(configured.size());
+    Bytes ciphertext = openssl_gcm(true, key, iv, sample_aad(aad, configured), plaintext, tag);
+    KeyUse plain;
+    plain.allow_unprotected = true;
+    KeyUse migrating = plain;
+    migrating.aws_sample_metadata = std::make_shared<const Bytes>(configured);
+    auto opened =
+        service_->decrypt("migrated", ciphertext, iv, tag, aad, configured, migrating, in(2s));
+    ASSERT_TRUE(opened.has_value()) << opened.error().message;
+    EXPECT_EQ(*opened, plaintext);
+    // Without the option it does not authenticate; with a changed AAD neither.
+    EXPECT_EQ(service_->decrypt("migrated", ciphertext, iv, tag, aad, configured, plain, in(2s))
+                  .error()
+                  .kind,
+              HsmErrorKind::kInvalidCiphertext);
+    Bytes other = aad;
+    other[0] ^= 1;
+    EXPECT_EQ(
+        service_->decrypt("migrated", ciphertext, iv, tag, other, configured, migrating, in(2s))
+            .error()
+            .kind,
+        HsmErrorKind::kInvalidCiphertext);
+    // This proxy's own ciphertexts still open with the option on, old and new.
+    auto sealed = service_->encrypt("migrated", plaintext, aad, migrating, in(2s));
+    ASSERT_TRUE(sealed.has_value());
+    EXPECT_EQ(
+        *service_->decrypt("migrated", sealed->gcm.ciphertext, sealed->gcm.iv, sealed->gcm.tag, aad,
+                           sealed->ciphertext_metadata, migrating, in(2s)),
+        plaintext);
+    Bytes old_tag;
+    Bytes old = openssl_gcm(true, key, iv, *xks_aad(aad, {}), plaintext, old_tag);
+    EXPECT_EQ(*service_->decrypt("migrated", old, iv, old_tag, aad, {}, migrating, in(2s)),
+              plaintext);
+  }
 }
 
 TEST_F(KeyServiceTest, ADisabledKeyIsReportedAndRefusesToWork) {

@@ -27,6 +27,10 @@ using ByteView = std::span<const std::uint8_t>;
 // absent AAD or metadata counts as empty. Longer inputs than the length fields hold fail.
 HsmResult<Bytes> xks_aad(ByteView aad, ByteView ciphertext_metadata);
 
+// AWS's sample XKS proxy gives the HSM u16be(len AAD) || SHA-256(AAD) (when there is an AAD)
+// || u8(len ctm) || ctm instead: what a key store migrating from it decrypts with.
+HsmResult<Bytes> aws_sample_aad(ByteView aad, ByteView ciphertext_metadata);
+
 // The ciphertextMetadata this proxy returns from Encrypt (3 bytes, bound into the AAD as above):
 // a format byte, 0x01, then the key version as u16be. Decrypt reads the version back from it.
 inline constexpr std::uint8_t kVersionMetadataFormat = 0x01;

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string_view>
 
 #include "xks/hsm/aes_gcm.h"
@@ -18,6 +19,9 @@ namespace xks::hsm {
 // How a key store may use keys: by default only protected ones (sensitive, not extractable).
 struct KeyUse {
   bool allow_unprotected = false;
+  // Migrating from AWS's sample proxy: Decrypt also opens what it encrypted (aws_sample_aad)
+  // when a request's ciphertextMetadata is the one it was configured with (this, maybe empty).
+  std::shared_ptr<const Bytes> aws_sample_metadata;
 };
 
 // What GetKeyMetadata reports: the active version's attributes and the key's state.
@@ -45,6 +49,8 @@ class KeyService {
                             Deadline deadline);
   // With the version `ciphertext_metadata` names (this proxy's format), or version 1 when it is
   // empty; other metadata is kInvalidCiphertext. A version the cache lacks is looked up again.
+  // With KeyUse::aws_sample_metadata, metadata equal to it opens with version 1 and the sample's
+  // AAD (an empty one tries this proxy's AAD first).
   HsmResult<Bytes> decrypt(std::string_view key_id, ByteView ciphertext, ByteView iv, ByteView tag,
                            ByteView aad, ByteView ciphertext_metadata, KeyUse use,
                            Deadline deadline);

@@ -355,6 +355,19 @@ TEST_F(ConfigTest, ReadsKeyListsRulesQuotasAndTheKillSwitch) {
   EXPECT_EQ(store.rules[1].source_vpces, std::vector<std::string>{"vpce-1"});
 }
 
+TEST_F(ConfigTest, ReadsTheMigrationFromTheSampleProxy) {
+  auto config = load(minimal("[keystore.aws_sample_proxy]\nciphertext_metadata = \"c2FtcGxl\"\n"));
+  ASSERT_TRUE(config.has_value()) << config.error();
+  EXPECT_EQ(config->keystores[0].aws_sample_metadata,
+            (std::vector<std::uint8_t>{'s', 'a', 'm', 'p', 'l', 'e'}));
+  auto none = load(minimal("[keystore.aws_sample_proxy]\n"));
+  ASSERT_TRUE(none.has_value()) << none.error();
+  EXPECT_EQ(none->keystores[0].aws_sample_metadata, std::vector<std::uint8_t>{});
+  EXPECT_FALSE(load(minimal())->keystores[0].aws_sample_metadata.has_value());
+  expect_error(minimal("[keystore.aws_sample_proxy]\nciphertext_metadata = \"!!\"\n"),
+               "keystore.aws_sample_proxy.ciphertext_metadata: must be base64 of at most 20 bytes");
+}
+
 TEST_F(ConfigTest, AuthorizationMistakesNameTheRuleAndTheField) {
   const std::string rule = "[[keystore.rule]]\nid = \"r1\"\neffect = \"deny\"\n";
   expect_error(minimal() + rule + "operations = [\"Sign\"]\n",

@@ -94,7 +94,9 @@ class PolicyTest : public ::testing::Test {
                          .keys = {"foo", "bar", "tenant-?-*"},
                          .rules = {},
                          .quota = {},
-                         .block = {}};
+                         .block = {},
+                         .allow_unprotected_keys = false,
+                         .aws_sample_metadata = {}};
   std::vector<std::string> health_keys_ = {"xks-health"};
   wire::RequestMetadata metadata_{.aws_principal_arn = "arn:aws:iam::111122223333:user/Alice",
                                   .kms_key_arn = "arn:aws:kms:eu-west-1:111122223333:key/k1",

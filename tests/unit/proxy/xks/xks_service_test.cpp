@@ -69,15 +69,24 @@ class XksServiceTest : public test::HsmFixture {
     auto fleet = hsm::Fleet::assemble(std::move(members));
     ASSERT_TRUE(fleet.has_value()) << fleet.error().message;
     fleet_ = std::move(*fleet);
-    config_.keystores = {
-        {"/tenant-a",
-         {"us-east-1"},
-         {{kTenantA, std::nullopt, "", ""}, {kTenantANext, std::nullopt, "", ""}},
-         {"foo", "encrypt_only_key", "decrypt_only_key", "impotent_key"},
-         {},
-         {},
-         {}},
-        {"/restricted", {"us-east-1"}, {{kRestricted, std::nullopt, "", ""}}, {"foo"}, {}, {}, {}}};
+    config_.keystores = {{"/tenant-a",
+                          {"us-east-1"},
+                          {{kTenantA, std::nullopt, "", ""}, {kTenantANext, std::nullopt, "", ""}},
+                          {"foo", "encrypt_only_key", "decrypt_only_key", "impotent_key"},
+                          {},
+                          {},
+                          {},
+                          false,
+                          {}},
+                         {"/restricted",
+                          {"us-east-1"},
+                          {{kRestricted, std::nullopt, "", ""}},
+                          {"foo"},
+                          {},
+                          {},
+                          {},
+                          false,
+                          {}}};
     metrics_ = std::make_unique<XksMetrics>(registry_, std::vector<std::string>{"test-hsm"});
     audit_path_ = (token_.dir() / "audit.log").string();
     AuditConfig audit;

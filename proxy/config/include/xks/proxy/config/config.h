@@ -94,6 +94,10 @@ struct KeyStoreConfig {
   // Serve keys the HSM would let out in the clear (CKA_EXTRACTABLE true or CKA_SENSITIVE
   // false); by default they answer InvalidStateException.
   bool allow_unprotected_keys = false;
+  // [keystore.aws_sample_proxy]: Decrypt also opens ciphertexts AWS's sample XKS proxy made with
+  // these keys (its AAD digest scheme), recognised by the ciphertextMetadata it was configured
+  // with (`ciphertext_metadata`, base64; absent: none). Encrypt is unchanged.
+  std::optional<std::vector<std::uint8_t>> aws_sample_metadata;
 };
 
 struct Config {
