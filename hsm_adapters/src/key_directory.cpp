@@ -262,8 +262,9 @@ HsmResult<KeyVersions> read_key_versions(CK_FUNCTION_LIST& api, CK_SESSION_HANDL
   return key;
 }
 
-HsmResult<KeyVersions> KeyDirectory::find(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,
-                                          std::string_view label) {
+HsmResult<std::shared_ptr<const KeyVersions>> KeyDirectory::find(CK_FUNCTION_LIST& api,
+                                                                 CK_SESSION_HANDLE session,
+                                                                 std::string_view label) {
   {
     std::shared_lock lock(mutex_);
     if (auto found = keys_.find(label); found != keys_.end())
@@ -272,9 +273,10 @@ HsmResult<KeyVersions> KeyDirectory::find(CK_FUNCTION_LIST& api, CK_SESSION_HAND
   auto key = read_key_versions(api, session, label);
   if (!key)
     return tl::unexpected(key.error());
+  auto shared = std::make_shared<const KeyVersions>(std::move(*key));
   std::unique_lock lock(mutex_);
-  keys_.insert_or_assign(std::string(label), *key);
-  return *key;
+  keys_.insert_or_assign(std::string(label), shared);
+  return shared;
 }
 
 void KeyDirectory::forget(std::string_view label) {
@@ -319,7 +321,7 @@ void describe_changes(const std::string& label, const KeyVersions& before, const
 HsmResult<void> KeyDirectory::refresh(
     CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,
     const std::function<void(const std::string& change)>& changed) {
-  std::vector<std::pair<std::string, KeyVersions>> cached;
+  std::vector<std::pair<std::string, std::shared_ptr<const KeyVersions>>> cached;
   {
     std::shared_lock lock(mutex_);
     cached.assign(keys_.begin(), keys_.end());
@@ -330,12 +332,12 @@ HsmResult<void> KeyDirectory::refresh(
         after.error().kind != HsmErrorKind::kDuplicateKey)
       return tl::unexpected(after.error());
     if (after)
-      describe_changes(label, before, *after, changed);
+      describe_changes(label, *before, *after, changed);
     else
       changed("key " + label + ": " + after.error().message);
     std::unique_lock lock(mutex_);
     if (after)
-      keys_.insert_or_assign(label, *after);
+      keys_.insert_or_assign(label, std::make_shared<const KeyVersions>(std::move(*after)));
     else
       keys_.erase(label);
   }

@@ -47,7 +47,7 @@ auto KeyService::with_key(std::string_view key_id, Deadline deadline, Operation 
     if (key && SessionPool::Clock::now() >= deadline)
       return tl::unexpected(late());
     auto result =
-        key ? operation(lease->handle(), *key)
+        key ? operation(lease->handle(), **key)
             : decltype(operation(CK_SESSION_HANDLE{}, KeyVersions{}))(tl::unexpected(key.error()));
     if (result)
       return result;

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <shared_mutex>
 #include <string>
@@ -68,8 +69,10 @@ class KeyDirectory {
  public:
   // The versions of the key labelled `label`: from the cache, or looked up with `session` and
   // cached.
-  HsmResult<KeyVersions> find(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,
-                              std::string_view label);
+  // (Shared, not copied: a request costs no allocation here.)
+  HsmResult<std::shared_ptr<const KeyVersions>> find(CK_FUNCTION_LIST& api,
+                                                     CK_SESSION_HANDLE session,
+                                                     std::string_view label);
   // Drops a cached entry whose handles the HSM no longer accepts.
   void forget(std::string_view label);
   // Reads every cached key again (versions made, retired, disabled since) and calls `changed`
@@ -86,7 +89,8 @@ class KeyDirectory {
   };
 
   std::shared_mutex mutex_;
-  std::unordered_map<std::string, KeyVersions, StringHash, std::equal_to<>> keys_;
+  std::unordered_map<std::string, std::shared_ptr<const KeyVersions>, StringHash, std::equal_to<>>
+      keys_;
 };
 
 // "active" (encrypts), "decrypt-only" (retired, or made so) or "unusable" (neither).
