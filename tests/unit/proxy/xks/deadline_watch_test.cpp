@@ -7,6 +7,7 @@
 #include <atomic>
 #include <future>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 namespace xks::proxy {
@@ -65,6 +66,10 @@ TEST(DeadlineWatchTest, HoldsWhatItWatchesWeakly) {
   std::weak_ptr<Request> observer = gone;
   watch.watch(Clock::now() + 20ms, gone);
   gone.reset();  // finished and freed before its deadline
+  // The watch thread may be looking at it this very moment (it locks the pointer to check it,
+  // never to wait): once it has looked, nothing keeps the request alive.
+  for (int i = 0; i < 1000 && !observer.expired(); ++i)
+    std::this_thread::sleep_for(1ms);
   EXPECT_TRUE(observer.expired());
   auto kept = std::make_shared<Request>(2, mutex, expired, &last);
   watch.watch(Clock::now() + 40ms, kept);
