@@ -286,6 +286,16 @@ bool AuditLog::maybe_fsync(std::size_t records, bool force) {
   return true;
 }
 
+bool AuditLog::still_at_path() const {
+  // Moved away (logrotate) or replaced: reopen. Still the file at the path: nothing to do, so
+  // that a SIGHUP for a reload adds no rotate and start records.
+  struct stat open_file {
+  }, at_path{};
+  return fd_ >= 0 && fd_is_regular_ && ::fstat(fd_, &open_file) == 0 &&
+         ::stat(config_.path.c_str(), &at_path) == 0 && open_file.st_dev == at_path.st_dev &&
+         open_file.st_ino == at_path.st_ino;
+}
+
 void AuditLog::close_fd() {
   if (fd_ >= 0 && fd_ != STDOUT_FILENO)
     ::close(fd_);
@@ -369,7 +379,7 @@ void AuditLog::run() {
     }
     lock.unlock();
 
-    if (reopen)
+    if (reopen && !still_at_path())
       close_output(audit_record_kind::kRotate);
     std::size_t places = 0;
     for (const Entry& entry : batch)

@@ -257,24 +257,55 @@ TEST_F(AuditLogTest, RotationEndsOneFileAndTheChainContinuesInTheNext) {
 }
 
 TEST_F(AuditLogTest, ReopeningInQuickSuccessionLosesNothing) {
-  // SIGHUPs come close together (a reload, `xks-proxy keys ...`): each reopen writes on at once.
+  // Files moved away and reopened in quick succession (SIGHUPs close together): each reopen
+  // writes on at once, nothing is lost, the chain runs through every file.
+  std::vector<std::string> files;
   {
     auto log = open(config(true));
     for (int i = 0; i < 4; ++i) {
-      log->reopen();
       ASSERT_EQ(log->reserve(), AuditLog::Place::kReserved);
       std::optional<bool> written = submit_and_wait(*log, record(i));
       ASSERT_TRUE(written.has_value());
       EXPECT_TRUE(*written) << i;
+      files.push_back(path_ + "." + std::to_string(i));
+      std::filesystem::rename(path_, files.back());
+      log->reopen();
     }
+    ASSERT_EQ(log->reserve(), AuditLog::Place::kReserved);
+    ASSERT_TRUE(submit_and_wait(*log, record(4)).value_or(false));
   }
+  files.push_back(path_);
   EXPECT_EQ(metric("xks_audit_write_errors_total"), 0);
   AuditKey right = key();
-  EXPECT_EQ(verify(&right).first_bad_line, 0u);
+  AuditVerification all = verify_audit_files(files, &right, {});
+  EXPECT_EQ(all.first_bad_line, 0u) << all.bad_file << ": " << all.reason;
   std::size_t requests = 0;
-  for (const std::string& line : lines())
-    requests += line.find("\"record\":") == std::string::npos ? 1u : 0u;
-  EXPECT_EQ(requests, 4u);
+  for (const std::string& file : files) {
+    for (const std::string& line : lines(file))
+      requests += line.find("\"record\":") == std::string::npos ? 1u : 0u;
+  }
+  EXPECT_EQ(requests, 5u);
+}
+
+TEST_F(AuditLogTest, AReopenWhileTheFileStaysWhereItIsChangesNothing) {
+  // A SIGHUP for a reload, not for logrotate: no rotate record, no new start record.
+  {
+    auto log = open(config(true));
+    for (int i = 0; i < 3; ++i) {
+      log->reopen();
+      ASSERT_EQ(log->reserve(), AuditLog::Place::kReserved);
+      ASSERT_TRUE(submit_and_wait(*log, record(i)).value_or(false));
+    }
+  }
+  std::size_t rotates = 0, starts = 0;
+  for (const std::string& line : lines()) {
+    rotates += line.find("\"record\":\"rotate\"") != std::string::npos ? 1u : 0u;
+    starts += line.find("\"record\":\"start\"") != std::string::npos ? 1u : 0u;
+  }
+  EXPECT_EQ(rotates, 0u);
+  EXPECT_EQ(starts, 1u);
+  AuditKey right = key();
+  EXPECT_EQ(verify(&right).first_bad_line, 0u);
 }
 
 TEST_F(AuditLogTest, WriteErrorsAreCountedAndMandatoryRecordsAreRefused) {

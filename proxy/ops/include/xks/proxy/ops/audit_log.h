@@ -64,7 +64,8 @@ class AuditLog {
   // are rare and must not be lost to a busy queue.
   void record_event(std::string_view kind, std::string_view fields);
   // Ends the current file with a rotate record and reopens the path (after logrotate moved
-  // the file); the chain continues into the new file.
+  // the file); the chain continues into the new file. Nothing happens while the open file is
+  // still the one at the path (a SIGHUP for a reload).
   void reopen();
   // False while on_full = reject and the file is not writable.
   bool ready() const;
@@ -95,6 +96,8 @@ class AuditLog {
   // fsyncs when due (or `force`); false when that failed (the file is then closed).
   bool maybe_fsync(std::size_t records, bool force);
   void close_fd();
+  // Whether the open file is still the one at config_.path.
+  bool still_at_path() const;
   std::string control_fields(std::string_view kind, std::string_view extra = {}) const;
   void report_failure(const std::string& what, int error);
 
