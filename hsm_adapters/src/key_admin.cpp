@@ -103,33 +103,47 @@ HsmResult<KeyInfo> make_key(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,
   return read_key_info(api, session, handle);
 }
 
-// Changes every version of `label` that `change` returns an attribute for (the attribute's
-// value must stay valid until the next call); kKeyNotFound when it changes none.
-template <typename Change>
-HsmResult<void> set_on_versions(const Pkcs11Module& module, CK_SLOT_ID slot, std::string_view pin,
-                                std::string_view label, Change change) {
+// Opens a session (`flags`: 0 or CKF_RW_SESSION), reads the versions of `label` and returns
+// `use(api, session, versions)`.
+template <typename Use>
+auto with_versions(const Pkcs11Module& module, CK_SLOT_ID slot, std::string_view pin,
+                   CK_FLAGS flags, std::string_view label, Use use)
+    -> decltype(use(module.api(), CK_SESSION_HANDLE{}, KeyVersions{})) {
   CK_FUNCTION_LIST& api = module.api();
-  auto opened = open_logged_in_session(api, slot, CKF_RW_SESSION, pin);
+  auto opened = open_logged_in_session(api, slot, flags, pin);
   if (!opened)
     return tl::unexpected(opened.error());
   AdminSession session(api, *opened);
   auto key = read_key_versions(api, session.handle(), label);
   if (!key)
     return tl::unexpected(key.error());
-  bool any = false;
-  for (const KeyInfo& version : key->versions) {
-    std::optional<CK_ATTRIBUTE> attribute = change(version);
-    if (!attribute)
-      continue;
-    any = true;
-    if (CK_RV rv = api.C_SetAttributeValue(session.handle(), version.handle, &*attribute, 1);
-        rv != CKR_OK) {
-      return tl::unexpected(HsmError::from_rv("C_SetAttributeValue", rv));
-    }
-  }
-  if (!any)
-    return tl::unexpected(HsmError{HsmErrorKind::kKeyNotFound, CKR_OK, "no such version"});
-  return {};
+  return use(api, session.handle(), *key);
+}
+
+// Changes every version of `label` that `change` returns an attribute for (the attribute's
+// value must stay valid until the next call); kKeyNotFound when it changes none.
+template <typename Change>
+HsmResult<void> set_on_versions(const Pkcs11Module& module, CK_SLOT_ID slot, std::string_view pin,
+                                std::string_view label, Change change) {
+  return with_versions(
+      module, slot, pin, CKF_RW_SESSION, label,
+      [&](CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,
+          const KeyVersions& key) -> HsmResult<void> {
+        bool any = false;
+        for (const KeyInfo& version : key.versions) {
+          std::optional<CK_ATTRIBUTE> attribute = change(version);
+          if (!attribute)
+            continue;
+          any = true;
+          if (CK_RV rv = api.C_SetAttributeValue(session, version.handle, &*attribute, 1);
+              rv != CKR_OK) {
+            return tl::unexpected(HsmError::from_rv("C_SetAttributeValue", rv));
+          }
+        }
+        if (!any)
+          return tl::unexpected(HsmError{HsmErrorKind::kKeyNotFound, CKR_OK, "no such version"});
+        return {};
+      });
 }
 
 }  // namespace
@@ -156,60 +170,50 @@ HsmResult<KeyInfo> create_aes_key(const Pkcs11Module& module, CK_SLOT_ID slot, s
 HsmResult<KeyInfo> rotate_key(const Pkcs11Module& module, CK_SLOT_ID slot, std::string_view pin,
                               std::string_view label, std::uint32_t version,
                               std::optional<std::span<const std::uint8_t, 32>> material) {
-  CK_FUNCTION_LIST& api = module.api();
-  auto opened = open_logged_in_session(api, slot, CKF_RW_SESSION, pin);
-  if (!opened)
-    return tl::unexpected(opened.error());
-  AdminSession session(api, *opened);
-  auto key = read_key_versions(api, session.handle(), label);
-  if (!key)
-    return tl::unexpected(key.error());
-  if (version > kMaxKeyVersion) {
-    return tl::unexpected(
-        HsmError{HsmErrorKind::kOther, CKR_OK, "the key has reached its last version"});
-  }
-  if (version <= key->versions.back().version) {
-    return tl::unexpected(HsmError{HsmErrorKind::kDuplicateKey, CKR_OK,
-                                   "the key has version " +
-                                       std::to_string(key->versions.back().version) +
-                                       " already: not above it"});
-  }
-  // A new version is there to encrypt; it decrypts when the key's version 1 does.
-  const KeyInfo* first = key->find(1);
-  KeyUsageRequest usage{true, first == nullptr || first->decrypt};
-  return make_key(api, session.handle(), label, version, usage, material);
+  return with_versions(
+      module, slot, pin, CKF_RW_SESSION, label,
+      [&](CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,
+          const KeyVersions& key) -> HsmResult<KeyInfo> {
+        if (version > kMaxKeyVersion) {
+          return tl::unexpected(
+              HsmError{HsmErrorKind::kOther, CKR_OK, "the key has reached its last version"});
+        }
+        if (version <= key.versions.back().version) {
+          return tl::unexpected(HsmError{HsmErrorKind::kDuplicateKey, CKR_OK,
+                                         "the key has version " +
+                                             std::to_string(key.versions.back().version) +
+                                             " already: not above it"});
+        }
+        // A new version is there to encrypt; it decrypts when the key's version 1 does.
+        const KeyInfo* first = key.find(1);
+        KeyUsageRequest usage{true, first == nullptr || first->decrypt};
+        return make_key(api, session, label, version, usage, material);
+      });
 }
 
 HsmResult<std::uint32_t> newest_version(const Pkcs11Module& module, CK_SLOT_ID slot,
                                         std::string_view pin, std::string_view label) {
-  CK_FUNCTION_LIST& api = module.api();
-  auto opened = open_logged_in_session(api, slot, 0, pin);
-  if (!opened)
-    return tl::unexpected(opened.error());
-  AdminSession session(api, *opened);
-  auto key = read_key_versions(api, session.handle(), label);
-  if (!key)
-    return tl::unexpected(key.error());
-  return key->versions.back().version;
+  return with_versions(
+      module, slot, pin, 0, label,
+      [](CK_FUNCTION_LIST&, CK_SESSION_HANDLE, const KeyVersions& key) -> HsmResult<std::uint32_t> {
+        return key.versions.back().version;
+      });
 }
 
 HsmResult<void> destroy_key_version(const Pkcs11Module& module, CK_SLOT_ID slot,
                                     std::string_view pin, std::string_view label,
                                     std::uint32_t version) {
-  CK_FUNCTION_LIST& api = module.api();
-  auto opened = open_logged_in_session(api, slot, CKF_RW_SESSION, pin);
-  if (!opened)
-    return tl::unexpected(opened.error());
-  AdminSession session(api, *opened);
-  auto key = read_key_versions(api, session.handle(), label);
-  if (!key)
-    return tl::unexpected(key.error());
-  const KeyInfo* found = key->find(version);
-  if (found == nullptr)
-    return tl::unexpected(HsmError{HsmErrorKind::kKeyNotFound, CKR_OK, "no such version"});
-  if (CK_RV rv = api.C_DestroyObject(session.handle(), found->handle); rv != CKR_OK)
-    return tl::unexpected(HsmError::from_rv("C_DestroyObject", rv));
-  return {};
+  return with_versions(
+      module, slot, pin, CKF_RW_SESSION, label,
+      [&](CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,
+          const KeyVersions& key) -> HsmResult<void> {
+        const KeyInfo* found = key.find(version);
+        if (found == nullptr)
+          return tl::unexpected(HsmError{HsmErrorKind::kKeyNotFound, CKR_OK, "no such version"});
+        if (CK_RV rv = api.C_DestroyObject(session, found->handle); rv != CKR_OK)
+          return tl::unexpected(HsmError::from_rv("C_DestroyObject", rv));
+        return {};
+      });
 }
 
 HsmResult<void> set_version_encrypt(const Pkcs11Module& module, CK_SLOT_ID slot,

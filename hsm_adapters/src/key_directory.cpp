@@ -285,17 +285,11 @@ void KeyDirectory::forget(std::string_view label) {
     keys_.erase(found);
 }
 
-namespace {}  // namespace
-
 std::string_view version_state(const KeyInfo& version) {
   return version.encrypt ? "active" : version.decrypt ? "decrypt-only" : "unusable";
 }
 
 namespace {
-
-std::string state_of(const KeyInfo& version) {
-  return std::string(version_state(version));
-}
 
 // What changed between two readings of one key, for the operator.
 void describe_changes(const std::string& label, const KeyVersions& before, const KeyVersions& after,
@@ -306,9 +300,9 @@ void describe_changes(const std::string& label, const KeyVersions& before, const
     const KeyInfo* old = before.find(version.version);
     std::string name = "key " + label + " version " + std::to_string(version.version);
     if (old == nullptr)
-      changed(name + " appeared (" + state_of(version) + ")");
-    else if (state_of(*old) != state_of(version))
-      changed(name + " is now " + state_of(version));
+      changed(name + " appeared (" + std::string(version_state(version)) + ")");
+    else if (version_state(*old) != version_state(version))
+      changed(name + " is now " + std::string(version_state(version)));
   }
   for (const KeyInfo& version : before.versions) {
     if (after.find(version.version) == nullptr)
