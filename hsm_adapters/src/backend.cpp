@@ -51,7 +51,7 @@ HsmResult<std::unique_ptr<Backend>> Backend::start(BackendOptions options) {
   backend->module_ = opened->module;
   backend->token_ = opened->token;
   auto pool = SessionPool::open(backend->module_, backend->token_.slot_id, std::move(opened->pin),
-                                {.sessions = o.sessions, .on_event = o.on_session_event});
+                                {.sessions = o.sessions, .on_event = o.on_event});
   wipe(opened->pin);
   if (!pool)
     return tl::unexpected(with_context(pool.error(), "HSM token '" + backend->token_.label + "'"));
@@ -87,8 +87,19 @@ void Backend::stop() {
     if (thread->joinable())
       thread->join();
   }
-  if (executor_)
+  if (executor_) {
     executor_->stop();
+    record_encryptions(true);
+  }
+}
+
+void Backend::record_encryptions(bool all) {
+  auto recorded = keys_->record_encryptions(all);
+  std::string failure = recorded ? "" : recorded.error().message;
+  std::lock_guard lock(record_failure_mutex_);
+  if (failure != record_failure_ && !failure.empty() && options_.on_event)
+    options_.on_event("encryption counts not recorded on the token (retried): " + failure);
+  record_failure_ = failure;
 }
 
 void Backend::watch_health(
@@ -98,7 +109,9 @@ void Backend::watch_health(
   });
 }
 
-HsmResult<void> Backend::refresh_keys() {
+HsmResult<void> Backend::refresh_keys(bool record_all) {
+  // Recorded first, so that the reading after it shows the counts.
+  record_encryptions(record_all);
   auto refreshed = keys_->refresh_keys(
       [this](const std::string& change) {
         if (options_.on_key_change)
@@ -109,6 +122,8 @@ HsmResult<void> Backend::refresh_keys() {
     keys_read_at_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(
                             std::chrono::system_clock::now().time_since_epoch())
                             .count());
+    if (options_.on_keys_read)
+      options_.on_keys_read();
   }
   return refreshed;
 }
@@ -209,7 +224,7 @@ void Backend::check_health_periodically(
         previous = report.state;
       }
     }
-    (void)refresh_keys();  // a failure is the health check's to report
+    (void)refresh_keys(requested);  // a failure is the health check's to report
     lock.lock();
   }
 }

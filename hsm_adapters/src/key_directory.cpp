@@ -2,6 +2,7 @@
 #include "xks/hsm/key_directory.h"
 
 #include <algorithm>
+#include <charconv>
 #include <mutex>
 
 namespace xks::hsm {
@@ -52,6 +53,13 @@ HsmResult<std::vector<CK_OBJECT_HANDLE>> find_secret_keys(CK_FUNCTION_LIST& api,
   return found;
 }
 
+std::uint64_t KeyInfo::lifetime_encryptions() const {
+  if (!count)
+    return encryptions;
+  return encryptions + count->made.load(std::memory_order_relaxed) -
+         count->recorded.load(std::memory_order_relaxed);
+}
+
 bool KeyVersions::disabled() const {
   return std::any_of(versions.begin(), versions.end(),
                      [](const KeyInfo& version) { return version.disabled; });
@@ -93,6 +101,8 @@ std::string key_tag(const KeyInfo& key) {
   std::string tag = std::string(kTagPrefix) + "v=" + std::to_string(key.version);
   if (!key.created.empty())
     tag += ";created=" + key.created;
+  if (key.encryptions != 0)
+    tag += ";enc=" + std::to_string(key.encryptions);
   if (key.disabled)
     tag += ";disabled";
   if (!key.was.empty())
@@ -139,6 +149,13 @@ std::optional<KeyInfo> parse_tag(std::string_view id) {
           !all_of_class(date.substr(5, 2), is_digit) || !all_of_class(date.substr(8, 2), is_digit))
         return std::nullopt;
       tag.created = date;
+    } else if (item.starts_with("enc=") && tag.encryptions == 0) {
+      std::string_view digits = item.substr(4);
+      auto [end_of_number, error] =
+          std::from_chars(digits.data(), digits.data() + digits.size(), tag.encryptions);
+      if (digits.empty() || digits.front() == '0' || error != std::errc() ||
+          end_of_number != digits.data() + digits.size())
+        return std::nullopt;
     } else if (item == "disabled" && !tag.disabled) {
       tag.disabled = true;
     } else if (item.starts_with("was=") && tag.was.empty()) {
@@ -159,7 +176,9 @@ std::optional<KeyInfo> parse_tag(std::string_view id) {
 
 void read_key_tag(std::string_view id, KeyInfo& key) {
   std::optional<KeyInfo> tag = parse_tag(id);
+  key.tagged = tag.has_value();
   key.version = tag ? tag->version : 1;
+  key.encryptions = tag ? tag->encryptions : 0;
   key.created = tag ? tag->created : "";
   key.disabled = tag && tag->disabled;
   // Another tool's id (even one that merely starts like a tag) is kept, to restore once the
@@ -273,9 +292,21 @@ HsmResult<std::shared_ptr<const KeyVersions>> KeyDirectory::find(CK_FUNCTION_LIS
   auto key = read_key_versions(api, session, label);
   if (!key)
     return tl::unexpected(key.error());
-  auto shared = std::make_shared<const KeyVersions>(std::move(*key));
   std::unique_lock lock(mutex_);
-  keys_.insert_or_assign(std::string(label), shared);
+  return counted(std::string(label), std::move(*key));
+}
+
+std::shared_ptr<const KeyVersions> KeyDirectory::counted(const std::string& label,
+                                                         KeyVersions key) {
+  auto& counts = counts_[label];
+  for (KeyInfo& version : key.versions) {
+    auto& count = counts[version.version];
+    if (!count)
+      count = std::make_shared<EncryptionCount>();
+    version.count = count;
+  }
+  auto shared = std::make_shared<const KeyVersions>(std::move(key));
+  keys_.insert_or_assign(label, shared);
   return shared;
 }
 
@@ -331,11 +362,93 @@ HsmResult<void> KeyDirectory::refresh(
       changed("key " + label + ": " + after.error().message);
     std::unique_lock lock(mutex_);
     if (after)
-      keys_.insert_or_assign(label, std::make_shared<const KeyVersions>(std::move(*after)));
+      counted(label, std::move(*after));
     else
       keys_.erase(label);
   }
   return {};
+}
+
+namespace {
+
+constexpr std::uint64_t kRecordAfterCount = std::uint64_t{1} << 20;
+constexpr auto kRecordAfterTime = std::chrono::minutes(1);
+
+std::uint64_t unrecorded(const EncryptionCount& count) {
+  return count.made.load(std::memory_order_relaxed) -
+         count.recorded.load(std::memory_order_relaxed);
+}
+
+bool due(const EncryptionCount& count, bool all) {
+  std::uint64_t pending = unrecorded(count);
+  return pending != 0 && (all || pending >= kRecordAfterCount ||
+                          std::chrono::steady_clock::now() - count.recorded_at >= kRecordAfterTime);
+}
+
+}  // namespace
+
+bool KeyDirectory::encryptions_to_record(bool all) const {
+  std::lock_guard record_lock(record_mutex_);
+  std::shared_lock lock(mutex_);
+  for (const auto& [label, key] : keys_) {
+    for (const KeyInfo& version : key->versions) {
+      if (version.tagged && version.count && due(*version.count, all))
+        return true;
+    }
+  }
+  return false;
+}
+
+HsmResult<void> KeyDirectory::record_encryptions(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,
+                                                 bool all) {
+  std::lock_guard record_lock(record_mutex_);
+  std::vector<KeyInfo> to_record;
+  {
+    std::shared_lock lock(mutex_);
+    for (const auto& [label, key] : keys_) {
+      for (const KeyInfo& version : key->versions) {
+        if (version.tagged && version.count && due(*version.count, all))
+          to_record.push_back(version);
+      }
+    }
+  }
+  HsmResult<void> result;
+  for (const KeyInfo& version : to_record) {
+    // The tag as it is now (another proxy, or a `keys` command, may have changed it), plus ours.
+    auto now = read_key_info(api, session, version.handle);
+    if (!now) {
+      result = tl::unexpected(now.error());
+      continue;
+    }
+    if (!now->tagged || now->version != version.version)
+      continue;  // no longer the object it was: the next re-read sorts it out
+    EncryptionCount& count = *version.count;
+    std::uint64_t made = count.made.load(std::memory_order_relaxed);
+    std::uint64_t adding = made - count.recorded.load(std::memory_order_relaxed);
+    now->encryptions += adding;
+    std::string id = key_tag(*now);
+    CK_ATTRIBUTE attribute{CKA_ID, id.data(), id.size()};
+    if (CK_RV rv = api.C_SetAttributeValue(session, version.handle, &attribute, 1); rv != CKR_OK) {
+      result = tl::unexpected(HsmError::from_rv("C_SetAttributeValue", rv));
+      continue;
+    }
+    count.recorded.store(made, std::memory_order_relaxed);
+    count.recorded_at = std::chrono::steady_clock::now();
+  }
+  return result;
+}
+
+std::vector<KeyDirectory::VersionCount> KeyDirectory::encryption_counts() const {
+  std::vector<VersionCount> counts;
+  std::shared_lock lock(mutex_);
+  for (const auto& [label, key] : keys_) {
+    for (const KeyInfo& version : key->versions) {
+      counts.push_back({label, version.version, version.tagged,
+                        version.count ? version.count->made.load(std::memory_order_relaxed) : 0,
+                        version.lifetime_encryptions()});
+    }
+  }
+  return counts;
 }
 
 HsmResult<std::string> read_label(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,

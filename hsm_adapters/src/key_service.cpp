@@ -117,6 +117,7 @@ HsmResult<Sealed> KeyService::encrypt(std::string_view key_id, ByteView plaintex
                                            plaintext, *hsm_aad);
                     if (!gcm)
                       return tl::unexpected(gcm.error());
+                    version.count->made.fetch_add(1, std::memory_order_relaxed);
                     sealed.gcm = std::move(*gcm);
                     return sealed;
                   });
@@ -169,6 +170,14 @@ HsmResult<Bytes> KeyService::decrypt(std::string_view key_id, ByteView ciphertex
         return gcm_decrypt(pool_.api(), session, version->handle, profile_, ciphertext, iv, tag,
                            *sample_aad);
       });
+}
+
+HsmResult<void> KeyService::record_encryptions(bool all) {
+  if (!directory_.encryptions_to_record(all))
+    return {};
+  return pool_.with_read_write_session([&](CK_SESSION_HANDLE session) {
+    return directory_.record_encryptions(pool_.api(), session, all);
+  });
 }
 
 HsmResult<void> KeyService::refresh_keys(

@@ -71,6 +71,28 @@ HsmResult<CK_SESSION_HANDLE> SessionPool::open_session() {
   return session;
 }
 
+HsmResult<void> SessionPool::with_read_write_session(
+    const std::function<HsmResult<void>(CK_SESSION_HANDLE)>& use) {
+  CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
+  if (CK_RV rv = api().C_OpenSession(slot_, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr,
+                                     &session);
+      rv != CKR_OK) {
+    return tl::unexpected(HsmError::from_rv("C_OpenSession", rv));
+  }
+  CK_SESSION_INFO info{};
+  CK_RV rv = api().C_GetSessionInfo(session, &info);
+  HsmResult<void> result;
+  if (rv != CKR_OK)
+    result = tl::unexpected(HsmError::from_rv("C_GetSessionInfo", rv));
+  else if (info.state != CKS_RW_USER_FUNCTIONS)
+    result =
+        tl::unexpected(HsmError{HsmErrorKind::kSessionLost, CKR_OK, "the token is not logged in"});
+  else
+    result = use(session);
+  api().C_CloseSession(session);
+  return result;
+}
+
 HsmResult<SessionPool::Lease> SessionPool::acquire(Clock::time_point deadline) {
   std::unique_lock lock(mutex_);
   auto none_coming = [this] { return counts_.busy == 0 && reopen_failing_; };

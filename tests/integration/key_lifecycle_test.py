@@ -8,7 +8,9 @@ Usage: key_lifecycle_test.py PATH_TO_XKS_PROXY PATH_TO_XKS_LOAD PATH_TO_FAULT_MO
 import base64
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -264,6 +266,92 @@ class MigrationFromTheSampleProxyTest(unittest.TestCase):
             self.assertEqual(base64.b64decode(sealed["ciphertextMetadata"]), b"\x01\x00\x01")
             status, _ = proxy.call("keys/migrated/decrypt", decrypt_body(sealed))
             self.assertEqual(status, 200)
+        finally:
+            proxy.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+class EncryptionCountTest(unittest.TestCase):
+    """Each version's encryptions are counted, kept on the token across restarts, and the
+    proxy warns well before one AES-GCM key's 2^32."""
+
+    WARNING = 2 ** 30
+
+    def test_counts_survive_a_restart_and_a_version_near_the_limit_is_reported(self):
+        tmp = tempfile.mkdtemp(prefix="xks-count-test-")
+        near = self.WARNING - 4
+
+        def import_busy_key(state_dir):
+            # A version that has, by its tag, served nearly the warning's worth already.
+            key_file = os.path.join(tmp, "key.bin")
+            with open(key_file, "wb") as f:
+                f.write(os.urandom(32))
+            with open(os.path.join(state_dir, "secrets/hsm-pin")) as f:
+                pin = f.read().strip()
+            subprocess.run(
+                ["pkcs11-tool", "--module", "/usr/lib/softhsm/libsofthsm2.so", "--token-label",
+                 "xks-demo", "--login", "--pin", pin, "--write-object", key_file, "--type",
+                 "secrkey", "--key-type", "AES:32", "--label", "busy", "--sensitive", "--id",
+                 ("xks:v=1;created=2026-01-02;enc=%d" % near).encode().hex()],
+                check=True, capture_output=True, timeout=60,
+                env=dict(os.environ,
+                         SOFTHSM2_CONF=os.path.join(state_dir, "softhsm/softhsm2.conf")))
+            os.remove(key_file)
+
+        demo = os.path.join(tmp, "demo")
+        proxy = ProxyProcess(demo, before_serve=import_busy_key,
+                             edit_config=also_serve("busy"))
+        env = dict(os.environ, SOFTHSM2_CONF=os.path.join(demo, "softhsm/softhsm2.conf"))
+
+        def keys_list():
+            run = subprocess.run([BINARY, "keys", "list", "--config", proxy.config],
+                                 capture_output=True, text=True, timeout=60, env=env)
+            self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+            return run.stdout
+
+        def lifetime():
+            match = re.search(r'^xks_key_lifetime_encryptions\{hsm="[^"]+",key="busy",'
+                              r'version="1"\} (\S+)$', proxy.scrape(), re.MULTILINE)
+            return float(match.group(1)) if match else None
+
+        def warnings():
+            with open(os.path.join(demo, "audit.log")) as f:
+                return [json.loads(line) for line in f
+                        if '"event":"encryption_limit_near"' in line]
+
+        try:
+            for _ in range(3):
+                status, body = proxy.call("keys/busy/encrypt", encrypt_body())
+                self.assertEqual(status, 200, body)
+            self.assertEqual(lifetime(), near + 3)
+            self.assertEqual(warnings(), [])
+            # A SIGHUP records the counts at once (else within a minute) and reads them back.
+            proxy.process.send_signal(signal.SIGHUP)
+            deadline = time.time() + 10
+            while "%d" % (near + 3) not in keys_list() and time.time() < deadline:
+                time.sleep(0.2)
+            self.assertRegex(keys_list(), r"busy +1 +active .* %d +sensitive" % (near + 3))
+            self.assertEqual(warnings(), [])
+            # Past the warning: logged and audited once, and `keys list` says what to do.
+            for _ in range(3):
+                status, body = proxy.call("keys/busy/encrypt", encrypt_body())
+                self.assertEqual(status, 200, body)
+            proxy.process.send_signal(signal.SIGHUP)
+            while not warnings() and time.time() < deadline:
+                time.sleep(0.2)
+            (warning,) = warnings()
+            self.assertEqual((warning["keyId"], warning["version"], warning["encryptions"]),
+                             ("busy", "1", str(near + 6)))
+            self.assertIn("rotate it (xks-proxy keys rotate busy)", keys_list())
+            # What is not yet recorded is recorded as the proxy stops.
+            status, body = proxy.call("keys/busy/encrypt", encrypt_body())
+            self.assertEqual(status, 200, body)
+            self.assertEqual(proxy.metric(
+                next(line.split(" ")[0] for line in proxy.scrape().splitlines()
+                     if line.startswith("xks_key_encryptions_total{") and 'key="busy"' in line)),
+                7)
+            self.assertEqual(proxy.stop(), 0)
+            self.assertRegex(keys_list(), r"busy +1 +active .* %d +sensitive" % (near + 7))
         finally:
             proxy.stop()
             shutil.rmtree(tmp, ignore_errors=True)

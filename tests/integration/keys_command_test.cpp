@@ -46,11 +46,14 @@ TEST_F(KeysCommandTest, CreatesKeysOfEachUsageAndListsThem) {
   }
   auto listed = keys("list");
   EXPECT_EQ(listed.exit_code, 0) << listed.output;
-  // VERSION STATE TYPE USAGE CREATED PROTECTION
+  // VERSION STATE TYPE USAGE CREATED ENCRYPTIONS PROTECTION
   auto expect_line = [&](const std::string& label, const std::string& state_type_usage) {
     std::string line = columns(listed.output, label);
-    EXPECT_EQ(line.substr(0, line.rfind(' ', line.rfind(' ') - 1)), "1 " + state_type_usage)
-        << line;
+    std::size_t protection = line.rfind(' ');
+    std::size_t encryptions = line.rfind(' ', protection - 1);
+    std::size_t created = line.rfind(' ', encryptions - 1);
+    EXPECT_EQ(line.substr(0, created), "1 " + state_type_usage) << line;
+    EXPECT_EQ(line.substr(encryptions, protection - encryptions), " 0") << line;
     EXPECT_TRUE(line.ends_with(" sensitive,not-extractable,always-sensitive,never-extractable"))
         << line;
   };

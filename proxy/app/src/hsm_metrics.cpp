@@ -34,6 +34,15 @@ void watch_hsm_fleet(metrics::Registry& registry, hsm::Fleet& fleet) {
   auto& keys_read = registry.gauge(
       "xks_hsm_keys_read_timestamp_seconds",
       "When the HSM's keys (versions and states) were last read again, as Unix time.", {"hsm"});
+  auto& encryptions = registry.counter("xks_key_encryptions_total",
+                                       "Encryptions by this process, by HSM, key and key version.",
+                                       {"hsm", "key", "version"});
+  auto& lifetime = registry.gauge(
+      "xks_key_lifetime_encryptions",
+      "A key version's encryptions on this HSM over its life as far as this process knows: "
+      "recorded on the token by every proxy, and its own not yet recorded. One AES-GCM key is "
+      "safe for 2^32; the fleet's HSMs hold copies of one key (sum them).",
+      {"hsm", "key", "version"});
   std::map<std::string, std::size_t> missing;
   for (const hsm::Fleet::KeyGap& gap : fleet.key_gaps()) {
     for (const std::string& name : gap.missing_from)
@@ -53,8 +62,14 @@ void watch_hsm_fleet(metrics::Registry& registry, hsm::Fleet& fleet) {
                                              &health.labels({name, "UNAVAILABLE"})};
     metrics::Gauge& circuit = circuit_state.labels({name});
     metrics::Gauge& read_at = keys_read.labels({name});
-    registry.on_scrape([&backend, &idle, &busy, &reconnecting, &queued, states, &circuit,
-                        &read_at] {
+    registry.on_scrape([&backend, &idle, &busy, &reconnecting, &queued, states, &circuit, &read_at,
+                        &encryptions, &lifetime, name] {
+      for (const auto& count : backend.keys().encryption_counts()) {
+        std::vector<std::string> labels{name, count.label, std::to_string(count.version)};
+        metrics::Counter& made = encryptions.labels(labels);
+        made.inc(static_cast<double>(count.made) - made.value());
+        lifetime.labels(std::move(labels)).set(static_cast<double>(count.lifetime));
+      }
       read_at.set(std::chrono::duration<double>(backend.keys_read_at().time_since_epoch()).count());
       hsm::SessionPool::Counts counts = backend.pool().counts();
       idle.set(static_cast<double>(counts.idle));

@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <map>
+
 #include "hsm_metrics.h"
 #include "xks/proxy/ops/audit_chain.h"
 #include "xks/proxy/transport/tls.h"
@@ -18,6 +20,33 @@ void Runtime::key_changed(std::size_t member, const std::string& change) {
     append_json_field(fields, "hsm", name);
     append_json_field(fields, "change", change);
     audit_->record_event(audit_record_kind::kConfig, fields);
+  }
+}
+
+void Runtime::keys_read() {
+  // The fleet's HSMs hold copies of one key: what counts is their sum.
+  std::map<std::pair<std::string, std::uint32_t>, std::uint64_t> totals;
+  for (std::size_t i = 0; i < fleet_->size(); ++i) {
+    for (const auto& count : fleet_->member(i).backend->keys().encryption_counts())
+      totals[{count.label, count.version}] += count.lifetime;
+  }
+  std::lock_guard lock(warned_mutex_);
+  for (const auto& [version, total] : totals) {
+    if (total < hsm::kEncryptionWarning || !warned_.insert(version).second)
+      continue;
+    const auto& [key, number] = version;
+    spdlog::warn(
+        "key {} version {} has made {} encryptions; one AES-GCM key is safe for 2^32 (4294967296) "
+        "with random IVs: rotate it now (xks-proxy keys rotate {} --config FILE)",
+        key, number, total, key);
+    if (audit_) {
+      std::string fields;
+      append_json_field(fields, "event", "encryption_limit_near");
+      append_json_field(fields, "keyId", key);
+      append_json_field(fields, "version", std::to_string(number));
+      append_json_field(fields, "encryptions", std::to_string(total));
+      audit_->record_event(audit_record_kind::kConfig, fields);
+    }
   }
 }
 
@@ -47,11 +76,11 @@ tl::expected<std::unique_ptr<Runtime>, std::string> Runtime::start(const Config&
          .sessions = hsm_config.sessions,
          .workers = hsm_config.workers,
          .circuit_breaker = hsm_config.circuit_breaker,
-         .on_session_event = [](const std::string& what) { spdlog::warn("{}", what); },
-         .on_key_change =
-             [runtime = runtime.get(), member = backends.size()](const std::string& change) {
-               runtime->key_changed(member, change);
-             }});
+         .on_event = [](const std::string& what) { spdlog::warn("{}", what); },
+         .on_key_change = [runtime = runtime.get(), member = backends.size()](
+                              const std::string& change) { runtime->key_changed(member, change); },
+         // Only once the fleet is assembled (the first reading is 10 s after start).
+         .on_keys_read = [runtime = runtime.get()] { runtime->keys_read(); }});
     if (!backend) {
       return tl::unexpected(hsm_config.name.empty()
                                 ? backend.error().message

@@ -344,7 +344,7 @@ void add_keys_command(CLI::App& app, int& exit_code) {
         std::cout << "HSM " << token.name << ":\n";
       std::cout << std::left << std::setw(28) << "KEY" << std::setw(9) << "VERSION" << std::setw(14)
                 << "STATE" << std::setw(10) << "TYPE" << std::setw(40) << "USAGE" << std::setw(12)
-                << "CREATED"
+                << "CREATED" << std::setw(14) << "ENCRYPTIONS"
                 << "PROTECTION\n";
       for (const auto& entry : *listing) {
         bool disabled = std::any_of(entry.versions.begin(), entry.versions.end(),
@@ -357,7 +357,18 @@ void add_keys_command(CLI::App& app, int& exit_code) {
           std::cout << std::setw(28) << entry.label << std::setw(9) << info.version << std::setw(14)
                     << state << std::setw(10) << (info.is_aes_256() ? "AES-256" : "other")
                     << std::setw(40) << usage_text(info) << std::setw(12)
-                    << (info.created.empty() ? "-" : info.created) << protection_text(info) << "\n";
+                    << (info.created.empty() ? "-" : info.created) << std::setw(14)
+                    << (info.tagged ? std::to_string(info.encryptions) : "-")
+                    << protection_text(info) << "\n";
+        }
+        for (const hsm::KeyInfo& info : entry.versions) {
+          if (info.encryptions >= hsm::kEncryptionWarning) {
+            std::cout << "  " << entry.label << " version " << info.version << ": "
+                      << info.encryptions
+                      << " encryptions, near the 2^32 an AES-GCM key is safe for: rotate it "
+                         "(xks-proxy keys rotate "
+                      << entry.label << ")\n";
+          }
         }
         if (entry.ambiguous) {
           std::cout << "  " << entry.label

@@ -36,8 +36,9 @@ class BackendTest : public test::HsmFixture {
             .sessions = 2,
             .workers = 1,
             .circuit_breaker = {.consecutive_failures = 1, .open_for = 20ms},
-            .on_session_event = {},
-            .on_key_change = {}};
+            .on_event = {},
+            .on_key_change = {},
+            .on_keys_read = {}};
   }
 };
 

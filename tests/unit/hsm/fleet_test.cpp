@@ -43,8 +43,9 @@ class FleetTest : public test::HsmFixture {
          .sessions = 1,
          .workers = 1,
          .circuit_breaker = {.consecutive_failures = 1, .open_for = std::chrono::hours(1)},
-         .on_session_event = {},
-         .on_key_change = {}});
+         .on_event = {},
+         .on_key_change = {},
+         .on_keys_read = {}});
     EXPECT_TRUE(backend.has_value()) << backend.error().message;
     return backend ? std::move(*backend) : nullptr;
   }

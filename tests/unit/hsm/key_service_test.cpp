@@ -425,6 +425,79 @@ TEST_F(KeyServiceTest, ADisabledKeyIsReportedAndRefusesToWork) {
   EXPECT_EQ(*decrypt("foo", *sealed, {}), plaintext);
 }
 
+TEST_F(KeyServiceTest, EncryptionsAreCountedAndAddedToTheTagByEveryProcess) {
+  import_key("foreign", random_bytes(32));  // another tool's key (no tag; not protected)
+  auto count_of = [](const KeyService& service, std::string_view label) {
+    for (const auto& count : service.encryption_counts()) {
+      if (count.label == label)
+        return count;
+    }
+    return KeyDirectory::VersionCount{};
+  };
+  auto recorded = [&](std::string_view label) -> std::optional<std::uint64_t> {
+    auto listing = list_keys(*module_, slot_, token_.user_pin());
+    for (const KeyListing& entry : *listing) {
+      if (entry.label == label && entry.versions.front().tagged)
+        return entry.versions.front().encryptions;
+    }
+    return std::nullopt;
+  };
+  auto refresh = [](KeyService& service) {
+    return service.refresh_keys([](const std::string&) {}, in(2s)).has_value();
+  };
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(encrypt("foo", random_bytes(16), {}).has_value());
+    ASSERT_TRUE(service_
+                    ->encrypt("foreign", random_bytes(16), {},
+                              {.allow_unprotected = true, .aws_sample_metadata = {}}, in(2s))
+                    .has_value());
+  }
+  ASSERT_TRUE(decrypt("foo", *encrypt("foo", random_bytes(16), {}), {}).has_value());
+  EXPECT_EQ(count_of(*service_, "foo").made, 6u);  // decryptions do not count
+  EXPECT_EQ(count_of(*service_, "foo").lifetime, 6u);
+  // Not due yet (a minute, or 2^20 encryptions): the token is not written on every refresh.
+  ASSERT_TRUE(service_->record_encryptions(false).has_value());
+  EXPECT_EQ(recorded("foo"), 0u);
+  ASSERT_TRUE(service_->record_encryptions(true).has_value());
+  EXPECT_EQ(recorded("foo"), 6u);
+  // Another tool's id is left as it was; its count lives in memory only.
+  EXPECT_EQ(recorded("foreign"), std::nullopt);
+  EXPECT_EQ(count_of(*service_, "foreign").lifetime, 5u);
+  EXPECT_FALSE(count_of(*service_, "foreign").tagged);
+
+  // A second proxy on the token adds its own; each reads the other's after a refresh.
+  KeyService other(*pool_, *vendor_profile("softhsm"));
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(other.encrypt("foo", random_bytes(16), {}, {}, in(2s)).has_value());
+  ASSERT_TRUE(encrypt("foo", random_bytes(16), {}).has_value());
+  ASSERT_TRUE(other.record_encryptions(true).has_value());
+  EXPECT_EQ(recorded("foo"), 9u);
+  ASSERT_TRUE(service_->record_encryptions(true).has_value());
+  EXPECT_EQ(recorded("foo"), 10u);
+  ASSERT_TRUE(refresh(*service_));
+  ASSERT_TRUE(refresh(other));
+  EXPECT_EQ(count_of(*service_, "foo").lifetime, 10u);
+  EXPECT_EQ(count_of(other, "foo").lifetime, 10u);
+  EXPECT_EQ(count_of(*service_, "foo").made, 7u);
+
+  // Lifecycle commands keep the count; a new version starts from none.
+  ASSERT_TRUE(set_key_disabled(*module_, slot_, token_.user_pin(), "foo", true));
+  ASSERT_TRUE(set_key_disabled(*module_, slot_, token_.user_pin(), "foo", false));
+  EXPECT_EQ(recorded("foo"), 10u);
+  ASSERT_TRUE(rotate_key(*module_, slot_, token_.user_pin(), "foo", 2));
+  ASSERT_TRUE(refresh(*service_));
+  ASSERT_TRUE(encrypt("foo", random_bytes(16), {}).has_value());
+  ASSERT_TRUE(service_->record_encryptions(true).has_value());
+  auto listing = list_keys(*module_, slot_, token_.user_pin());
+  for (const KeyListing& entry : *listing) {
+    if (entry.label == "foo") {
+      ASSERT_EQ(entry.versions.size(), 2u);
+      EXPECT_EQ(entry.versions[0].encryptions, 10u);
+      EXPECT_EQ(entry.versions[1].encryptions, 1u);
+    }
+  }
+}
+
 TEST_F(KeyServiceTest, SelfTestPassesWithTheRightProfile) {
   EXPECT_TRUE(service_->self_test("foo", in(2s)).has_value());
   auto usage = service_->self_test("encrypt_only_key", in(2s));

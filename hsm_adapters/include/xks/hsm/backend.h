@@ -52,10 +52,14 @@ struct BackendOptions {
   // one per session); see VendorProfile.
   std::size_t workers = 0;
   CircuitBreakerOptions circuit_breaker;
-  // Session events (lost, reopened), for logs; may be empty.
-  std::function<void(const std::string& event)> on_session_event;
+  // Session events (lost, reopened) and encryption counts the HSM would not record, for logs;
+  // may be empty.
+  std::function<void(const std::string& event)> on_event;
   // Changes refresh_keys() saw (a version made, retired, a key disabled...); may be empty.
   std::function<void(const std::string& change)> on_key_change;
+  // After each refresh_keys() that read the keys (their encryption counts are fresh then); may
+  // be empty.
+  std::function<void()> on_keys_read;
 };
 
 class Backend {
@@ -64,7 +68,8 @@ class Backend {
   ~Backend();  // stop()
 
   // Stops the background checks and the prober, then runs what the executor holds and refuses
-  // new work: what a fleet does to every member before any goes. Idempotent.
+  // new work, then records the encryption counts: what a fleet does to every member before any
+  // goes. Idempotent.
   void stop();
   Backend(const Backend&) = delete;
   Backend& operator=(const Backend&) = delete;
@@ -77,11 +82,12 @@ class Backend {
   HsmExecutor& executor() { return *executor_; }
   CircuitBreaker& circuit() { return *circuit_; }
 
-  // Reads the keys it has served again (versions made or retired, keys disabled or enabled
-  // since), telling BackendOptions::on_key_change; the health checks do it every 10 s.
-  HsmResult<void> refresh_keys();
-  // Has the health-check thread (watch_health) refresh the keys now, without waiting for it:
-  // for a signal handler, which must not wait on the HSM.
+  // Records the encryption counts that are due (`record_all`: every one), then reads the keys
+  // it has served again (versions made or retired, keys disabled or enabled since), telling
+  // BackendOptions::on_key_change; the health checks do it every 10 s.
+  HsmResult<void> refresh_keys(bool record_all = false);
+  // Has the health-check thread (watch_health) record every encryption count and refresh the
+  // keys now, without waiting for it: for a signal handler, which must not wait on the HSM.
   void request_key_refresh();
   // When the keys were last read again (refresh_keys finished), or the epoch if never.
   std::chrono::system_clock::time_point keys_read_at() const;
@@ -101,6 +107,7 @@ class Backend {
                                  std::function<void(HealthState, const std::string&)> on_change);
   void circuit_changed(CircuitState from, CircuitState to);
   void probe_open_circuit(std::stop_token stop);
+  void record_encryptions(bool all);
 
   BackendOptions options_;
   TokenInfo token_;
@@ -116,6 +123,8 @@ class Backend {
   std::mutex refresh_mutex_;
   std::condition_variable_any refresh_wake_;
   bool refresh_requested_ = false;
+  std::mutex record_failure_mutex_;
+  std::string record_failure_;             // the last failure to record counts, logged once
   std::unique_ptr<HsmExecutor> executor_;  // joined before the members it uses go
   std::jthread prober_;
   std::jthread health_checks_;  // last: stopped first

@@ -3,6 +3,7 @@
 //
 // On the token, every secret key whose CKA_LABEL is the external key id is a version of that
 // key. The proxy's keys carry a CKA_ID tag (ASCII) "xks:v=<N>;created=<YYYY-MM-DD>" with
+// ";enc=<count>" once the proxy has recorded encryptions with it (see EncryptionCount) and
 // ";disabled" while the key is disabled (`xks-proxy keys disable`); a key without such a tag is
 // version 1, the original (made before versioning, or by another tool; disabling it tags it,
 // keeping its own CKA_ID in ";was=<hex>" to restore on enable). Two objects with one label and
@@ -11,6 +12,8 @@
 // back a date it stored for a private object.)
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -25,6 +28,22 @@
 #include "xks/hsm/pkcs11.h"
 
 namespace xks::hsm {
+
+// AES-GCM with random 96-bit IVs is safe for at most 2^32 encryptions under one key (NIST SP
+// 800-38D §8.3); the proxy warns at a quarter of that, leaving time to rotate.
+inline constexpr std::uint64_t kEncryptionLimit = std::uint64_t{1} << 32;
+inline constexpr std::uint64_t kEncryptionWarning = kEncryptionLimit / 4;
+
+// Encryptions this process made with one cached key version, kept across re-reads of the key.
+// From time to time they are added to the count in the version's tag (KeyDirectory::
+// record_encryptions), which every proxy on the token adds to: so the tag holds the version's
+// lifetime count, short of what is not yet recorded (at most a minute's worth, or what a crash
+// lost) and of the rare lost update when two proxies record the same version at one instant.
+struct EncryptionCount {
+  std::atomic<std::uint64_t> made{0};      // since start
+  std::atomic<std::uint64_t> recorded{0};  // of `made`, added to the tag
+  std::chrono::steady_clock::time_point recorded_at = std::chrono::steady_clock::now();
+};
 
 struct KeyInfo {
   CK_OBJECT_HANDLE handle = CK_INVALID_HANDLE;
@@ -42,10 +61,17 @@ struct KeyInfo {
   bool always_sensitive = false;
   bool never_extractable = false;
   // From the CKA_ID tag (see above).
+  bool tagged = false;  // CKA_ID is the proxy's tag (else another tool's id, kept in `was`)
   std::uint32_t version = 1;
-  std::string created;    // YYYY-MM-DD, or "" (not made by the proxy)
-  bool disabled = false;  // the key is disabled
-  std::string was;        // hex of the CKA_ID the key had before the proxy tagged it, or ""
+  std::string created;            // YYYY-MM-DD, or "" (not made by the proxy)
+  bool disabled = false;          // the key is disabled
+  std::string was;                // hex of the CKA_ID the key had before the proxy tagged it, or ""
+  std::uint64_t encryptions = 0;  // recorded in the tag as the token was last read
+  // This process's count for the version; set on KeyDirectory's entries only.
+  std::shared_ptr<EncryptionCount> count;
+
+  // The version's encryptions as far as this process knows: recorded and not yet recorded.
+  std::uint64_t lifetime_encryptions() const;
 
   bool is_aes_256() const { return key_type == CKK_AES && value_length == 32; }
   bool is_protected() const { return sensitive && !extractable; }
@@ -79,6 +105,24 @@ class KeyDirectory {
   // with a description of each difference; a key gone from the token is dropped.
   HsmResult<void> refresh(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,
                           const std::function<void(const std::string& change)>& changed);
+  // Whether record_encryptions has anything to do (with `all`: anything at all; else only a
+  // version whose count has waited a minute, or grown by 2^20).
+  bool encryptions_to_record(bool all) const;
+  // Adds each tagged version's unrecorded encryptions to the count in its tag, read again just
+  // before; `session` must be read-write. A version another tool's id names (untagged) is
+  // counted in memory only: its id is not the proxy's to change. A failed write is retried at
+  // the next call; nothing is lost.
+  HsmResult<void> record_encryptions(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session, bool all);
+
+  struct VersionCount {
+    std::string label;
+    std::uint32_t version = 0;
+    bool tagged = false;
+    std::uint64_t made = 0;      // by this process
+    std::uint64_t lifetime = 0;  // KeyInfo::lifetime_encryptions
+  };
+  // Every cached version's counts, for metrics and warnings.
+  std::vector<VersionCount> encryption_counts() const;
 
  private:
   struct StringHash {
@@ -88,9 +132,17 @@ class KeyDirectory {
     }
   };
 
-  std::shared_mutex mutex_;
+  // A fresh reading of a key with each version's count attached (made on first sight; kept for
+  // the process's life, so that a key read again or forgotten keeps its count). Under mutex_.
+  std::shared_ptr<const KeyVersions> counted(const std::string& label, KeyVersions key);
+
+  mutable std::shared_mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<const KeyVersions>, StringHash, std::equal_to<>>
       keys_;
+  std::unordered_map<std::string,
+                     std::unordered_map<std::uint32_t, std::shared_ptr<EncryptionCount>>>
+      counts_;
+  mutable std::mutex record_mutex_;  // one record_encryptions at a time; guards recorded_at
 };
 
 // "active" (encrypts), "decrypt-only" (retired, or made so) or "unusable" (neither).

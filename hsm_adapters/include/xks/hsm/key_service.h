@@ -60,6 +60,12 @@ class KeyService {
   // Reads the cached keys again (see KeyDirectory::refresh) with a pooled session.
   HsmResult<void> refresh_keys(const std::function<void(const std::string& change)>& changed,
                                Deadline deadline);
+  // Adds the encryptions made since the last time to the versions' tags (see KeyDirectory::
+  // record_encryptions; with `all`, every one, else those due) with a read-write session.
+  HsmResult<void> record_encryptions(bool all);
+  std::vector<KeyDirectory::VersionCount> encryption_counts() const {
+    return directory_.encryption_counts();
+  }
 
   SessionPool& pool() { return pool_; }
 

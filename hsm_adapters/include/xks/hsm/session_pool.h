@@ -79,6 +79,12 @@ class SessionPool {
   // no session is open at all and reopening them is failing (the token is gone).
   HsmResult<Lease> acquire(Clock::time_point deadline);
 
+  // Runs `use` with a read-write session of its own (opened, then closed), for the rare write
+  // to the token (recording encryption counts). Never logs in: kSessionLost when the token is
+  // logged out (the pool's own reopening, with its back-off, logs in again).
+  HsmResult<void> with_read_write_session(
+      const std::function<HsmResult<void>(CK_SESSION_HANDLE)>& use);
+
   Counts counts() const;
   std::size_t size() const { return options_.sessions; }
   CK_FUNCTION_LIST& api() const { return module_->api(); }

@@ -61,8 +61,9 @@ class XksServiceTest : public test::HsmFixture {
          .sessions = 2,
          .workers = 2,
          .circuit_breaker = {.consecutive_failures = 2, .open_for = std::chrono::hours(1)},
-         .on_session_event = {},
-         .on_key_change = {}});
+         .on_event = {},
+         .on_key_change = {},
+         .on_keys_read = {}});
     ASSERT_TRUE(backend.has_value()) << backend.error().message;
     std::vector<std::pair<std::string, std::unique_ptr<hsm::Backend>>> members;
     members.emplace_back("test-hsm", std::move(*backend));

@@ -4,9 +4,13 @@
 // that cannot encrypt and decrypt does not serve.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <tl/expected.hpp>
+#include <utility>
 
 #include "xks/hsm/fleet.h"
 #include "xks/proxy/config/config.h"
@@ -39,6 +43,9 @@ class Runtime {
   explicit Runtime(Config config) : config_(std::move(config)) {}
   // A key lifecycle change an HSM saw: logged and audited.
   void key_changed(std::size_t member, const std::string& change);
+  // After an HSM read its keys again: warns (log and audit, once per version) when a key
+  // version's encryptions across the fleet pass hsm::kEncryptionWarning.
+  void keys_read();
 
   Config config_;
   metrics::Registry registry_;
@@ -46,6 +53,8 @@ class Runtime {
   metrics::Gauge* certificate_expiry_ = nullptr;
   std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<XksService> service_;
+  std::mutex warned_mutex_;
+  std::set<std::pair<std::string, std::uint32_t>> warned_;  // key versions warned about
   std::unique_ptr<hsm::Fleet> fleet_;  // last: its executors and health loops stop first
 };
 
