@@ -10,13 +10,11 @@ namespace xks::hsm {
 
 namespace {
 
+// 0: inline, on the I/O threads (see HsmExecutor).
 std::size_t executor_threads(const BackendOptions& options) {
   if (options.workers != 0)
     return options.workers;
-  if (!options.profile.in_process)
-    return options.sessions;
-  std::size_t cores = std::max(1u, std::thread::hardware_concurrency());
-  return std::min(cores, options.sessions);
+  return options.profile.in_process ? 0 : options.sessions;
 }
 
 HsmError with_context(HsmError error, const std::string& context) {

@@ -27,6 +27,15 @@ void HsmExecutor::stop() {
 }
 
 bool HsmExecutor::submit(std::function<void()> work) {
+  if (inline_calls()) {
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_)
+        return false;
+    }
+    work();
+    return true;
+  }
   {
     std::lock_guard lock(mutex_);
     if (stopping_ || queue_.size() >= max_queued_)

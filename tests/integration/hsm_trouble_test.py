@@ -98,6 +98,10 @@ class HsmTroubleTest(unittest.TestCase):
             self.assertGreater(self.metric(
                 'xks_hsm_circuit_transitions_total{backend="%s",to="%s"}' % (backend, to)), 0)
 
+    def test_a_module_that_may_block_is_called_on_hsm_threads(self):
+        with open(os.path.join(self.proxy.dir, "serve.log")) as f:
+            self.assertRegex(f.read(), r"HSM \S+: 8 sessions, calls on 8 HSM threads")
+
     def test_device_errors_are_retried_on_another_session(self):
         self.faults("fail C_Encrypt CKR_DEVICE_ERROR every 3")
         try:

@@ -27,6 +27,11 @@ class XksApiTest(proxy_process.SharedProxyTest):
     def test_key_metadata(self):
         self.check_key_metadata()
 
+    def test_an_in_process_module_is_called_inline(self):
+        with open(os.path.join(self.proxy.dir, "serve.log")) as f:
+            log = f.read()
+        self.assertRegex(log, r"HSM \S+: 8 sessions, calls inline on the I/O threads")
+
     def test_encrypt_decrypt_round_trip_with_aad_and_cdiv(self):
         self.check_round_trip_with_aad_and_cdiv()
 

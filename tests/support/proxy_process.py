@@ -113,6 +113,10 @@ class ProxyProcess:
             # The fault-injecting module in front of SoftHSM, steered by `fault_control`.
             real_module = re.search(r'module = "([^"]+)"', config).group(1)
             config = config.replace(real_module, FAULT_MODULE)
+            # It stands for a network HSM, whose calls can block: on HSM threads, as for one
+            # (an in-process module's calls run inline on the I/O threads).
+            config = re.sub(r"\nsessions = (\d+)\n", r"\nsessions = \1\nworkers = \1\n", config,
+                            count=1)
             env.update(XKS_FAULT_TARGET=real_module, XKS_FAULT_CONTROL=fault_control)
         if mounted_config:
             # As Kubernetes mounts a ConfigMap: config/test.toml -> ..data/test.toml, where

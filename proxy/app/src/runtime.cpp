@@ -94,6 +94,16 @@ tl::expected<std::unique_ptr<Runtime>, std::string> Runtime::start(const Config&
     return tl::unexpected(fleet.error().message);
   runtime->fleet_ = std::move(*fleet);
   hsm::Fleet& hsm = *runtime->fleet_;
+  for (std::size_t i = 0; i < hsm.size(); ++i) {
+    hsm::Backend& backend = *hsm.member(i).backend;
+    if (backend.executor().inline_calls()) {
+      spdlog::info("HSM {}: {} sessions, calls inline on the I/O threads (in-process module)",
+                   hsm.member(i).name, backend.pool().size());
+    } else {
+      spdlog::info("HSM {}: {} sessions, calls on {} HSM threads", hsm.member(i).name,
+                   backend.pool().size(), backend.executor().threads());
+    }
+  }
   for (const hsm::Fleet::KeyGap& gap : hsm.key_gaps()) {
     std::string lacking;
     for (const std::string& name : gap.missing_from)

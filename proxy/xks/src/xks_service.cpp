@@ -155,8 +155,10 @@ XksService::XksService(const std::vector<KeyStoreConfig>& key_stores, hsm::Fleet
       metrics_(metrics),
       audit_(audit),
       watch_(std::make_unique<DeadlineWatch>()) {
-  for (std::size_t i = 0; i < fleet_.size(); ++i)
+  for (std::size_t i = 0; i < fleet_.size(); ++i) {
     health_keys_.push_back(fleet_.member(i).backend->health_key());
+    threaded_members_ = threaded_members_ || !fleet_.member(i).backend->executor().inline_calls();
+  }
   served_.store(build(key_stores, nullptr));
   if (metrics_ != nullptr)
     metrics_->set_key_stores(key_stores);
@@ -313,9 +315,12 @@ void XksService::submit(std::shared_ptr<Exchange> exchange, HsmWork work) const 
                                             "the HSM backlog cannot finish before the deadline"));
   }
   // Watched weakly: once the HSM work is done and gone, the watch forgets the request. (The
-  // member first: a deadline already past is charged to the right one.)
+  // member first: a deadline already past is charged to the right one.) A fleet whose calls
+  // all run inline needs no watch: the work starts only before its deadline, never waits, and
+  // is answered when the call returns.
   exchange->member.store(*member);
-  watch_->watch(exchange->deadline, exchange);
+  if (threaded_members_)
+    watch_->watch(exchange->deadline, exchange);
   attempt(std::move(exchange), std::make_shared<const HsmWork>(std::move(work)), *member, 0);
 }
 

@@ -1,5 +1,5 @@
 // The HSM executor: work runs off the caller's thread, the queue bound refuses excess work,
-// and queued work still runs at shutdown.
+// and queued work still runs at shutdown; with no threads, work runs inline until it stops.
 #include "xks/hsm/hsm_executor.h"
 
 #include <gtest/gtest.h>
@@ -16,6 +16,18 @@ TEST(HsmExecutor, RunsWorkOnItsOwnThreads) {
   HsmExecutor executor(2, 16);
   ASSERT_TRUE(executor.submit([&] { ran_on.set_value(std::this_thread::get_id()); }));
   EXPECT_NE(ran_on.get_future().get(), std::this_thread::get_id());
+}
+
+TEST(HsmExecutor, WithoutThreadsRunsWorkInlineUntilStopped) {
+  HsmExecutor executor(0, 16);
+  EXPECT_TRUE(executor.inline_calls());
+  std::thread::id ran_on;
+  ASSERT_TRUE(executor.submit([&] { ran_on = std::this_thread::get_id(); }));
+  EXPECT_EQ(ran_on, std::this_thread::get_id());  // done when submit returns
+  executor.stop();
+  bool ran = false;
+  EXPECT_FALSE(executor.submit([&] { ran = true; }));
+  EXPECT_FALSE(ran);
 }
 
 TEST(HsmExecutor, RefusesWorkBeyondItsQueueBound) {

@@ -1,7 +1,9 @@
 // Runs PKCS#11 work off the I/O threads: a fixed set of worker threads behind a bounded queue.
 // A full queue refuses new work at once (the caller answers 503) instead of growing memory.
 // Completion goes back to the caller's own executor from inside the submitted work, so this
-// layer knows nothing of Asio.
+// layer knows nothing of Asio. With no threads, work runs inline, on the submitting thread: for
+// an in-process module, whose calls take microseconds of CPU and never wait, a hand-over to
+// another thread and back costs more than the call (two wake-ups and context switches).
 #pragma once
 
 #include <condition_variable>
@@ -24,8 +26,10 @@ class HsmExecutor {
   HsmExecutor(const HsmExecutor&) = delete;
   HsmExecutor& operator=(const HsmExecutor&) = delete;
 
-  // False when the queue is full or the executor is stopping; `work` is then not run.
+  // False when the queue is full or the executor is stopping; `work` is then not run. Inline,
+  // `work` has run when this returns.
   bool submit(std::function<void()> work);
+  bool inline_calls() const { return thread_count_ == 0; }
 
   std::size_t queued() const;
   std::size_t threads() const { return thread_count_; }

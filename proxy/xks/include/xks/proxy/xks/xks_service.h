@@ -7,7 +7,8 @@
 // on the calling (I/O) thread; only the HSM work crosses to the HSM executor. If that work has
 // not finished at the deadline, a watch thread answers 503 DependencyTimeoutException and the
 // late result, when it comes, is discarded and counted. HSM work whose deadline has passed is
-// not started (the checks sit before the session wait and before each PKCS#11 call).
+// not started (the checks sit before the session wait and before each PKCS#11 call). An
+// in-process module's calls run inline on the I/O thread (hsm::HsmExecutor): no hop, no watch.
 //
 // Fleet: the HSM work goes to the member hsm::Fleet chooses (usable, holding the key, least
 // busy). A result that says the member did not answer is counted by its circuit and the work
@@ -118,6 +119,7 @@ class XksService {
 
   hsm::Fleet& fleet_;
   std::vector<std::string> health_keys_;  // never served
+  bool threaded_members_ = false;         // some member's calls cross to HSM threads
   ProxyIdentity identity_;
   XksMetrics* metrics_;
   AuditLog* audit_;
