@@ -1,9 +1,10 @@
 // SHA-256 and HMAC-SHA256 through OpenSSL.
 #include "digest.h"
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
+#include <memory>
 #include <stdexcept>
 
 namespace xks::sigv4::detail {
@@ -21,6 +22,28 @@ const EVP_MD* sha256_md() {
   return md;
 }
 
+// One HMAC-SHA256 context per thread, keyed afresh for each MAC: HMAC() would fetch the
+// algorithm and build a context on every call (a third of a request's SigV4 cost).
+EVP_MAC_CTX* hmac_context() {
+  using Context = std::unique_ptr<EVP_MAC_CTX, decltype(&EVP_MAC_CTX_free)>;
+  thread_local Context context = [] {
+    static EVP_MAC* const hmac = [] {
+      EVP_MAC* fetched = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+      if (fetched == nullptr)
+        throw std::runtime_error("OpenSSL has no HMAC");
+      return fetched;
+    }();
+    Context made(EVP_MAC_CTX_new(hmac), &EVP_MAC_CTX_free);
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0),
+                           OSSL_PARAM_construct_end()};
+    if (!made || EVP_MAC_CTX_set_params(made.get(), params) != 1)
+      throw std::runtime_error("HMAC-SHA256 unavailable");
+    return made;
+  }();
+  return context.get();
+}
+
 }  // namespace
 
 Digest sha256(std::string_view data) {
@@ -35,10 +58,11 @@ Digest sha256(std::string_view data) {
 
 Digest hmac_sha256(std::span<const std::uint8_t> key, std::string_view data) {
   Digest out{};
-  unsigned int size = 0;
-  if (HMAC(sha256_md(), key.data(), static_cast<int>(key.size()), as_bytes(data).data(),
-           data.size(), out.data(), &size) == nullptr ||
-      size != out.size()) {
+  std::size_t size = 0;
+  EVP_MAC_CTX* context = hmac_context();
+  if (EVP_MAC_init(context, key.data(), key.size(), nullptr) != 1 ||
+      EVP_MAC_update(context, as_bytes(data).data(), data.size()) != 1 ||
+      EVP_MAC_final(context, out.data(), &size, out.size()) != 1 || size != out.size()) {
     throw std::runtime_error("HMAC-SHA256 failed");
   }
   return out;

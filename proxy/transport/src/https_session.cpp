@@ -174,19 +174,17 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
     // slot out of reach by holding writes open.
     if (in_flight_)
       admission_.release_request();
-    auto response = std::make_shared<http::response<http::string_body>>(
-        static_cast<http::status>(answer.status), version_ ? version_ : 11);
-    response->set(http::field::content_type, "application/json");
-    response->body() = std::move(answer.body);
-    response->keep_alive(keep_alive && !context_.draining);
-    response->prepare_payload();
-    bool close_after = !response->keep_alive();
+    bool close_after = !keep_alive || context_.draining;
+    format_response(answer, close_after);
     stream_.expires_after(context_.config.idle_timeout);
-    http::async_write(
-        stream_, *response,
-        [self = shared_from_this(), response, close_after](beast::error_code error, std::size_t) {
+    net::async_write(
+        stream_, net::buffer(output_),
+        [self = shared_from_this(), close_after](beast::error_code error, std::size_t) {
           if (std::exchange(self->in_flight_, false))
             request_finished(self->context_);
+          // Kept for the next answer unless large: an idle connection should hold little.
+          if (self->output_.capacity() > kKeptOutputBytes)
+            std::string().swap(self->output_);
           if (error)
             return self->close();
           if (self->linger_)
@@ -195,6 +193,26 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
             return self->close();
           self->read_request();
         });
+  }
+
+  // The answer as it goes on the wire (RFC 9112 §4, §6), in one buffer: one TLS record and no
+  // serializer. HTTP/1.0 keeps a connection only when told so.
+  void format_response(const HttpResponse& answer, bool close_after) {
+    const unsigned version = version_ ? version_ : 11;
+    output_.clear();
+    output_.reserve(128 + answer.body.size());
+    output_ += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+    output_ += std::to_string(answer.status);
+    output_ += ' ';
+    output_ += http::obsolete_reason(static_cast<http::status>(answer.status));
+    output_ += "\r\nContent-Type: application/json\r\nContent-Length: ";
+    output_ += std::to_string(answer.body.size());
+    if (close_after && version == 11)
+      output_ += "\r\nConnection: close";
+    else if (!close_after && version == 10)
+      output_ += "\r\nConnection: keep-alive";
+    output_ += "\r\n\r\n";
+    output_ += answer.body;
   }
 
   // After refusing an oversized body, keep reading (and dropping) what the client is still
@@ -235,6 +253,8 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   bool linger_ = false;      // drop the rest of an oversized body before closing
   std::size_t discarded_ = 0;
   std::unique_ptr<std::array<char, 16 * 1024>> scratch_;  // only while lingering
+  static constexpr std::size_t kKeptOutputBytes = 1024;
+  std::string output_;  // the answer being written, then kept for the next (if small)
   unsigned version_ = 11;
 };
 

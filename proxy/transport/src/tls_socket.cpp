@@ -52,25 +52,38 @@ bool TlsSocket::peer_certificate_still_valid() const {
 }
 
 void TlsSocket::expires_after(std::chrono::steady_clock::duration timeout) {
-  std::uint64_t generation = ++deadline_generation_;
   expired_ = aborted_;
-  timer_.expires_after(timeout);
+  deadline_ = std::chrono::steady_clock::now() + timeout;
+  // A timer due no later than the new deadline stays: when it fires it waits on for the rest.
+  // A request moves the deadline several times; this way it costs no timer operation.
+  if (!timer_armed_ || timer_.expiry() > deadline_)
+    arm_timer(deadline_);
+}
+
+void TlsSocket::expires_never() {
+  expired_ = aborted_;
+  deadline_ = std::chrono::steady_clock::time_point::max();
+}
+
+void TlsSocket::arm_timer(std::chrono::steady_clock::time_point at) {
+  std::uint64_t generation = ++timer_generation_;
+  timer_armed_ = true;
+  timer_.expires_at(at);  // a wait pending for an earlier time ends (its generation is old)
   timer_.async_wait(
       [this, alive = std::weak_ptr<bool>(alive_), generation](boost::system::error_code error) {
         if (error == boost::asio::error::operation_aborted || alive.expired() ||
-            generation != deadline_generation_) {
+            generation != timer_generation_) {
           return;
         }
+        timer_armed_ = false;
+        if (deadline_ == std::chrono::steady_clock::time_point::max())
+          return;
+        if (std::chrono::steady_clock::now() < deadline_)
+          return arm_timer(deadline_);
         expired_ = true;
         boost::system::error_code ignored;
         socket_.cancel(ignored);
       });
-}
-
-void TlsSocket::expires_never() {
-  ++deadline_generation_;
-  expired_ = aborted_;
-  timer_.cancel();
 }
 
 void TlsSocket::cancel() {

@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <string>
 
@@ -88,24 +89,32 @@ class TlsSocket {
 
   template <typename ConstBuffers, typename Handler>
   auto async_write_some(const ConstBuffers& buffers, Handler&& handler) {
-    // One TLS record for a whole (small) buffer sequence instead of one per piece.
-    auto data = std::make_shared<std::string>();
-    for (auto it = boost::asio::buffer_sequence_begin(buffers);
-         it != boost::asio::buffer_sequence_end(buffers) && data->size() < kMaxWriteBytes; ++it) {
-      boost::asio::const_buffer piece = *it;
-      data->append(static_cast<const char*>(piece.data()),
-                   std::min(piece.size(), kMaxWriteBytes - data->size()));
+    // A single buffer is written from where it is (the caller keeps it until the handler
+    // runs); several are gathered first, for one TLS record instead of one per piece.
+    auto it = boost::asio::buffer_sequence_begin(buffers);
+    auto end = boost::asio::buffer_sequence_end(buffers);
+    std::shared_ptr<std::string> gathered;
+    boost::asio::const_buffer data;
+    if (it != end && std::next(it) == end) {
+      data = *it;
+    } else {
+      gathered = std::make_shared<std::string>();
+      for (; it != end && gathered->size() < kMaxWriteBytes; ++it) {
+        boost::asio::const_buffer piece = *it;
+        gathered->append(static_cast<const char*>(piece.data()),
+                         std::min(piece.size(), kMaxWriteBytes - gathered->size()));
+      }
+      data = boost::asio::buffer(*gathered);
     }
+    const std::size_t size = std::min(data.size(), kMaxWriteBytes);
     return run(
-        [data](SSL* ssl) {
+        [bytes = data.data(), size](SSL* ssl) {
           std::size_t written = 0;
-          if (data->empty())
+          if (size == 0)
             return 0;
-          return SSL_write_ex(ssl, data->data(), data->size(), &written) == 1
-                     ? static_cast<int>(written)
-                     : -1;
+          return SSL_write_ex(ssl, bytes, size, &written) == 1 ? static_cast<int>(written) : -1;
         },
-        data, std::forward<Handler>(handler));
+        std::move(gathered), std::forward<Handler>(handler));
   }
 
   // After a failed handshake: sends FIN behind OpenSSL's alert and reads (dropping) until the
@@ -187,13 +196,17 @@ class TlsSocket {
   }
 
   static boost::system::error_code error_for(int reason);
+  // Waits for `at`, then expires the connection if deadline_ has come by then, or waits on.
+  void arm_timer(std::chrono::steady_clock::time_point at);
 
   std::shared_ptr<boost::asio::ssl::context> context_;  // outlives ssl_ (freed in ~TlsSocket)
   boost::asio::ip::tcp::socket socket_;
   boost::asio::ip::address peer_ip_;
   std::string peer_address_;
   boost::asio::steady_timer timer_;
-  std::uint64_t deadline_generation_ = 0;  // a timer handler of an earlier deadline is ignored
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
+  bool timer_armed_ = false;            // a wait is pending (for timer_.expiry())
+  std::uint64_t timer_generation_ = 0;  // the handler of a replaced wait is ignored
   bool expired_ = false;
   bool aborted_ = false;  // every deadline counts as expired
   // The timer's handler may run after this object is gone (it was already due): it checks
