@@ -47,10 +47,14 @@ EVP_MAC_CTX* hmac_context() {
 }  // namespace
 
 Digest sha256(std::string_view data) {
+  // One context per thread: EVP_Digest() would make and free one on every call.
+  using Context = std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)>;
+  thread_local Context context(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
   Digest out{};
   unsigned int size = 0;
-  if (EVP_Digest(data.data(), data.size(), out.data(), &size, sha256_md(), nullptr) != 1 ||
-      size != out.size()) {
+  if (!context || EVP_DigestInit_ex2(context.get(), sha256_md(), nullptr) != 1 ||
+      EVP_DigestUpdate(context.get(), data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(context.get(), out.data(), &size) != 1 || size != out.size()) {
     throw std::runtime_error("SHA256 failed");
   }
   return out;

@@ -6,6 +6,8 @@ Usage: observability_test.py PATH_TO_XKS_PROXY PATH_TO_XKS_LOAD PATH_TO_FAULT_MO
 """
 import base64
 import http.client
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -71,6 +73,19 @@ class ObservabilityTest(proxy_process.SharedProxyTest):
         checked = self.verify_audit()
         self.assertEqual(checked.returncode, 0, checked.stdout)
         self.assertIn("chain intact", checked.stdout)
+        # Independently: each line's chain is HMAC-SHA256, under the key file's bytes, of the
+        # line without its chain member, and names the line before as prev.
+        with open(os.path.join(self.proxy.dir, "secrets/audit-key"), "rb") as f:
+            key = f.read()
+        previous = None
+        for line in self.audit_lines():
+            match = re.fullmatch(r'(.*),"chain":"([0-9a-f]{64})"\}', line.rstrip("\n"))
+            self.assertIsNotNone(match, line)
+            body, chain = match.group(1) + "}", match.group(2)
+            self.assertEqual(hmac.new(key, body.encode(), hashlib.sha256).hexdigest(), chain)
+            if previous is not None:
+                self.assertEqual(json.loads(line)["prev"], previous)
+            previous = chain
 
         # logrotate: move the file away, SIGHUP, and the chain continues in a new file.
         os.rename(os.path.join(self.proxy.dir, "audit.log"),

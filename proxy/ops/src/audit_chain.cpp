@@ -119,18 +119,41 @@ AuditKey::~AuditKey() {
 }
 
 AuditChain::AuditChain(const AuditKey* key, AuditChainHead head)
-    : key_(key), head_(std::move(head)) {}
+    : key_(key), head_(std::move(head)) {
+  if (key_ == nullptr)
+    return;
+  EVP_MAC* hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  mac_ = hmac != nullptr ? EVP_MAC_CTX_new(hmac) : nullptr;
+  EVP_MAC_free(hmac);  // the context holds its own reference
+  char digest_name[] = "SHA256";
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest_name, 0),
+                         OSSL_PARAM_construct_end()};
+  if (mac_ == nullptr ||
+      EVP_MAC_init(mac_, key_->bytes().data(), key_->bytes().size(), params) != 1)
+    throw std::runtime_error("HMAC-SHA256 unavailable for the audit chain");
+}
+
+AuditChain::~AuditChain() {
+  EVP_MAC_CTX_free(mac_);  // cleanses the key it holds
+}
 
 std::string AuditChain::digest(std::string_view body) const {
   unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
+  std::size_t length = 0;
   const auto* data = reinterpret_cast<const unsigned char*>(body.data());
-  if (key_ != nullptr) {
-    HMAC(EVP_sha256(), key_->bytes().data(), static_cast<int>(key_->bytes().size()), data,
-         body.size(), digest, &length);
+  bool ok;
+  if (mac_ != nullptr) {
+    // A null key re-initialises with the key the context already holds.
+    ok = EVP_MAC_init(mac_, nullptr, 0, nullptr) == 1 &&
+         EVP_MAC_update(mac_, data, body.size()) == 1 &&
+         EVP_MAC_final(mac_, digest, &length, sizeof digest) == 1;
   } else {
-    EVP_Digest(data, body.size(), digest, &length, EVP_sha256(), nullptr);
+    unsigned int digest_length = 0;
+    ok = EVP_Digest(data, body.size(), digest, &digest_length, EVP_sha256(), nullptr) == 1;
+    length = digest_length;
   }
+  if (!ok)
+    throw std::runtime_error("the audit chain's digest failed");
   return hex(digest, length);
 }
 

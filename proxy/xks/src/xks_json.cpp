@@ -167,8 +167,12 @@ std::string compact(const json::object& object) {
 
 tl::expected<XksRequest, Rejection> parse_request(wire::Operation operation,
                                                   std::string_view body) {
+  // The parsed tree lives on the stack for a request of ordinary size: nothing of it outlives
+  // this call (what is kept is copied out), and a request then costs no allocation for it.
+  unsigned char storage[4096];
+  json::monotonic_resource resource(storage, sizeof storage);
   boost::system::error_code error;
-  json::value parsed = json::parse(body, error);
+  json::value parsed = json::parse(body, error, &resource);
   if (error)
     return reject(XksError::kValidation, "body is not valid JSON");
   if (!parsed.is_object())
@@ -207,14 +211,25 @@ std::string encrypt_response(std::span<const std::uint8_t> ciphertext,
                              std::span<const std::uint8_t> iv, std::span<const std::uint8_t> tag,
                              std::span<const std::uint8_t> ciphertext_metadata,
                              std::string_view cdiv_value) {
-  json::object response{{"authenticationTag", wire::base64_encode(tag)},
-                        {"ciphertext", wire::base64_encode(ciphertext)},
-                        {"initializationVector", wire::base64_encode(iv)}};
+  // Written out directly: every value is base64, which JSON never escapes.
+  std::string response;
+  response.reserve(160 + (ciphertext.size() + 2) / 3 * 4);
+  auto member = [&response](std::string_view name, std::string_view value) {
+    response += response.empty() ? "{\"" : ",\"";
+    response += name;
+    response += "\":\"";
+    response += value;
+    response += '"';
+  };
+  member("authenticationTag", wire::base64_encode(tag));
+  member("ciphertext", wire::base64_encode(ciphertext));
+  member("initializationVector", wire::base64_encode(iv));
   if (!ciphertext_metadata.empty())
-    response["ciphertextMetadata"] = wire::base64_encode(ciphertext_metadata);
+    member("ciphertextMetadata", wire::base64_encode(ciphertext_metadata));
   if (!cdiv_value.empty())
-    response["ciphertextDataIntegrityValue"] = cdiv_value;
-  return compact(response);
+    member("ciphertextDataIntegrityValue", cdiv_value);
+  response += '}';
+  return response;
 }
 
 std::string decrypt_response(std::span<const std::uint8_t> plaintext) {

@@ -14,6 +14,8 @@
 // that is not "rotate" or "stop".
 #pragma once
 
+#include <openssl/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -62,6 +64,9 @@ class AuditChain {
  public:
   // `key` null: plain SHA-256 (tamper-evident only against those who cannot recompute it).
   explicit AuditChain(const AuditKey* key, AuditChainHead head = {});
+  ~AuditChain();
+  AuditChain(const AuditChain&) = delete;
+  AuditChain& operator=(const AuditChain&) = delete;
   // The line for `fields` (JSON members, each followed by a comma, as built by
   // append_json_field), without a newline; the head moves past it.
   std::string line(std::string_view fields);
@@ -74,6 +79,9 @@ class AuditChain {
  private:
   const AuditKey* key_;
   AuditChainHead head_;
+  // HMAC-SHA256 keyed once with key_, re-initialised for each line (null without a key): an
+  // HMAC() per line would fetch the algorithm and key a new context every time.
+  EVP_MAC_CTX* mac_ = nullptr;
 };
 
 // The head after the last complete line of an existing file (to continue it), or nullopt
