@@ -57,7 +57,7 @@ void Http1RequestReader::next_request() {
 
 boost::asio::mutable_buffer Http1RequestReader::prepare() {
   if (!buffer_)
-    buffer_ = std::make_unique<char[]>(limits_.max_header_bytes);
+    buffer_ = std::make_unique_for_overwrite<char[]>(limits_.max_header_bytes);
   if (begin_ > 0) {
     std::memmove(buffer_.get(), buffer_.get() + begin_, end_ - begin_);
     end_ -= begin_;

@@ -97,7 +97,12 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
       return on_progress(reader_.parse());
     }
     enter(Phase::kIdle);
-    read();
+    // Waits for the next request without a read buffer: an idle connection holds none.
+    stream_.async_wait_input([self = shared_from_this()](beast::error_code error, std::size_t) {
+      if (error)
+        return self->close();  // end of stream, idle timeout, reset, drain
+      self->read();
+    });
   }
 
   // A new connection gets header_timeout, not idle_timeout, to start its first request: a

@@ -87,6 +87,19 @@ class TlsSocket {
         nullptr, std::forward<Handler>(handler));
   }
 
+  // Completes once application data has arrived (it stays to be read): lets a connection wait
+  // between requests without holding a read buffer.
+  template <typename Handler>
+  auto async_wait_input(Handler&& handler) {
+    return run(
+        [](SSL* ssl) {
+          char byte = 0;
+          std::size_t peeked = 0;
+          return SSL_peek_ex(ssl, &byte, 1, &peeked) == 1 ? static_cast<int>(peeked) : -1;
+        },
+        nullptr, std::forward<Handler>(handler));
+  }
+
   template <typename ConstBuffers, typename Handler>
   auto async_write_some(const ConstBuffers& buffers, Handler&& handler) {
     // A single buffer is written from where it is (the caller keeps it until the handler
