@@ -10,11 +10,19 @@ namespace xks::hsm {
 
 namespace {
 
-// 0: inline, on the I/O threads (see HsmExecutor).
 std::size_t executor_threads(const BackendOptions& options) {
   if (options.workers != 0)
     return options.workers;
-  return options.profile.in_process ? 0 : options.sessions;
+  if (!options.profile.in_process)
+    return options.sessions;
+  std::size_t cores = std::max(1u, std::thread::hardware_concurrency());
+  return std::min(cores, options.sessions);
+}
+
+// An in-process module's calls may also run on the caller's thread (see HsmExecutor), unless
+// `workers` asks for threads.
+bool inline_calls(const BackendOptions& options) {
+  return options.profile.in_process && options.workers == 0;
 }
 
 HsmError with_context(HsmError error, const std::string& context) {
@@ -71,7 +79,8 @@ HsmResult<std::unique_ptr<Backend>> Backend::start(BackendOptions options) {
       [raw](CircuitState from, CircuitState to) { raw->circuit_changed(from, to); });
   backend->prober_ = std::jthread([raw](std::stop_token stop) { raw->probe_open_circuit(stop); });
   // Queue bound: a few deadlines' worth of work per session; beyond that, shed at once.
-  backend->executor_ = std::make_unique<HsmExecutor>(executor_threads(o), 64 * o.sessions);
+  backend->executor_ =
+      std::make_unique<HsmExecutor>(executor_threads(o), 64 * o.sessions, inline_calls(o));
   return backend;
 }
 

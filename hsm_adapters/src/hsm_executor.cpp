@@ -3,8 +3,8 @@
 
 namespace xks::hsm {
 
-HsmExecutor::HsmExecutor(std::size_t threads, std::size_t max_queued)
-    : max_queued_(max_queued), thread_count_(threads) {
+HsmExecutor::HsmExecutor(std::size_t threads, std::size_t max_queued, bool inline_calls)
+    : max_queued_(max_queued), thread_count_(threads), inline_calls_(inline_calls) {
   workers_.reserve(threads);
   for (std::size_t i = 0; i < threads; ++i)
     workers_.emplace_back([this] { run(); });
@@ -16,8 +16,9 @@ HsmExecutor::~HsmExecutor() {
 
 void HsmExecutor::stop() {
   {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
     stopping_ = true;
+    inline_done_.wait(lock, [this] { return running_inline_ == 0; });
   }
   work_available_.notify_all();
   for (auto& worker : workers_) {
@@ -26,13 +27,22 @@ void HsmExecutor::stop() {
   }
 }
 
-bool HsmExecutor::submit(std::function<void()> work) {
-  if (inline_calls()) {
+bool HsmExecutor::submit(std::function<void()> work, bool run_inline) {
+  if (run_inline && inline_calls_) {
     {
       std::lock_guard lock(mutex_);
       if (stopping_)
         return false;
+      ++running_inline_;
     }
+    struct Done {
+      HsmExecutor& executor;
+      ~Done() {
+        std::lock_guard lock(executor.mutex_);
+        if (--executor.running_inline_ == 0)
+          executor.inline_done_.notify_all();
+      }
+    } done{*this};
     work();
     return true;
   }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <mutex>
 
 namespace xks::hsm {
@@ -56,8 +57,11 @@ HsmResult<std::vector<CK_OBJECT_HANDLE>> find_secret_keys(CK_FUNCTION_LIST& api,
 std::uint64_t KeyInfo::lifetime_encryptions() const {
   if (!count)
     return encryptions;
-  return encryptions + count->made.load(std::memory_order_relaxed) -
-         count->recorded.load(std::memory_order_relaxed);
+  // `recorded` first: it is a value `made` had, so `made` read after it is never below it.
+  std::uint64_t recorded = count->recorded.load(std::memory_order_acquire);
+  std::uint64_t made = count->made.load(std::memory_order_relaxed);
+  std::uint64_t unrecorded = made >= recorded ? made - recorded : 0;
+  return encryptions > UINT64_MAX - unrecorded ? UINT64_MAX : encryptions + unrecorded;
 }
 
 bool KeyVersions::disabled() const {
@@ -420,19 +424,23 @@ HsmResult<void> KeyDirectory::record_encryptions(CK_FUNCTION_LIST& api, CK_SESSI
       result = tl::unexpected(now.error());
       continue;
     }
-    if (!now->tagged || now->version != version.version)
-      continue;  // no longer the object it was: the next re-read sorts it out
+    // No longer the object, or the state, it was when last read (a `keys` command changed it):
+    // the next re-read sorts it out, and the count is recorded after that.
+    if (!now->tagged || now->version != version.version || now->disabled != version.disabled ||
+        now->created != version.created || now->was != version.was)
+      continue;
     EncryptionCount& count = *version.count;
     std::uint64_t made = count.made.load(std::memory_order_relaxed);
     std::uint64_t adding = made - count.recorded.load(std::memory_order_relaxed);
-    now->encryptions += adding;
+    now->encryptions =
+        now->encryptions > UINT64_MAX - adding ? UINT64_MAX : now->encryptions + adding;
     std::string id = key_tag(*now);
     CK_ATTRIBUTE attribute{CKA_ID, id.data(), id.size()};
     if (CK_RV rv = api.C_SetAttributeValue(session, version.handle, &attribute, 1); rv != CKR_OK) {
       result = tl::unexpected(HsmError::from_rv("C_SetAttributeValue", rv));
       continue;
     }
-    count.recorded.store(made, std::memory_order_relaxed);
+    count.recorded.store(made, std::memory_order_release);
     count.recorded_at = std::chrono::steady_clock::now();
   }
   return result;

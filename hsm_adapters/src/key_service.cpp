@@ -113,11 +113,12 @@ HsmResult<Sealed> KeyService::encrypt(std::string_view key_id, ByteView plaintex
                     auto hsm_aad = xks_aad(aad, sealed.ciphertext_metadata);
                     if (!hsm_aad)
                       return tl::unexpected(hsm_aad.error());
+                    // Every attempt counts: a failed one may have used an IV too.
+                    version.count->made.fetch_add(1, std::memory_order_relaxed);
                     auto gcm = gcm_encrypt(pool_.api(), session, version.handle, profile_,
                                            plaintext, *hsm_aad);
                     if (!gcm)
                       return tl::unexpected(gcm.error());
-                    version.count->made.fetch_add(1, std::memory_order_relaxed);
                     sealed.gcm = std::move(*gcm);
                     return sealed;
                   });

@@ -79,18 +79,18 @@ HsmResult<void> SessionPool::with_read_write_session(
       rv != CKR_OK) {
     return tl::unexpected(HsmError::from_rv("C_OpenSession", rv));
   }
+  struct Close {
+    CK_FUNCTION_LIST& api;
+    CK_SESSION_HANDLE session;
+    ~Close() { api.C_CloseSession(session); }
+  } close{api(), session};
   CK_SESSION_INFO info{};
-  CK_RV rv = api().C_GetSessionInfo(session, &info);
-  HsmResult<void> result;
-  if (rv != CKR_OK)
-    result = tl::unexpected(HsmError::from_rv("C_GetSessionInfo", rv));
-  else if (info.state != CKS_RW_USER_FUNCTIONS)
-    result =
-        tl::unexpected(HsmError{HsmErrorKind::kSessionLost, CKR_OK, "the token is not logged in"});
-  else
-    result = use(session);
-  api().C_CloseSession(session);
-  return result;
+  if (CK_RV rv = api().C_GetSessionInfo(session, &info); rv != CKR_OK)
+    return tl::unexpected(HsmError::from_rv("C_GetSessionInfo", rv));
+  if (info.state != CKS_RW_USER_FUNCTIONS)
+    return tl::unexpected(
+        HsmError{HsmErrorKind::kSessionLost, CKR_OK, "the token is not logged in"});
+  return use(session);
 }
 
 HsmResult<SessionPool::Lease> SessionPool::acquire(Clock::time_point deadline) {

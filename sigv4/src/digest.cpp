@@ -64,7 +64,9 @@ Digest hmac_sha256(std::span<const std::uint8_t> key, std::string_view data) {
   Digest out{};
   std::size_t size = 0;
   EVP_MAC_CTX* context = hmac_context();
-  if (EVP_MAC_init(context, key.data(), key.size(), nullptr) != 1 ||
+  // Never a null key: EVP_MAC_init would take it as "keep the previous call's key".
+  static const std::uint8_t kNoKey = 0;
+  if (EVP_MAC_init(context, key.empty() ? &kNoKey : key.data(), key.size(), nullptr) != 1 ||
       EVP_MAC_update(context, as_bytes(data).data(), data.size()) != 1 ||
       EVP_MAC_final(context, out.data(), &size, out.size()) != 1 || size != out.size()) {
     throw std::runtime_error("HMAC-SHA256 failed");

@@ -30,7 +30,8 @@ class XksApiTest(proxy_process.SharedProxyTest):
     def test_an_in_process_module_is_called_inline(self):
         with open(os.path.join(self.proxy.dir, "serve.log")) as f:
             log = f.read()
-        self.assertRegex(log, r"HSM \S+: 8 sessions, calls inline on the I/O threads")
+        self.assertRegex(log, r"HSM \S+: 8 sessions, calls inline on the I/O threads for HTTP/1\.1 "
+                         r"and on \d+ HSM threads for HTTP/2")
 
     def test_encrypt_decrypt_round_trip_with_aad_and_cdiv(self):
         self.check_round_trip_with_aad_and_cdiv()

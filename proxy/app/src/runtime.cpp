@@ -97,8 +97,10 @@ tl::expected<std::unique_ptr<Runtime>, std::string> Runtime::start(const Config&
   for (std::size_t i = 0; i < hsm.size(); ++i) {
     hsm::Backend& backend = *hsm.member(i).backend;
     if (backend.executor().inline_calls()) {
-      spdlog::info("HSM {}: {} sessions, calls inline on the I/O threads (in-process module)",
-                   hsm.member(i).name, backend.pool().size());
+      spdlog::info(
+          "HSM {}: {} sessions, calls inline on the I/O threads for HTTP/1.1 and on {} HSM "
+          "threads for HTTP/2 (in-process module)",
+          hsm.member(i).name, backend.pool().size(), backend.executor().threads());
     } else {
       spdlog::info("HSM {}: {} sessions, calls on {} HSM threads", hsm.member(i).name,
                    backend.pool().size(), backend.executor().threads());

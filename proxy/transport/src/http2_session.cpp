@@ -74,6 +74,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
     admission_.hold_request();
     request.client_subject = stream_.peer_subject();
     request.client_address = stream_.peer_address();
+    request.multiplexed = true;
     dispatch_request(context_, std::move(request), stream_.get_executor(),
                      [self = shared_from_this(), stream_id](HttpResponse response) {
                        self->on_answer(stream_id, std::move(response));

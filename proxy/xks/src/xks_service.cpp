@@ -315,11 +315,11 @@ void XksService::submit(std::shared_ptr<Exchange> exchange, HsmWork work) const 
                                             "the HSM backlog cannot finish before the deadline"));
   }
   // Watched weakly: once the HSM work is done and gone, the watch forgets the request. (The
-  // member first: a deadline already past is charged to the right one.) A fleet whose calls
-  // all run inline needs no watch: the work starts only before its deadline, never waits, and
-  // is answered when the call returns.
+  // member first: a deadline already past is charged to the right one.) Work that runs inline
+  // wherever it goes needs no watch: it starts only before its deadline, does not wait on a
+  // device, and is answered when the call returns.
   exchange->member.store(*member);
-  if (threaded_members_)
+  if (threaded_members_ || !runs_inline(*exchange))
     watch_->watch(exchange->deadline, exchange);
   attempt(std::move(exchange), std::make_shared<const HsmWork>(std::move(work)), *member, 0);
 }
@@ -330,59 +330,62 @@ void XksService::attempt(std::shared_ptr<Exchange> exchange, std::shared_ptr<con
   exchange->member.store(member);
   ++at.in_flight;
   Exchange& raw = *exchange;
-  bool queued = at.backend->executor().submit([this, exchange, work, member, tried, &at] {
-    struct Finished {
-      hsm::Fleet::Member& at;
-      ~Finished() { --at.in_flight; }
-    } finished{at};
-    if (exchange->done())
-      return;  // answered at its deadline by the watch
-    if (now() >= exchange->deadline) {
-      // Too late to start: the HSM is not called, and the answer is given here (the watch
-      // holds the request only weakly and may not have reached it yet).
-      exchange->expire();
-      return;
-    }
-    HsmAnswer answer = call_hsm(*work, exchange->deadline, at.backend->keys());
-    at.record_call(std::chrono::duration_cast<std::chrono::nanoseconds>(
-        std::chrono::duration<double>(answer.hsm_seconds)));
-    auto late = [&] {
-      // The deadline answer went first (and counted against this member's circuit).
-      if (metrics_ != nullptr)
-        metrics_->record_late_result(work->operation, member, answer.hsm_seconds);
-    };
-    // Moves the work to another usable member while the deadline allows.
-    auto moved_elsewhere = [&] {
-      hsm::Fleet::Tried now_tried = tried | (hsm::Fleet::Tried{1} << member);
-      auto next = fleet_.choose(work->key_id, now_tried);
-      if (!next || now() >= exchange->deadline)
-        return false;
-      attempt(exchange, work, *next, now_tried);
-      return true;
-    };
-    hsm::CircuitBreaker& circuit = at.backend->circuit();
-    if (answer.backend_failed) {
-      if (exchange->done())
-        return late();
-      circuit.record_failure();
-      if (moved_elsewhere())
-        return;
-    } else if (answer.key_missing && !exchange->done() && !fleet_.inventoried(work->key_id)) {
-      // A key made since start may be on other members only; this one did answer.
-      if (moved_elsewhere())
-        return circuit.record_success();
-    }
-    if (!exchange->claim())
-      return late();
-    if (!answer.backend_failed)
-      circuit.record_success();  // claimed first: a late success never resets the count
-    XksOutcome& outcome = exchange->outcome;
-    outcome.member = member;
-    outcome.error = answer.error;
-    outcome.hsm_rv = answer.hsm_rv;
-    outcome.hsm_seconds = answer.hsm_seconds;
-    finish(*exchange, std::move(answer.response));
-  });
+  const bool run_inline = runs_inline(raw);
+  bool queued = at.backend->executor().submit(
+      [this, exchange, work, member, tried, &at] {
+        struct Finished {
+          hsm::Fleet::Member& at;
+          ~Finished() { --at.in_flight; }
+        } finished{at};
+        if (exchange->done())
+          return;  // answered at its deadline by the watch
+        if (now() >= exchange->deadline) {
+          // Too late to start: the HSM is not called, and the answer is given here (the watch
+          // holds the request only weakly and may not have reached it yet).
+          exchange->expire();
+          return;
+        }
+        HsmAnswer answer = call_hsm(*work, exchange->deadline, at.backend->keys());
+        at.record_call(std::chrono::duration_cast<std::chrono::nanoseconds>(
+            std::chrono::duration<double>(answer.hsm_seconds)));
+        auto late = [&] {
+          // The deadline answer went first (and counted against this member's circuit).
+          if (metrics_ != nullptr)
+            metrics_->record_late_result(work->operation, member, answer.hsm_seconds);
+        };
+        // Moves the work to another usable member while the deadline allows.
+        auto moved_elsewhere = [&] {
+          hsm::Fleet::Tried now_tried = tried | (hsm::Fleet::Tried{1} << member);
+          auto next = fleet_.choose(work->key_id, now_tried);
+          if (!next || now() >= exchange->deadline)
+            return false;
+          attempt(exchange, work, *next, now_tried);
+          return true;
+        };
+        hsm::CircuitBreaker& circuit = at.backend->circuit();
+        if (answer.backend_failed) {
+          if (exchange->done())
+            return late();
+          circuit.record_failure();
+          if (moved_elsewhere())
+            return;
+        } else if (answer.key_missing && !exchange->done() && !fleet_.inventoried(work->key_id)) {
+          // A key made since start may be on other members only; this one did answer.
+          if (moved_elsewhere())
+            return circuit.record_success();
+        }
+        if (!exchange->claim())
+          return late();
+        if (!answer.backend_failed)
+          circuit.record_success();  // claimed first: a late success never resets the count
+        XksOutcome& outcome = exchange->outcome;
+        outcome.member = member;
+        outcome.error = answer.error;
+        outcome.hsm_rv = answer.hsm_rv;
+        outcome.hsm_seconds = answer.hsm_seconds;
+        finish(*exchange, std::move(answer.response));
+      },
+      run_inline);
   if (!queued) {
     --at.in_flight;
     if (raw.claim()) {
@@ -390,6 +393,14 @@ void XksService::attempt(std::shared_ptr<Exchange> exchange, std::shared_ptr<con
              error_response(raw.outcome, XksError::kDependencyTimeout, "the HSM queue is full"));
     }
   }
+}
+
+// An in-process module's call runs on the I/O thread unless the connection has other requests
+// to get on with meanwhile (HTTP/2): there, handing it to an HSM thread lets the connection keep
+// reading, and answers leave in batches (measured: 19.5k against 13.2k req/s over 4 HTTP/2
+// connections of 16 streams).
+bool XksService::runs_inline(const Exchange& exchange) {
+  return !exchange.request.multiplexed;
 }
 
 void XksService::finish(Exchange& exchange, HttpResponse response) const {

@@ -1,5 +1,6 @@
 // The HSM executor: work runs off the caller's thread, the queue bound refuses excess work,
-// and queued work still runs at shutdown; with no threads, work runs inline until it stops.
+// and queued work still runs at shutdown; built for inline calls, work asked to run inline
+// runs on the caller's thread, and stopping waits for it.
 #include "xks/hsm/hsm_executor.h"
 
 #include <gtest/gtest.h>
@@ -7,6 +8,7 @@
 #include <atomic>
 #include <future>
 #include <latch>
+#include <thread>
 
 namespace xks::hsm {
 namespace {
@@ -18,16 +20,45 @@ TEST(HsmExecutor, RunsWorkOnItsOwnThreads) {
   EXPECT_NE(ran_on.get_future().get(), std::this_thread::get_id());
 }
 
-TEST(HsmExecutor, WithoutThreadsRunsWorkInlineUntilStopped) {
-  HsmExecutor executor(0, 16);
+TEST(HsmExecutor, RunsWorkInlineWhenBuiltForItAndAskedUntilStopped) {
+  HsmExecutor executor(1, 16, /*inline_calls=*/true);
   EXPECT_TRUE(executor.inline_calls());
   std::thread::id ran_on;
-  ASSERT_TRUE(executor.submit([&] { ran_on = std::this_thread::get_id(); }));
+  ASSERT_TRUE(executor.submit([&] { ran_on = std::this_thread::get_id(); }, true));
   EXPECT_EQ(ran_on, std::this_thread::get_id());  // done when submit returns
+  std::promise<std::thread::id> queued_ran_on;
+  ASSERT_TRUE(executor.submit([&] { queued_ran_on.set_value(std::this_thread::get_id()); }));
+  EXPECT_NE(queued_ran_on.get_future().get(), std::this_thread::get_id());
   executor.stop();
   bool ran = false;
-  EXPECT_FALSE(executor.submit([&] { ran = true; }));
+  EXPECT_FALSE(executor.submit([&] { ran = true; }, true));
   EXPECT_FALSE(ran);
+}
+
+TEST(HsmExecutor, NeverRunsInlineUnlessBuiltForIt) {
+  std::promise<std::thread::id> ran_on;
+  HsmExecutor executor(1, 16);
+  ASSERT_TRUE(executor.submit([&] { ran_on.set_value(std::this_thread::get_id()); }, true));
+  EXPECT_NE(ran_on.get_future().get(), std::this_thread::get_id());
+}
+
+TEST(HsmExecutor, StopWaitsForInlineWorkUnderWay) {
+  HsmExecutor executor(1, 16, true);
+  std::latch started(1);
+  std::atomic<bool> finished{false};
+  std::thread caller([&] {
+    executor.submit(
+        [&] {
+          started.count_down();
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          finished = true;
+        },
+        true);
+  });
+  started.wait();
+  executor.stop();
+  EXPECT_TRUE(finished);
+  caller.join();
 }
 
 TEST(HsmExecutor, RefusesWorkBeyondItsQueueBound) {

@@ -15,6 +15,9 @@ struct HttpRequest {
   std::string body;
   std::string client_subject;  // the mTLS client certificate's subject, if any
   std::string client_address;  // the peer's "address:port" ("[v6]:port" for IPv6)
+  // HTTP/2: the connection's other requests go on while this one is served (HTTP/1.1: the
+  // connection waits for this answer before it sends anything else).
+  bool multiplexed = false;
 };
 
 struct HttpResponse {

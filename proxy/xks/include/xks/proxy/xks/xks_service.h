@@ -8,7 +8,8 @@
 // not finished at the deadline, a watch thread answers 503 DependencyTimeoutException and the
 // late result, when it comes, is discarded and counted. HSM work whose deadline has passed is
 // not started (the checks sit before the session wait and before each PKCS#11 call). An
-// in-process module's calls run inline on the I/O thread (hsm::HsmExecutor): no hop, no watch.
+// in-process module's calls run inline on the I/O thread (hsm::HsmExecutor) for HTTP/1.1: no
+// hop, and no watch when every member calls inline.
 //
 // Fleet: the HSM work goes to the member hsm::Fleet chooses (usable, holding the key, least
 // busy). A result that says the member did not answer is counted by its circuit and the work
@@ -113,13 +114,14 @@ class XksService {
   void attempt(std::shared_ptr<Exchange> exchange, std::shared_ptr<const HsmWork> work,
                std::size_t member, hsm::Fleet::Tried tried) const;
   void finish(Exchange& exchange, HttpResponse response) const;
+  static bool runs_inline(const Exchange& exchange);  // where the member allows it
   AuditRecord audit_record(XksOutcome& outcome, const HttpRequest& request, double seconds) const;
   // The key store whose credential the request's Authorization names (the first if none).
   static const KeyStore& key_store_of(const Served& served, const HttpRequest& request);
 
   hsm::Fleet& fleet_;
   std::vector<std::string> health_keys_;  // never served
-  bool threaded_members_ = false;         // some member's calls cross to HSM threads
+  bool threaded_members_ = false;         // some member never calls inline
   ProxyIdentity identity_;
   XksMetrics* metrics_;
   AuditLog* audit_;
