@@ -272,6 +272,12 @@ HsmResult<std::vector<KeyListing>> list_keys(const Pkcs11Module& module, CK_SLOT
     for (std::size_t i = 1; i < entry.versions.size(); ++i)
       entry.ambiguous =
           entry.ambiguous || entry.versions[i].version == entry.versions[i - 1].version;
+    for (KeyInfo& version : entry.versions) {
+      auto count = read_encryption_count(api, session.handle(), label, version.version);
+      if (!count)
+        return tl::unexpected(count.error());
+      version.encryptions = count->value;
+    }
     listing.push_back(std::move(entry));
   }
   return listing;

@@ -105,8 +105,6 @@ std::string key_tag(const KeyInfo& key) {
   std::string tag = std::string(kTagPrefix) + "v=" + std::to_string(key.version);
   if (!key.created.empty())
     tag += ";created=" + key.created;
-  if (key.encryptions != 0)
-    tag += ";enc=" + std::to_string(key.encryptions);
   if (key.disabled)
     tag += ";disabled";
   if (!key.was.empty())
@@ -153,13 +151,6 @@ std::optional<KeyInfo> parse_tag(std::string_view id) {
           !all_of_class(date.substr(5, 2), is_digit) || !all_of_class(date.substr(8, 2), is_digit))
         return std::nullopt;
       tag.created = date;
-    } else if (item.starts_with("enc=") && tag.encryptions == 0) {
-      std::string_view digits = item.substr(4);
-      auto [end_of_number, error] =
-          std::from_chars(digits.data(), digits.data() + digits.size(), tag.encryptions);
-      if (digits.empty() || digits.front() == '0' || error != std::errc() ||
-          end_of_number != digits.data() + digits.size())
-        return std::nullopt;
     } else if (item == "disabled" && !tag.disabled) {
       tag.disabled = true;
     } else if (item.starts_with("was=") && tag.was.empty()) {
@@ -182,7 +173,6 @@ void read_key_tag(std::string_view id, KeyInfo& key) {
   std::optional<KeyInfo> tag = parse_tag(id);
   key.tagged = tag.has_value();
   key.version = tag ? tag->version : 1;
-  key.encryptions = tag ? tag->encryptions : 0;
   key.created = tag ? tag->created : "";
   key.disabled = tag && tag->disabled;
   // Another tool's id (even one that merely starts like a tag) is kept, to restore once the
@@ -274,6 +264,12 @@ HsmResult<KeyVersions> read_key_versions(CK_FUNCTION_LIST& api, CK_SESSION_HANDL
   }
   std::sort(key.versions.begin(), key.versions.end(),
             [](const KeyInfo& a, const KeyInfo& b) { return a.version < b.version; });
+  for (KeyInfo& version : key.versions) {
+    auto count = read_encryption_count(api, session, label, version.version);
+    if (!count)
+      return tl::unexpected(count.error());
+    version.encryptions = count->value;
+  }
   for (std::size_t i = 1; i < key.versions.size(); ++i) {
     if (key.versions[i].version == key.versions[i - 1].version) {
       return tl::unexpected(HsmError{HsmErrorKind::kDuplicateKey, CKR_OK,
@@ -396,7 +392,7 @@ bool KeyDirectory::encryptions_to_record(bool all) const {
   std::shared_lock lock(mutex_);
   for (const auto& [label, key] : keys_) {
     for (const KeyInfo& version : key->versions) {
-      if (version.tagged && version.count && due(*version.count, all))
+      if (version.count && due(*version.count, all))
         return true;
     }
   }
@@ -406,38 +402,25 @@ bool KeyDirectory::encryptions_to_record(bool all) const {
 HsmResult<void> KeyDirectory::record_encryptions(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,
                                                  bool all) {
   std::lock_guard record_lock(record_mutex_);
-  std::vector<KeyInfo> to_record;
+  std::vector<std::pair<std::string, KeyInfo>> to_record;
   {
     std::shared_lock lock(mutex_);
     for (const auto& [label, key] : keys_) {
       for (const KeyInfo& version : key->versions) {
-        if (version.tagged && version.count && due(*version.count, all))
-          to_record.push_back(version);
+        if (version.count && due(*version.count, all))
+          to_record.emplace_back(label, version);
       }
     }
   }
   HsmResult<void> result;
-  for (const KeyInfo& version : to_record) {
-    // The tag as it is now (another proxy, or a `keys` command, may have changed it), plus ours.
-    auto now = read_key_info(api, session, version.handle);
-    if (!now) {
-      result = tl::unexpected(now.error());
-      continue;
-    }
-    // No longer the object, or the state, it was when last read (a `keys` command changed it):
-    // the next re-read sorts it out, and the count is recorded after that.
-    if (!now->tagged || now->version != version.version || now->disabled != version.disabled ||
-        now->created != version.created || now->was != version.was)
-      continue;
+  for (const auto& [label, version] : to_record) {
     EncryptionCount& count = *version.count;
     std::uint64_t made = count.made.load(std::memory_order_relaxed);
     std::uint64_t adding = made - count.recorded.load(std::memory_order_relaxed);
-    now->encryptions =
-        now->encryptions > UINT64_MAX - adding ? UINT64_MAX : now->encryptions + adding;
-    std::string id = key_tag(*now);
-    CK_ATTRIBUTE attribute{CKA_ID, id.data(), id.size()};
-    if (CK_RV rv = api.C_SetAttributeValue(session, version.handle, &attribute, 1); rv != CKR_OK) {
-      result = tl::unexpected(HsmError::from_rv("C_SetAttributeValue", rv));
+    // The count as it is now (other proxies add to it too), plus ours.
+    auto added = add_encryptions(api, session, label, version.version, adding);
+    if (!added) {
+      result = tl::unexpected(added.error());
       continue;
     }
     count.recorded.store(made, std::memory_order_release);
@@ -451,12 +434,92 @@ std::vector<KeyDirectory::VersionCount> KeyDirectory::encryption_counts() const 
   std::shared_lock lock(mutex_);
   for (const auto& [label, key] : keys_) {
     for (const KeyInfo& version : key->versions) {
-      counts.push_back({label, version.version, version.tagged,
+      counts.push_back({label, version.version,
                         version.count ? version.count->made.load(std::memory_order_relaxed) : 0,
                         version.lifetime_encryptions()});
     }
   }
   return counts;
+}
+
+namespace {
+
+std::string count_application(std::uint32_t version) {
+  return std::string(kEncryptionCountApplication) + " v=" + std::to_string(version);
+}
+
+}  // namespace
+
+HsmResult<EncryptionCountObject> read_encryption_count(CK_FUNCTION_LIST& api,
+                                                       CK_SESSION_HANDLE session,
+                                                       std::string_view label,
+                                                       std::uint32_t version) {
+  CK_OBJECT_CLASS data = CKO_DATA;
+  std::string application = count_application(version);
+  CK_ATTRIBUTE query[] = {
+      {CKA_CLASS, &data, sizeof data},
+      {CKA_LABEL, const_cast<char*>(label.data()), label.size()},
+      {CKA_APPLICATION, application.data(), application.size()},
+  };
+  if (CK_RV rv = api.C_FindObjectsInit(session, query, std::size(query)); rv != CKR_OK)
+    return tl::unexpected(HsmError::from_rv("C_FindObjectsInit", rv));
+  // More than one only for an instant (a count is replaced by making the new one first), or
+  // after a failed removal: the highest is the count (counts only grow).
+  CK_OBJECT_HANDLE found[8];
+  CK_ULONG count = 0;
+  CK_RV rv = api.C_FindObjects(session, found, std::size(found), &count);
+  CK_RV final_rv = api.C_FindObjectsFinal(session);
+  if (rv != CKR_OK)
+    return tl::unexpected(HsmError::from_rv("C_FindObjects", rv));
+  if (final_rv != CKR_OK)
+    return tl::unexpected(HsmError::from_rv("C_FindObjectsFinal", final_rv));
+  EncryptionCountObject object;
+  for (CK_ULONG i = 0; i < count; ++i) {
+    object.handles.push_back(found[i]);
+    // Decimal digits, at most 20; anything else counts as nothing recorded.
+    char digits[20];
+    CK_ATTRIBUTE value{CKA_VALUE, digits, sizeof digits};
+    if (CK_RV value_rv = api.C_GetAttributeValue(session, found[i], &value, 1);
+        value_rv != CKR_OK && value_rv != CKR_BUFFER_TOO_SMALL)
+      return tl::unexpected(HsmError::from_rv("C_GetAttributeValue", value_rv));
+    std::uint64_t parsed = 0;
+    const char* last = digits + std::min<std::size_t>(value.ulValueLen, sizeof digits);
+    auto [end, error] = std::from_chars(digits, last, parsed);
+    if (value.ulValueLen != 0 && value.ulValueLen <= sizeof digits && error == std::errc() &&
+        end == last)
+      object.value = std::max(object.value, parsed);
+  }
+  return object;
+}
+
+HsmResult<void> add_encryptions(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,
+                                std::string_view label, std::uint32_t version,
+                                std::uint64_t adding) {
+  auto current = read_encryption_count(api, session, label, version);
+  if (!current)
+    return tl::unexpected(current.error());
+  std::uint64_t total = current->value > UINT64_MAX - adding ? UINT64_MAX : current->value + adding;
+  // PKCS#11 lets a data object's value be read-only once made: the new count is a new object,
+  // then the old ones go.
+  std::string digits = std::to_string(total);
+  CK_OBJECT_CLASS data = CKO_DATA;
+  CK_BBOOL yes = CK_TRUE;
+  std::string application = count_application(version);
+  CK_ATTRIBUTE attributes[] = {
+      {CKA_CLASS, &data, sizeof data},
+      {CKA_TOKEN, &yes, sizeof yes},
+      {CKA_PRIVATE, &yes, sizeof yes},
+      {CKA_LABEL, const_cast<char*>(label.data()), label.size()},
+      {CKA_APPLICATION, application.data(), application.size()},
+      {CKA_VALUE, digits.data(), digits.size()},
+  };
+  CK_OBJECT_HANDLE created = CK_INVALID_HANDLE;
+  if (CK_RV rv = api.C_CreateObject(session, attributes, std::size(attributes), &created);
+      rv != CKR_OK)
+    return tl::unexpected(HsmError::from_rv("C_CreateObject", rv));
+  for (CK_OBJECT_HANDLE old : current->handles)
+    api.C_DestroyObject(session, old);  // one left behind is only read as a lower count
+  return {};
 }
 
 HsmResult<std::string> read_label(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,

@@ -272,8 +272,8 @@ class MigrationFromTheSampleProxyTest(unittest.TestCase):
 
 
 class EncryptionCountTest(unittest.TestCase):
-    """Each version's encryptions are counted, kept on the token across restarts, and the
-    proxy warns well before one AES-GCM key's 2^32."""
+    """Each version's encryptions are counted, kept on the token (in a count object beside the
+    key) across restarts, and the proxy warns well before one AES-GCM key's 2^32."""
 
     WARNING = 2 ** 30
 
@@ -282,20 +282,24 @@ class EncryptionCountTest(unittest.TestCase):
         near = self.WARNING - 4
 
         def import_busy_key(state_dir):
-            # A version that has, by its tag, served nearly the warning's worth already.
+            # A version that has, by its count object, served nearly the warning's worth.
             key_file = os.path.join(tmp, "key.bin")
+            count_file = os.path.join(tmp, "count")
             with open(key_file, "wb") as f:
                 f.write(os.urandom(32))
+            with open(count_file, "w") as f:
+                f.write(str(near))
             with open(os.path.join(state_dir, "secrets/hsm-pin")) as f:
                 pin = f.read().strip()
-            subprocess.run(
-                ["pkcs11-tool", "--module", "/usr/lib/softhsm/libsofthsm2.so", "--token-label",
-                 "xks-demo", "--login", "--pin", pin, "--write-object", key_file, "--type",
-                 "secrkey", "--key-type", "AES:32", "--label", "busy", "--sensitive", "--id",
-                 ("xks:v=1;created=2026-01-02;enc=%d" % near).encode().hex()],
-                check=True, capture_output=True, timeout=60,
-                env=dict(os.environ,
-                         SOFTHSM2_CONF=os.path.join(state_dir, "softhsm/softhsm2.conf")))
+            tool = ["pkcs11-tool", "--module", "/usr/lib/softhsm/libsofthsm2.so", "--token-label",
+                    "xks-demo", "--login", "--pin", pin]
+            env = dict(os.environ, SOFTHSM2_CONF=os.path.join(state_dir, "softhsm/softhsm2.conf"))
+            for arguments in (["--write-object", key_file, "--type", "secrkey", "--key-type",
+                               "AES:32", "--label", "busy", "--sensitive"],
+                              ["--write-object", count_file, "--type", "data", "--label", "busy",
+                               "--application-label", "xks-proxy encryptions v=1", "--private"]):
+                subprocess.run(tool + arguments, check=True, capture_output=True, timeout=60,
+                               env=env)
             os.remove(key_file)
 
         demo = os.path.join(tmp, "demo")
@@ -352,6 +356,34 @@ class EncryptionCountTest(unittest.TestCase):
                 7)
             self.assertEqual(proxy.stop(), 0)
             self.assertRegex(keys_list(), r"busy +1 +active .* %d +sensitive" % (near + 7))
+        finally:
+            proxy.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+class CountsUnderLoadTest(unittest.TestCase):
+    def test_recording_counts_under_load_loses_no_request(self):
+        """A SIGHUP records every count at once: a hundred of them under load must not disturb
+        a request (writing to a key object in use made SoftHSM lose sight of the key: 404s)."""
+        tmp = tempfile.mkdtemp(prefix="xks-count-load-test-")
+        proxy = ProxyProcess(os.path.join(tmp, "demo"))
+        try:
+            load = subprocess.Popen(
+                [LOAD_BINARY, "--port", str(proxy.port), "--cacert", proxy.ca,
+                 "--kms-console", os.path.join(proxy.dir, "kms-console.json"),
+                 "--connections", "8", "--rate", "400", "--seconds", "5", "--verify",
+                 "--mix", "encrypt:2,decrypt:2,metadata:1",
+                 "--json", os.path.join(tmp, "load.json")],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            time.sleep(0.3)
+            for _ in range(90):
+                proxy.process.send_signal(signal.SIGHUP)
+                time.sleep(0.05)
+            output, _ = load.communicate(timeout=60)
+            with open(os.path.join(tmp, "load.json")) as f:
+                report = json.load(f)
+            self.assertEqual(report["errors"], 0, output)
+            self.assertGreater(report["ok"], 1500)
         finally:
             proxy.stop()
             shutil.rmtree(tmp, ignore_errors=True)

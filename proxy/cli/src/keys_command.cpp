@@ -137,9 +137,6 @@ struct KeyChange {
   // Undoes `apply` on a token, when a later token failed (may be empty: nothing to undo).
   std::function<hsm::HsmResult<void>(const hsm::OpenToken&)> undo;
   bool makes_material = false;  // a fleet gets the same new key material in every HSM
-  // Whether the change is still in place (may be empty): a proxy that recorded its encryption
-  // counts in the same instant may have written the tag as it was before.
-  std::function<hsm::HsmResult<bool>(const hsm::OpenToken&)> holds;
 };
 
 // Applies `change` to every token, all or none (as far as undo can); tells the proxy serving
@@ -189,25 +186,6 @@ int change_keys(const TokenOptions& options, const KeyChange& change) {
   }
   if (!options.config.empty())
     tell_serving_proxies_keys_changed(options.config);
-  // Checked once the proxies have read the keys again (and recorded their counts): a change a
-  // proxy wrote over is made again, and the proxies told again.
-  bool again = false;
-  for (std::size_t i = 0; exit_code == 0 && change.holds && i < tokens->size(); ++i) {
-    const NamedToken& token = (*tokens)[i];
-    std::string where = token.name.empty() ? "" : token.name + ": ";
-    auto held = change.holds(token.token);
-    if (held && *held)
-      continue;
-    auto redone = held ? change.apply(token.token, std::nullopt)
-                       : hsm::HsmResult<std::string>(tl::unexpected(held.error()));
-    if (!redone)
-      exit_code = fail(where, redone.error().message);
-    else
-      std::cout << where << *redone << " (made again: a proxy had written over it)\n";
-    again = true;
-  }
-  if (again && !options.config.empty())
-    tell_serving_proxies_keys_changed(options.config);
   return exit_code;
 }
 
@@ -248,8 +226,7 @@ void add_keys_command(CLI::App& app, int& exit_code) {
                        return "created AES-256 key " + *label + " (" + usage_text(*created) + ")";
                      },
                      .undo = {},
-                     .makes_material = true,
-                     .holds = {}});
+                     .makes_material = true});
   });
 
   auto key = std::make_shared<std::string>();
@@ -289,8 +266,7 @@ void add_keys_command(CLI::App& app, int& exit_code) {
                            return hsm::destroy_key_version(*token.module, token.token.slot_id,
                                                            token.pin, *key, target);
                          },
-                     .makes_material = true,
-                     .holds = {}});
+                     .makes_material = true});
   });
 
   auto version = std::make_shared<std::uint32_t>(0);
@@ -317,8 +293,7 @@ void add_keys_command(CLI::App& app, int& exit_code) {
                return hsm::set_version_encrypt(*token.module, token.token.slot_id, token.pin, *key,
                                                *version, true);
              },
-         .makes_material = false,
-         .holds = {}});
+         .makes_material = false});
   });
 
   for (bool disable : {true, false}) {
@@ -344,20 +319,7 @@ void add_keys_command(CLI::App& app, int& exit_code) {
              return "key " + *key + (disable ? " disabled" : " enabled");
            },
            .undo = [&](const hsm::OpenToken& token) { return set(token, !disable); },
-           .makes_material = false,
-           .holds = [&](const hsm::OpenToken& token) -> hsm::HsmResult<bool> {
-             auto listing = hsm::list_keys(*token.module, token.token.slot_id, token.pin);
-             if (!listing)
-               return tl::unexpected(listing.error());
-             for (const hsm::KeyListing& entry : *listing) {
-               if (entry.label != *key)
-                 continue;
-               return std::all_of(
-                   entry.versions.begin(), entry.versions.end(),
-                   [&](const hsm::KeyInfo& info) { return info.disabled == disable; });
-             }
-             return false;
-           }});
+           .makes_material = false});
     });
   }
 
@@ -396,8 +358,7 @@ void add_keys_command(CLI::App& app, int& exit_code) {
                     << state << std::setw(10) << (info.is_aes_256() ? "AES-256" : "other")
                     << std::setw(40) << usage_text(info) << std::setw(12)
                     << (info.created.empty() ? "-" : info.created) << std::setw(14)
-                    << (info.tagged ? std::to_string(info.encryptions) : "-")
-                    << protection_text(info) << "\n";
+                    << info.encryptions << protection_text(info) << "\n";
         }
         for (const hsm::KeyInfo& info : entry.versions) {
           if (info.encryptions >= hsm::kEncryptionWarning) {

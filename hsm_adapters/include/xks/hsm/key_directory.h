@@ -3,7 +3,6 @@
 //
 // On the token, every secret key whose CKA_LABEL is the external key id is a version of that
 // key. The proxy's keys carry a CKA_ID tag (ASCII) "xks:v=<N>;created=<YYYY-MM-DD>" with
-// ";enc=<count>" once the proxy has recorded encryptions with it (see EncryptionCount) and
 // ";disabled" while the key is disabled (`xks-proxy keys disable`); a key without such a tag is
 // version 1, the original (made before versioning, or by another tool; disabling it tags it,
 // keeping its own CKA_ID in ";was=<hex>" to restore on enable). Two objects with one label and
@@ -35,13 +34,18 @@ inline constexpr std::uint64_t kEncryptionLimit = std::uint64_t{1} << 32;
 inline constexpr std::uint64_t kEncryptionWarning = kEncryptionLimit / 4;
 
 // Encryptions this process made with one cached key version, kept across re-reads of the key.
-// From time to time they are added to the count in the version's tag (KeyDirectory::
-// record_encryptions), which every proxy on the token adds to: so the tag holds the version's
+// From time to time they are added to the version's count object on the token (KeyDirectory::
+// record_encryptions), which every proxy on the token adds to: so it holds the version's
 // lifetime count, short of what is not yet recorded (at most a minute's worth, or what a crash
 // lost) and of the rare lost update when two proxies record the same version at one instant.
+// The count object is a data object of its own (CKO_DATA, private, CKA_LABEL the key's label,
+// CKA_APPLICATION kEncryptionCountApplication + " v=<N>", CKA_VALUE the count in decimal,
+// replaced by a new object at each recording): the
+// key object itself is never written while it serves (SoftHSM, for one, may not find a key
+// whose object file is being rewritten), and a key another tool made keeps its attributes.
 struct EncryptionCount {
   std::atomic<std::uint64_t> made{0};      // since start
-  std::atomic<std::uint64_t> recorded{0};  // of `made`, added to the tag
+  std::atomic<std::uint64_t> recorded{0};  // of `made`, added to the count object
   std::chrono::steady_clock::time_point recorded_at = std::chrono::steady_clock::now();
 };
 
@@ -66,7 +70,7 @@ struct KeyInfo {
   std::string created;            // YYYY-MM-DD, or "" (not made by the proxy)
   bool disabled = false;          // the key is disabled
   std::string was;                // hex of the CKA_ID the key had before the proxy tagged it, or ""
-  std::uint64_t encryptions = 0;  // recorded in the tag as the token was last read
+  std::uint64_t encryptions = 0;  // in the count object when the token was last read
   // This process's count for the version; set on KeyDirectory's entries only.
   std::shared_ptr<EncryptionCount> count;
 
@@ -108,16 +112,13 @@ class KeyDirectory {
   // Whether record_encryptions has anything to do (with `all`: anything at all; else only a
   // version whose count has waited a minute, or grown by 2^20).
   bool encryptions_to_record(bool all) const;
-  // Adds each tagged version's unrecorded encryptions to the count in its tag, read again just
-  // before; `session` must be read-write. A version another tool's id names (untagged) is
-  // counted in memory only: its id is not the proxy's to change. A failed write is retried at
-  // the next call; nothing is lost.
+  // Adds each version's unrecorded encryptions to its count object (add_encryptions);
+  // `session` must be read-write. A failed write is retried at the next call; nothing is lost.
   HsmResult<void> record_encryptions(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session, bool all);
 
   struct VersionCount {
     std::string label;
     std::uint32_t version = 0;
-    bool tagged = false;
     std::uint64_t made = 0;      // by this process
     std::uint64_t lifetime = 0;  // KeyInfo::lifetime_encryptions
   };
@@ -172,5 +173,23 @@ HsmResult<KeyVersions> read_key_versions(CK_FUNCTION_LIST& api, CK_SESSION_HANDL
                                          std::string_view label);
 HsmResult<std::string> read_label(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,
                                   CK_OBJECT_HANDLE handle);
+
+// The count objects' CKA_APPLICATION, before " v=<N>" (see EncryptionCount).
+inline constexpr std::string_view kEncryptionCountApplication = "xks-proxy encryptions";
+struct EncryptionCountObject {
+  std::vector<CK_OBJECT_HANDLE> handles;  // none yet; more than one for an instant
+  std::uint64_t value = 0;                // the highest they hold
+};
+// The count objects of version `version` of the key labelled `label` (a value that is not a
+// decimal count reads as 0).
+HsmResult<EncryptionCountObject> read_encryption_count(CK_FUNCTION_LIST& api,
+                                                       CK_SESSION_HANDLE session,
+                                                       std::string_view label,
+                                                       std::uint32_t version);
+// Adds `adding` to it (saturating): makes an object with the new count, then destroys the
+// old; `session` read-write.
+HsmResult<void> add_encryptions(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,
+                                std::string_view label, std::uint32_t version,
+                                std::uint64_t adding);
 
 }  // namespace xks::hsm
