@@ -103,21 +103,32 @@ HsmResult<KeyInfo> make_key(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,
   return read_key_info(api, session, handle);
 }
 
-// Opens a session (`flags`: 0 or CKF_RW_SESSION), reads the versions of `label` and returns
-// `use(api, session, versions)`.
+// Opens a logged-in session (`flags`: 0 or CKF_RW_SESSION) and returns `use(api, session)`;
+// the session is closed after.
 template <typename Use>
-auto with_versions(const Pkcs11Module& module, CK_SLOT_ID slot, std::string_view pin,
-                   CK_FLAGS flags, std::string_view label, Use use)
-    -> decltype(use(module.api(), CK_SESSION_HANDLE{}, KeyVersions{})) {
+auto with_session(const Pkcs11Module& module, CK_SLOT_ID slot, std::string_view pin, CK_FLAGS flags,
+                  Use use) -> decltype(use(module.api(), CK_SESSION_HANDLE{})) {
   CK_FUNCTION_LIST& api = module.api();
   auto opened = open_logged_in_session(api, slot, flags, pin);
   if (!opened)
     return tl::unexpected(opened.error());
   AdminSession session(api, *opened);
-  auto key = read_key_versions(api, session.handle(), label);
-  if (!key)
-    return tl::unexpected(key.error());
-  return use(api, session.handle(), *key);
+  return use(api, session.handle());
+}
+
+// Opens a session, reads the versions of `label` and returns `use(api, session, versions)`.
+template <typename Use>
+auto with_versions(const Pkcs11Module& module, CK_SLOT_ID slot, std::string_view pin,
+                   CK_FLAGS flags, std::string_view label, Use use)
+    -> decltype(use(module.api(), CK_SESSION_HANDLE{}, KeyVersions{})) {
+  using Result = decltype(use(module.api(), CK_SESSION_HANDLE{}, KeyVersions{}));
+  return with_session(module, slot, pin, flags,
+                      [&](CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session) -> Result {
+                        auto key = read_key_versions(api, session, label);
+                        if (!key)
+                          return tl::unexpected(key.error());
+                        return use(api, session, *key);
+                      });
 }
 
 // Changes every version of `label` that `change` returns an attribute for (the attribute's
@@ -151,20 +162,18 @@ HsmResult<void> set_on_versions(const Pkcs11Module& module, CK_SLOT_ID slot, std
 HsmResult<KeyInfo> create_aes_key(const Pkcs11Module& module, CK_SLOT_ID slot, std::string_view pin,
                                   std::string_view label, KeyUsageRequest usage,
                                   std::optional<std::span<const std::uint8_t, 32>> material) {
-  CK_FUNCTION_LIST& api = module.api();
-  auto opened = open_logged_in_session(api, slot, CKF_RW_SESSION, pin);
-  if (!opened)
-    return tl::unexpected(opened.error());
-  AdminSession session(api, *opened);
-
-  auto existing = find_secret_keys(api, session.handle(), label);
-  if (!existing)
-    return tl::unexpected(existing.error());
-  if (!existing->empty()) {
-    return tl::unexpected(HsmError{HsmErrorKind::kDuplicateKey, CKR_OK,
-                                   "a secret key with that label exists already"});
-  }
-  return make_key(api, session.handle(), label, 1, usage, material);
+  return with_session(
+      module, slot, pin, CKF_RW_SESSION,
+      [&](CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session) -> HsmResult<KeyInfo> {
+        auto existing = find_secret_keys(api, session, label);
+        if (!existing)
+          return tl::unexpected(existing.error());
+        if (!existing->empty()) {
+          return tl::unexpected(HsmError{HsmErrorKind::kDuplicateKey, CKR_OK,
+                                         "a secret key with that label exists already"});
+        }
+        return make_key(api, session, label, 1, usage, material);
+      });
 }
 
 HsmResult<KeyInfo> rotate_key(const Pkcs11Module& module, CK_SLOT_ID slot, std::string_view pin,
@@ -243,44 +252,41 @@ HsmResult<void> set_key_disabled(const Pkcs11Module& module, CK_SLOT_ID slot, st
 
 HsmResult<std::vector<KeyListing>> list_keys(const Pkcs11Module& module, CK_SLOT_ID slot,
                                              std::string_view pin) {
-  CK_FUNCTION_LIST& api = module.api();
-  auto opened = open_logged_in_session(api, slot, 0, pin);
-  if (!opened)
-    return tl::unexpected(opened.error());
-  AdminSession session(api, *opened);
-
-  auto handles = find_secret_keys(api, session.handle(), std::nullopt);
-  if (!handles)
-    return tl::unexpected(handles.error());
-
-  std::map<std::string, KeyListing> by_label;
-  for (CK_OBJECT_HANDLE handle : *handles) {
-    auto label = read_label(api, session.handle(), handle);
-    if (!label)
-      return tl::unexpected(label.error());
-    auto info = read_key_info(api, session.handle(), handle);
-    if (!info)
-      return tl::unexpected(info.error());
-    KeyListing& entry = by_label[*label];
-    entry.label = *label;
-    entry.versions.push_back(*info);
-  }
-  std::vector<KeyListing> listing;
-  for (auto& [label, entry] : by_label) {
-    std::sort(entry.versions.begin(), entry.versions.end(),
-              [](const KeyInfo& a, const KeyInfo& b) { return a.version < b.version; });
-    for (std::size_t i = 1; i < entry.versions.size(); ++i)
-      entry.ambiguous =
-          entry.ambiguous || entry.versions[i].version == entry.versions[i - 1].version;
-    for (KeyInfo& version : entry.versions) {
-      auto count = read_encryption_count(api, session.handle(), label, version.version);
-      if (!count)
-        return tl::unexpected(count.error());
-      version.encryptions = count->value;
-    }
-    listing.push_back(std::move(entry));
-  }
-  return listing;
+  return with_session(
+      module, slot, pin, 0,
+      [](CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session) -> HsmResult<std::vector<KeyListing>> {
+        auto handles = find_secret_keys(api, session, std::nullopt);
+        if (!handles)
+          return tl::unexpected(handles.error());
+        std::map<std::string, KeyListing> by_label;
+        for (CK_OBJECT_HANDLE handle : *handles) {
+          auto label = read_label(api, session, handle);
+          if (!label)
+            return tl::unexpected(label.error());
+          auto info = read_key_info(api, session, handle);
+          if (!info)
+            return tl::unexpected(info.error());
+          KeyListing& entry = by_label[*label];
+          entry.label = *label;
+          entry.versions.push_back(*info);
+        }
+        std::vector<KeyListing> listing;
+        for (auto& [label, entry] : by_label) {
+          std::sort(entry.versions.begin(), entry.versions.end(),
+                    [](const KeyInfo& a, const KeyInfo& b) { return a.version < b.version; });
+          for (std::size_t i = 1; i < entry.versions.size(); ++i)
+            entry.ambiguous =
+                entry.ambiguous || entry.versions[i].version == entry.versions[i - 1].version;
+          for (KeyInfo& version : entry.versions) {
+            auto count = read_encryption_count(api, session, label, version.version);
+            if (!count)
+              return tl::unexpected(count.error());
+            version.encryptions = count->value;
+          }
+          listing.push_back(std::move(entry));
+        }
+        return listing;
+      });
 }
 
 }  // namespace xks::hsm

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstdint>
 #include <mutex>
+#include <span>
 
 namespace xks::hsm {
 
@@ -25,15 +26,13 @@ std::vector<std::string_view> KeyInfo::key_usage() const {
   return usage;
 }
 
-HsmResult<std::vector<CK_OBJECT_HANDLE>> find_secret_keys(CK_FUNCTION_LIST& api,
-                                                          CK_SESSION_HANDLE session,
-                                                          std::optional<std::string_view> label) {
-  CK_OBJECT_CLASS secret_key = CKO_SECRET_KEY;
-  CK_ATTRIBUTE query[] = {
-      {CKA_CLASS, &secret_key, sizeof secret_key},
-      {CKA_LABEL, label ? const_cast<char*>(label->data()) : nullptr, label ? label->size() : 0},
-  };
-  if (CK_RV rv = api.C_FindObjectsInit(session, query, label ? 2 : 1); rv != CKR_OK) {
+namespace {
+
+// Every object matching `query`.
+HsmResult<std::vector<CK_OBJECT_HANDLE>> find_objects(CK_FUNCTION_LIST& api,
+                                                      CK_SESSION_HANDLE session,
+                                                      std::span<CK_ATTRIBUTE> query) {
+  if (CK_RV rv = api.C_FindObjectsInit(session, query.data(), query.size()); rv != CKR_OK) {
     return tl::unexpected(HsmError::from_rv("C_FindObjectsInit", rv));
   }
   std::vector<CK_OBJECT_HANDLE> found;
@@ -52,6 +51,19 @@ HsmResult<std::vector<CK_OBJECT_HANDLE>> find_secret_keys(CK_FUNCTION_LIST& api,
   if (final_rv != CKR_OK)
     return tl::unexpected(HsmError::from_rv("C_FindObjectsFinal", final_rv));
   return found;
+}
+
+}  // namespace
+
+HsmResult<std::vector<CK_OBJECT_HANDLE>> find_secret_keys(CK_FUNCTION_LIST& api,
+                                                          CK_SESSION_HANDLE session,
+                                                          std::optional<std::string_view> label) {
+  CK_OBJECT_CLASS secret_key = CKO_SECRET_KEY;
+  CK_ATTRIBUTE query[] = {
+      {CKA_CLASS, &secret_key, sizeof secret_key},
+      {CKA_LABEL, label ? const_cast<char*>(label->data()) : nullptr, label ? label->size() : 0},
+  };
+  return find_objects(api, session, std::span(query, label ? 2 : 1));
 }
 
 std::uint64_t KeyInfo::lifetime_encryptions() const {
@@ -461,25 +473,18 @@ HsmResult<EncryptionCountObject> read_encryption_count(CK_FUNCTION_LIST& api,
       {CKA_LABEL, const_cast<char*>(label.data()), label.size()},
       {CKA_APPLICATION, application.data(), application.size()},
   };
-  if (CK_RV rv = api.C_FindObjectsInit(session, query, std::size(query)); rv != CKR_OK)
-    return tl::unexpected(HsmError::from_rv("C_FindObjectsInit", rv));
   // More than one only for an instant (a count is replaced by making the new one first), or
   // after a failed removal: the highest is the count (counts only grow).
-  CK_OBJECT_HANDLE found[8];
-  CK_ULONG count = 0;
-  CK_RV rv = api.C_FindObjects(session, found, std::size(found), &count);
-  CK_RV final_rv = api.C_FindObjectsFinal(session);
-  if (rv != CKR_OK)
-    return tl::unexpected(HsmError::from_rv("C_FindObjects", rv));
-  if (final_rv != CKR_OK)
-    return tl::unexpected(HsmError::from_rv("C_FindObjectsFinal", final_rv));
+  auto found = find_objects(api, session, query);
+  if (!found)
+    return tl::unexpected(found.error());
   EncryptionCountObject object;
-  for (CK_ULONG i = 0; i < count; ++i) {
-    object.handles.push_back(found[i]);
+  for (CK_OBJECT_HANDLE handle : *found) {
+    object.handles.push_back(handle);
     // Decimal digits, at most 20; anything else counts as nothing recorded.
     char digits[20];
     CK_ATTRIBUTE value{CKA_VALUE, digits, sizeof digits};
-    if (CK_RV value_rv = api.C_GetAttributeValue(session, found[i], &value, 1);
+    if (CK_RV value_rv = api.C_GetAttributeValue(session, handle, &value, 1);
         value_rv != CKR_OK && value_rv != CKR_BUFFER_TOO_SMALL)
       return tl::unexpected(HsmError::from_rv("C_GetAttributeValue", value_rv));
     std::uint64_t parsed = 0;

@@ -40,16 +40,23 @@ def decrypt_body(sealed, aad=b"context", ciphertext_metadata=None):
     return body
 
 
-def make_weak_key(state_dir):
-    """A key the HSM would hand out in the clear, made by another tool."""
+def pkcs11_tool(state_dir, *arguments):
+    """Another tool at work on the demo's token, logged in. pkcs11-tool takes the PIN only on
+    its command line: a failure reports its output, never the command."""
     with open(os.path.join(state_dir, "secrets/hsm-pin")) as f:
         pin = f.read().strip()
-    subprocess.run(
+    run = subprocess.run(
         ["pkcs11-tool", "--module", "/usr/lib/softhsm/libsofthsm2.so", "--token-label",
-         "xks-demo", "--login", "--pin", pin, "--keygen", "--key-type", "AES:32", "--label",
-         "weak", "--extractable"],
-        check=True, capture_output=True, timeout=60,
+         "xks-demo", "--login", "--pin", pin] + list(arguments),
+        capture_output=True, text=True, timeout=60,
         env=dict(os.environ, SOFTHSM2_CONF=os.path.join(state_dir, "softhsm/softhsm2.conf")))
+    if run.returncode != 0:
+        raise RuntimeError("pkcs11-tool %s failed: %s" % (arguments[0], run.stderr))
+
+
+def make_weak_key(state_dir):
+    """A key the HSM would hand out in the clear, made by another tool."""
+    pkcs11_tool(state_dir, "--keygen", "--key-type", "AES:32", "--label", "weak", "--extractable")
 
 
 class KeyLifecycleTest(unittest.TestCase):
@@ -221,15 +228,8 @@ class MigrationFromTheSampleProxyTest(unittest.TestCase):
             key_file = os.path.join(tmp, "key.bin")
             with open(key_file, "wb") as f:
                 f.write(key)
-            with open(os.path.join(state_dir, "secrets/hsm-pin")) as f:
-                pin = f.read().strip()
-            subprocess.run(
-                ["pkcs11-tool", "--module", "/usr/lib/softhsm/libsofthsm2.so", "--token-label",
-                 "xks-demo", "--login", "--pin", pin, "--write-object", key_file, "--type",
-                 "secrkey", "--key-type", "AES:32", "--label", "migrated", "--sensitive"],
-                check=True, capture_output=True, timeout=60,
-                env=dict(os.environ,
-                         SOFTHSM2_CONF=os.path.join(state_dir, "softhsm/softhsm2.conf")))
+            pkcs11_tool(state_dir, "--write-object", key_file, "--type", "secrkey", "--key-type",
+                        "AES:32", "--label", "migrated", "--sensitive")
             os.remove(key_file)
 
         proxy = ProxyProcess(
@@ -289,17 +289,10 @@ class EncryptionCountTest(unittest.TestCase):
                 f.write(os.urandom(32))
             with open(count_file, "w") as f:
                 f.write(str(near))
-            with open(os.path.join(state_dir, "secrets/hsm-pin")) as f:
-                pin = f.read().strip()
-            tool = ["pkcs11-tool", "--module", "/usr/lib/softhsm/libsofthsm2.so", "--token-label",
-                    "xks-demo", "--login", "--pin", pin]
-            env = dict(os.environ, SOFTHSM2_CONF=os.path.join(state_dir, "softhsm/softhsm2.conf"))
-            for arguments in (["--write-object", key_file, "--type", "secrkey", "--key-type",
-                               "AES:32", "--label", "busy", "--sensitive"],
-                              ["--write-object", count_file, "--type", "data", "--label", "busy",
-                               "--application-label", "xks-proxy encryptions v=1", "--private"]):
-                subprocess.run(tool + arguments, check=True, capture_output=True, timeout=60,
-                               env=env)
+            pkcs11_tool(state_dir, "--write-object", key_file, "--type", "secrkey", "--key-type",
+                        "AES:32", "--label", "busy", "--sensitive")
+            pkcs11_tool(state_dir, "--write-object", count_file, "--type", "data", "--label",
+                        "busy", "--application-label", "xks-proxy encryptions v=1", "--private")
             os.remove(key_file)
 
         demo = os.path.join(tmp, "demo")
