@@ -49,12 +49,13 @@ void spawn_watched(Worker& worker, awaitable<void> task) {
 // Requests on one open connection until the run is over or the connection fails.
 awaitable<void> run_requests(const RunContext& run, Schedule& schedule, Worker& worker,
                              Connection& connection) {
+  PreparedRequest request;
   while (connection.usable()) {
     auto due = schedule.next();
     if (!due)
       co_return;
     co_await sleep_until(*due);
-    PreparedRequest request = worker.factory.make(worker.factory.pick());
+    worker.factory.make(worker.factory.pick(), request);
     try {
       Answer answer = co_await connection.exchange(request, worker.factory);
       worker.recorder.record(*due, Clock::now(),
@@ -102,9 +103,10 @@ awaitable<void> run_connection(const RunContext& run, Schedule& schedule, Worker
 awaitable<void> run_fresh_connections(const RunContext& run, Schedule& schedule, Worker& worker,
                                       unsigned index) {
   co_await sleep_until(schedule.connection_start(index, run.options.connections));
+  PreparedRequest request;
   while (auto due = schedule.next()) {
     co_await sleep_until(*due);
-    PreparedRequest request = worker.factory.make(worker.factory.pick());
+    worker.factory.make(worker.factory.pick(), request);
     try {
       std::shared_ptr<Connection> connection = co_await open_connection(run, worker.watchdog);
       worker.recorder.connection_opened();

@@ -50,7 +50,9 @@ std::optional<Clock::time_point> Schedule::next() {
 }
 
 bool Schedule::over() const {
-  return exhausted_.load(std::memory_order_relaxed) || Clock::now() >= end_;
+  // Every counted request handed out is over too: no connection is opened for none.
+  return exhausted_.load(std::memory_order_relaxed) || Clock::now() >= end_ ||
+         (max_requests_ != 0 && tickets_.load(std::memory_order_relaxed) >= max_requests_);
 }
 
 Clock::time_point Schedule::connection_start(unsigned index, unsigned count) const {

@@ -6,6 +6,7 @@
 
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
+#include <charconv>
 
 #include "xks/sigv4/canonical.h"
 #include "xks/wire/base64.h"
@@ -73,99 +74,131 @@ Operation RequestFactory::pick() {
   return kMixOrder[static_cast<std::size_t>(operations_(random_))];
 }
 
-std::string RequestFactory::random_base64(std::size_t bytes) {
-  std::string data(bytes, '\0');
+void RequestFactory::append_random_base64(std::string& out, std::size_t bytes) {
+  random_bytes_.resize(bytes);
   for (std::size_t i = 0; i < bytes; i += 8) {
     std::uint64_t word = random_();
     for (std::size_t j = i; j < std::min(bytes, i + 8); ++j, word >>= 8)
-      data[j] = static_cast<char>(word & 0xff);
+      random_bytes_[j] = static_cast<std::uint8_t>(word & 0xff);
   }
-  return base64_encode(data);
+  out.append(wire::base64_encode(random_bytes_));
 }
 
 // A UUID-shaped id, as KMS sends.
-std::string RequestFactory::request_id() {
+void RequestFactory::append_request_id(std::string& out) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::uint64_t high = random_(), low = random_();
-  std::string id;
-  id.reserve(36);
   for (int i = 0; i < 32; ++i) {
     if (i == 8 || i == 12 || i == 16 || i == 20)
-      id.push_back('-');
+      out.push_back('-');
     std::uint64_t& word = i < 16 ? high : low;
-    id.push_back(kHex[word & 0xf]);
+    out.push_back(kHex[word & 0xf]);
     word >>= 4;
   }
-  return id;
 }
 
-std::string RequestFactory::metadata(std::string_view kms_operation) {
-  std::string out = R"({"awsPrincipalArn":"arn:aws:iam::123456789012:user/xks-load",)";
-  out += R"("kmsKeyArn":"arn:aws:kms:)" + target_.region + R"(:123456789012:key/xks-load",)";
-  out += R"("kmsOperation":")";
-  out += kms_operation;
-  out += R"(","kmsRequestId":")" + request_id() + "\"}";
-  return out;
+void RequestFactory::append_metadata(std::string& out, std::string_view kms_operation) {
+  out.append(R"({"awsPrincipalArn":"arn:aws:iam::123456789012:user/xks-load",)")
+      .append(R"("kmsKeyArn":"arn:aws:kms:)")
+      .append(target_.region)
+      .append(R"(:123456789012:key/xks-load","kmsOperation":")")
+      .append(kms_operation)
+      .append(R"(","kmsRequestId":")");
+  append_request_id(out);
+  out.append("\"}");
 }
 
-PreparedRequest RequestFactory::make(Operation operation, std::string_view key_id) {
-  PreparedRequest request;
+// Every string of `request` is rebuilt in place, so a request reused from call to call keeps
+// its buffers: a load run builds tens of thousands per second.
+void RequestFactory::make(Operation operation, PreparedRequest& request, std::string_view key_id) {
   request.operation = operation;
-  std::string base = target_.uri_prefix + "/kms/xks/v1/";
+  request.plaintext.clear();
+  request.aad.clear();
+  const SealedRecord* sealed = nullptr;
   if (operation == Operation::kGetHealthStatus) {
-    request.path = base + std::string(wire::uri_name(operation));
-    request.body = R"({"requestMetadata":{"kmsRequestId":")" + request_id() +
-                   R"(","kmsOperation":"KmsHealthCheck"}})";
+    request.key_id.clear();
   } else if (operation == Operation::kDecrypt) {
-    const SealedRecord& sealed = (*sealed_)[random_() % sealed_->size()];
-    request.key_id = sealed.key_id;
-    request.path = base + "keys/" + sealed.key_id + "/" + std::string(wire::uri_name(operation));
-    request.plaintext = sealed.plaintext;
-    request.aad = sealed.aad;
-    request.body = R"({"requestMetadata":)" + metadata("Decrypt") + R"(,"ciphertext":")" +
-                   sealed.ciphertext + R"(","initializationVector":")" +
-                   sealed.initialization_vector + R"(","authenticationTag":")" +
-                   sealed.authentication_tag + R"(","encryptionAlgorithm":"AES_GCM")";
-    if (!sealed.ciphertext_metadata.empty())
-      request.body += R"(,"ciphertextMetadata":")" + sealed.ciphertext_metadata + "\"";
-    if (!sealed.aad.empty())
-      request.body += R"(,"additionalAuthenticatedData":")" + sealed.aad + "\"";
-    request.body += "}";
+    sealed = &(*sealed_)[random_() % sealed_->size()];
+    request.key_id.assign(sealed->key_id);
+    request.plaintext.assign(sealed->plaintext);
+    request.aad.assign(sealed->aad);
   } else {
-    request.key_id =
-        key_id.empty() ? mix_.key_ids[random_() % mix_.key_ids.size()] : std::string(key_id);
-    request.path = base + "keys/" + request.key_id + "/" + std::string(wire::uri_name(operation));
-    if (operation == Operation::kGetKeyMetadata) {
-      request.body = R"({"requestMetadata":)" + metadata("DescribeKey") + "}";
-    } else {
-      request.plaintext = random_base64(mix_.plaintext_bytes);
+    request.key_id.assign(key_id.empty() ? mix_.key_ids[random_() % mix_.key_ids.size()] : key_id);
+    if (operation == Operation::kEncrypt) {
+      append_random_base64(request.plaintext, mix_.plaintext_bytes);
       if (mix_.aad_bytes > 0)
-        request.aad = random_base64(mix_.aad_bytes);
-      request.body = R"({"requestMetadata":)" + metadata("Encrypt") + R"(,"plaintext":")" +
-                     request.plaintext + R"(","encryptionAlgorithm":"AES_GCM")";
-      if (!request.aad.empty())
-        request.body += R"(,"additionalAuthenticatedData":")" + request.aad + "\"";
-      if (mix_.cdiv)
-        request.body += R"(,"ciphertextDataIntegrityValueAlgorithm":"SHA_256")";
-      request.body += "}";
+        append_random_base64(request.aad, mix_.aad_bytes);
     }
+  }
+  request.path.assign(target_.uri_prefix).append("/kms/xks/v1/");
+  if (operation != Operation::kGetHealthStatus)
+    request.path.append("keys/").append(request.key_id).append("/");
+  request.path.append(wire::uri_name(operation));
+
+  std::string& body = request.body;
+  body.clear();
+  switch (operation) {
+    case Operation::kGetHealthStatus:
+      body.append(R"({"requestMetadata":{"kmsRequestId":")");
+      append_request_id(body);
+      body.append(R"(","kmsOperation":"KmsHealthCheck"}})");
+      break;
+    case Operation::kGetKeyMetadata:
+      body.append(R"({"requestMetadata":)");
+      append_metadata(body, "DescribeKey");
+      body.append("}");
+      break;
+    case Operation::kDecrypt:
+      body.append(R"({"requestMetadata":)");
+      append_metadata(body, "Decrypt");
+      body.append(R"(,"ciphertext":")")
+          .append(sealed->ciphertext)
+          .append(R"(","initializationVector":")")
+          .append(sealed->initialization_vector)
+          .append(R"(","authenticationTag":")")
+          .append(sealed->authentication_tag)
+          .append(R"(","encryptionAlgorithm":"AES_GCM")");
+      if (!sealed->ciphertext_metadata.empty())
+        body.append(R"(,"ciphertextMetadata":")").append(sealed->ciphertext_metadata).append("\"");
+      if (!sealed->aad.empty())
+        body.append(R"(,"additionalAuthenticatedData":")").append(sealed->aad).append("\"");
+      body.append("}");
+      break;
+    case Operation::kEncrypt:
+      body.append(R"({"requestMetadata":)");
+      append_metadata(body, "Encrypt");
+      body.append(R"(,"plaintext":")")
+          .append(request.plaintext)
+          .append(R"(","encryptionAlgorithm":"AES_GCM")");
+      if (!request.aad.empty())
+        body.append(R"(,"additionalAuthenticatedData":")").append(request.aad).append("\"");
+      if (mix_.cdiv)
+        body.append(R"(,"ciphertextDataIntegrityValueAlgorithm":"SHA_256")");
+      body.append("}");
+      break;
   }
   request.amz_date = xks::sigv4::format_amz_date(std::chrono::system_clock::now());
   const xks::sigv4::Header headers[] = {{"host", authority_}, {"x-amz-date", request.amz_date}};
   request.authorization =
       signer_.authorization({"POST", request.path, "", headers, request.body}, request.amz_date);
-  return request;
 }
 
-std::string RequestFactory::http1(const PreparedRequest& request) const {
-  std::string out;
-  out.reserve(request.body.size() + request.path.size() + request.authorization.size() + 160);
-  out += "POST " + request.path + " HTTP/1.1\r\nHost: " + authority_ +
-         "\r\nX-Amz-Date: " + request.amz_date + "\r\nAuthorization: " + request.authorization +
-         "\r\nContent-Type: application/json\r\nContent-Length: " +
-         std::to_string(request.body.size()) + "\r\n\r\n";
-  out += request.body;
-  return out;
+void RequestFactory::http1(const PreparedRequest& request, std::string& out) const {
+  char length[24];
+  auto [length_end, ignored] = std::to_chars(length, length + sizeof length, request.body.size());
+  out.clear();
+  out.append("POST ")
+      .append(request.path)
+      .append(" HTTP/1.1\r\nHost: ")
+      .append(authority_)
+      .append("\r\nX-Amz-Date: ")
+      .append(request.amz_date)
+      .append("\r\nAuthorization: ")
+      .append(request.authorization)
+      .append("\r\nContent-Type: application/json\r\nContent-Length: ")
+      .append(length, length_end)
+      .append("\r\n\r\n")
+      .append(request.body);
 }
 
 Outcome judge(const PreparedRequest& request, unsigned status, std::string_view body, bool verify) {

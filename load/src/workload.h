@@ -73,15 +73,21 @@ class RequestFactory {
 
   // The next operation by the mix's weights; Decrypt only when there are sealed records.
   Operation pick();
-  PreparedRequest make(Operation operation, std::string_view key_id = {});
-  // The whole HTTP/1.1 request, headers and body.
-  std::string http1(const PreparedRequest& request) const;
+  // Builds and signs a request into `request`, reusing its buffers.
+  void make(Operation operation, PreparedRequest& request, std::string_view key_id = {});
+  PreparedRequest make(Operation operation, std::string_view key_id = {}) {
+    PreparedRequest request;
+    make(operation, request, key_id);
+    return request;
+  }
+  // The whole HTTP/1.1 request, headers and body, into `out` (its buffer reused).
+  void http1(const PreparedRequest& request, std::string& out) const;
   const std::string& authority() const { return authority_; }
 
  private:
-  std::string random_base64(std::size_t bytes);
-  std::string request_id();
-  std::string metadata(std::string_view kms_operation);
+  void append_random_base64(std::string& out, std::size_t bytes);
+  void append_request_id(std::string& out);
+  void append_metadata(std::string& out, std::string_view kms_operation);
 
   const Target& target_;
   const WorkloadMix& mix_;
@@ -90,6 +96,7 @@ class RequestFactory {
   xks::sigv4::Signer signer_;
   std::mt19937_64 random_;
   std::discrete_distribution<int> operations_;
+  std::vector<std::uint8_t> random_bytes_;
 };
 
 enum class OutcomeKind { kOk, kHttpError, kTransport, kVerify };

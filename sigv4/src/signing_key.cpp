@@ -21,7 +21,7 @@ SigningKey derive_signing_key(std::string_view secret_access_key, std::string_vi
 }
 
 std::string signature_hex(const SigningKey& key, std::string_view string_to_sign) {
-  return detail::to_hex(detail::hmac_sha256(key, string_to_sign));
+  return detail::to_hex(detail::hmac_sha256_signing_key(key, string_to_sign));
 }
 
 SigningKeyCache::~SigningKeyCache() {

@@ -118,6 +118,13 @@ class LoadTest(proxy_process.SharedProxyTest):
                 port=fake.port, expect_exit=1)
             # Each request times out and the connection with it: four requests, four timeouts.
             self.assertEqual(result["errors_by"]["transport"], {"timeout": 4}, stdout)
+            # A chunked answer is put together whole, and "Connection: close" is honoured: a new
+            # connection for each request.
+            result, stdout = self.load_result(
+                "--requests", "6", "--connections", "1", "--mix", "health", "--verify",
+                port=fake.port)
+            self.assertEqual(result["ok"], 6, stdout)
+            self.assertEqual(result["connections_opened"], 6, stdout)
 
 
 class AvailabilityScenarioTest(unittest.TestCase):

@@ -223,7 +223,8 @@ class ProxyProcess:
 
 class FakeXksServer:
     """An HTTPS server with the demo's certificate that answers Encrypt plausibly, Decrypt with
-    the wrong plaintext, and never answers GetKeyMetadata: what xks-load must catch."""
+    the wrong plaintext, and never answers GetKeyMetadata: what xks-load must catch. It answers
+    GetHealthStatus rightly but in chunks, closing the connection after each answer."""
 
     def __init__(self, proxy):
         import http.server
@@ -239,6 +240,19 @@ class FakeXksServer:
                 self.rfile.read(int(self.headers["Content-Length"]))
                 if self.path.endswith("/metadata"):
                     time.sleep(2)
+                    return
+                if self.path.endswith("/health"):
+                    body = json.dumps({"xksProxyFleetSize": 1, "ekmFleetDetails": [
+                        {"id": "fake", "model": "fake", "healthStatus": "ACTIVE"}]}).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    for chunk in (body[:10], body[10:]):
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.close_connection = True
                     return
                 if self.path.endswith("/encrypt"):
                     answer = {"ciphertext": b64(os.urandom(32)),

@@ -42,7 +42,8 @@ TEST(RequestFactory, SignsAsKmsDoesWithHostAndDateOnly) {
   std::string tampered = request.body + " ";
   EXPECT_FALSE(verifier.verify({"POST", request.path, "", headers, tampered}));
   // The HTTP/1.1 form carries the same headers.
-  std::string wire = factory.http1(request);
+  std::string wire = "what an earlier request left in the buffer";
+  factory.http1(request, wire);
   EXPECT_EQ(
       wire.rfind("POST /ks1/kms/xks/v1/keys/foo/encrypt HTTP/1.1\r\nHost: proxy.example:8443\r\n",
                  0),
@@ -115,6 +116,57 @@ TEST(RequestFactory, DecryptsReplaySealedRecordsAndMixFollowsWeights) {
   RequestFactory unsealed(target, mix, nullptr, 4);
   for (int i = 0; i < 100; ++i)
     EXPECT_EQ(unsealed.pick(), Operation::kEncrypt);
+}
+
+// The load loop reuses one PreparedRequest per connection: each operation built into it must
+// keep nothing of the one before, and still verify.
+TEST(RequestFactory, AReusedRequestKeepsNothingOfTheLastOne) {
+  Target target = demo_target();
+  WorkloadMix mix;
+  mix.aad_bytes = 16;
+  auto sealed = std::make_shared<std::vector<SealedRecord>>();
+  sealed->push_back({"k1", "cGxhaW4=", "", "Y2lwaGVy", "aXZpdml2aXZpdml2", "dGFn", ""});
+  RequestFactory factory(target, mix, sealed, 6);
+  xks::sigv4::Verifier verifier({{target.access_key_id, target.secret_access_key}}, {"us-east-1"});
+  PreparedRequest request;
+  for (Operation operation : {Operation::kEncrypt, Operation::kDecrypt, Operation::kEncrypt,
+                              Operation::kGetHealthStatus, Operation::kGetKeyMetadata}) {
+    factory.make(operation, request);
+    auto body = body_of(request);
+    const xks::sigv4::Header headers[] = {{"host", "proxy.example:8443"},
+                                          {"x-amz-date", request.amz_date},
+                                          {"authorization", request.authorization}};
+    EXPECT_TRUE(verifier.verify({"POST", request.path, "", headers, request.body}));
+    EXPECT_EQ(request.operation, operation);
+    EXPECT_TRUE(request.path.ends_with("/" + std::string(wire::uri_name(operation))));
+    EXPECT_EQ(request.path.rfind("/ks1/kms/xks/v1/", 0), 0u);
+    switch (operation) {
+      case Operation::kEncrypt:
+        EXPECT_EQ(request.key_id, "foo");
+        EXPECT_EQ(body.at("plaintext").as_string(), request.plaintext);
+        EXPECT_EQ(body.at("additionalAuthenticatedData").as_string(), request.aad);
+        EXPECT_EQ(request.aad.size(), 24u);
+        break;
+      case Operation::kDecrypt:
+        EXPECT_EQ(request.key_id, "k1");
+        EXPECT_EQ(request.plaintext, "cGxhaW4=");
+        EXPECT_TRUE(request.aad.empty());
+        EXPECT_FALSE(body.contains("additionalAuthenticatedData"));
+        EXPECT_FALSE(body.contains("ciphertextMetadata"));
+        break;
+      case Operation::kGetHealthStatus:
+        EXPECT_TRUE(request.key_id.empty());
+        EXPECT_TRUE(request.plaintext.empty());
+        EXPECT_TRUE(request.aad.empty());
+        EXPECT_EQ(body.size(), 1u);
+        break;
+      case Operation::kGetKeyMetadata:
+        EXPECT_EQ(request.key_id, "foo");
+        EXPECT_TRUE(request.plaintext.empty());
+        EXPECT_EQ(body.size(), 1u);
+        break;
+    }
+  }
 }
 
 TEST(Judge, NamesErrorsAndChecksAnswersInVerifyMode) {

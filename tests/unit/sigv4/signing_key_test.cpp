@@ -3,6 +3,8 @@
 #include "xks/sigv4/signing_key.h"
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include <string>
 #include <thread>
@@ -10,6 +12,34 @@
 
 namespace xks::sigv4 {
 namespace {
+
+// OpenSSL's one-shot HMAC as the independent reference.
+std::string reference_signature(const SigningKey& key, std::string_view data) {
+  unsigned char mac[32];
+  unsigned int size = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac, &size);
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned int i = 0; i < size; ++i) {
+    hex.push_back(kDigits[mac[i] >> 4]);
+    hex.push_back(kDigits[mac[i] & 0x0f]);
+  }
+  return hex;
+}
+
+// The signature's MAC context keeps its last key: a repeat, a change and a change back must
+// each give the MAC of the key they were given.
+TEST(SignatureHex, FollowsEveryChangeOfKey) {
+  SigningKey first = derive_signing_key("secret", "20261123", "us-east-1", "kms-xks-proxy");
+  SigningKey second = derive_signing_key("secret", "20261124", "us-east-1", "kms-xks-proxy");
+  SigningKey one_bit_off = first;
+  one_bit_off[31] ^= 1;
+  for (const SigningKey* key : {&first, &first, &second, &first, &one_bit_off, &second, &second}) {
+    EXPECT_EQ(signature_hex(*key, "string to sign"), reference_signature(*key, "string to sign"));
+    EXPECT_EQ(signature_hex(*key, ""), reference_signature(*key, ""));
+  }
+}
 
 TEST(SigningKeyCache, ReturnsTheDerivedKey) {
   SigningKeyCache cache;
