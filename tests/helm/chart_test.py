@@ -57,6 +57,11 @@ class ChartTest(unittest.TestCase):
         return os.path.join(SOURCE, "tests/helm", name)
 
     @staticmethod
+    def value_sets():
+        return sorted(name for name in os.listdir(os.path.join(SOURCE, "tests/helm"))
+                      if name.endswith(".yaml"))
+
+    @staticmethod
     def kinds(documents):
         return {d["kind"]: d for d in documents}
 
@@ -203,12 +208,66 @@ class ChartTest(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn("configuration OK", result.stdout)
 
+    def test_monitoring_objects_carry_the_observability_files(self):
+        _, documents = self.render(self.values("monitoring.yaml"))
+        kinds = self.kinds(documents)
+        self.assertEqual(kinds["ServiceMonitor"]["metadata"]["labels"]["release"], "prometheus")
+        rule = kinds["PrometheusRule"]
+        self.assertEqual(rule["apiVersion"], "monitoring.coreos.com/v1")
+        self.assertEqual(rule["metadata"]["labels"]["release"], "prometheus")
+        with open(os.path.join(SOURCE, "observability/prometheus-rules.yaml")) as f:
+            plain = yaml.safe_load(f)
+        # With the job named as in the plain file and the default thresholds, the rendered rules
+        # are the plain file's, so the rules' unit tests pass on them too.
+        self.assertEqual(rule["spec"], plain)
+        rules_file = os.path.join(self.tmp, "prometheus-rules.yaml")
+        with open(rules_file, "w") as f:
+            yaml.safe_dump(rule["spec"], f)
+        tests_file = os.path.join(self.tmp, "alert_rules_test.yaml")
+        with open(os.path.join(SOURCE, "tests/observability/alert_rules_test.yaml")) as f:
+            tests = yaml.safe_load(f)
+        tests["rule_files"] = [rules_file]
+        with open(tests_file, "w") as f:
+            yaml.safe_dump(tests, f)
+        run = subprocess.run(["promtool", "test", "rules", tests_file], capture_output=True,
+                             text=True, timeout=120)
+        self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+        dashboard = next(d for d in documents if d["kind"] == "ConfigMap"
+                         and d["metadata"]["name"] == "xks-proxy-dashboard")
+        self.assertEqual(dashboard["metadata"]["labels"]["grafana_dashboard"], "1")
+        self.assertEqual(dashboard["metadata"]["annotations"]["grafana_folder"], "KMS")
+        with open(os.path.join(SOURCE, "observability/grafana-dashboard.json")) as f:
+            self.assertEqual(json.loads(dashboard["data"]["xks-proxy.json"]), json.load(f))
+
+    def test_alert_rules_follow_the_release_and_the_values(self):
+        override = os.path.join(self.tmp, "rules.yaml")
+        with open(override, "w") as f:
+            yaml.safe_dump({"fullnameOverride": "", "prometheusRule": {
+                "runbookUrl": "https://runbooks.example/xks.html",
+                "thresholds": {"credential_age_days": 30, "latency_p99_seconds": 0.2}}}, f)
+        _, documents = self.render(self.values("monitoring.yaml"), override)
+        groups = self.kinds(documents)["PrometheusRule"]["spec"]["groups"]
+        alerts = {rule["alert"]: rule for rule in groups[0]["rules"]}
+        self.assertEqual(alerts["XksProxyDown"]["expr"], 'up{job="rel-xks-proxy"} == 0')
+        self.assertEqual(alerts["XksHsmDegraded"]["annotations"]["runbook_url"],
+                         "https://runbooks.example/xks.html#xkshsmdegraded")
+        thresholds = {rule["record"]: rule["expr"] for rule in groups[1]["rules"]}
+        self.assertEqual(thresholds["xks:alert_threshold_credential_age_days"], "vector(30)")
+        self.assertEqual(thresholds["xks:alert_threshold_latency_p99_seconds"], "vector(0.2)")
+        self.assertEqual(thresholds["xks:alert_threshold_certificate_days_left"], "vector(21)")
+        rules_file = os.path.join(self.tmp, "rendered-rules.yaml")
+        with open(rules_file, "w") as f:
+            yaml.safe_dump({"groups": groups}, f)
+        run = subprocess.run(["promtool", "check", "rules", rules_file], capture_output=True,
+                             text=True, timeout=60)
+        self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+
     def test_values_files_match_the_values_schema(self):
         with open(os.path.join(self.chart, "values.schema.json")) as f:
             schema = json.load(f)
         with open(os.path.join(self.chart, "values.yaml")) as f:
             defaults = yaml.safe_load(f)
-        for name in ("standalone.yaml", "sidecar.yaml"):
+        for name in self.value_sets():
             with open(self.values(name)) as f:
                 values = merge(json.loads(json.dumps(defaults)), yaml.safe_load(f))
             jsonschema.validate(values, schema)
@@ -217,8 +276,8 @@ class ChartTest(unittest.TestCase):
             jsonschema.validate(broken, schema)
 
     def test_values_files_pass_yamllint(self):
-        files = [os.path.join(self.chart, "values.yaml"), self.values("standalone.yaml"),
-                 self.values("sidecar.yaml")]
+        files = [os.path.join(self.chart, "values.yaml")] + [self.values(name)
+                                                             for name in self.value_sets()]
         result = subprocess.run(["yamllint", "-c", os.path.join(SOURCE, ".yamllint")] + files,
                                 capture_output=True, text=True, timeout=60)
         self.assertEqual(result.returncode, 0, result.stdout)

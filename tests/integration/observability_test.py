@@ -22,7 +22,10 @@ import urllib.parse
 import urllib.request
 import uuid
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import yaml
+
+SOURCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "support"))
 from proxy_process import *  # noqa: E402,F401,F403  (the process, signing, fakes)
 import proxy_process  # noqa: E402
 
@@ -173,23 +176,34 @@ class ObservabilityTest(proxy_process.SharedProxyTest):
         self.assertIn("profile softhsm", summary)
         self.assertNotIn(self.proxy.secret, summary)
 
-    def test_every_metric_the_grafana_dashboard_plots_exists(self):
-        dashboard_file = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                      "../../observability/grafana-dashboard.json")
-        with open(dashboard_file) as f:
-            dashboard = json.load(f)
+    def assert_exposed(self, expressions, what):
+        """Every xks_ metric named in `expressions` is in the proxy's /metrics."""
         with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.proxy.admin_port,
                                     timeout=10) as response:
             text = response.read().decode()
         exposed = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")}
-        plotted = set()
-        for panel in dashboard["panels"]:
-            for target in panel["targets"]:
-                plotted.update(re.findall(r"xks_[a-z0-9_]+", target["expr"]))
-        self.assertTrue(plotted)
-        for name in plotted:
+        named = set()
+        for expression in expressions:
+            named.update(re.findall(r"\bxks_[a-z0-9_]+", expression))
+        self.assertTrue(named)
+        for name in named:
             base = re.sub(r"_(bucket|sum|count)$", "", name)
-            self.assertIn(base, exposed, "the dashboard plots %s, which /metrics lacks" % name)
+            self.assertIn(base, exposed, "%s uses %s, which /metrics lacks" % (what, name))
+
+    def test_every_metric_the_grafana_dashboard_plots_exists(self):
+        with open(os.path.join(SOURCE_DIR, "observability/grafana-dashboard.json")) as f:
+            dashboard = json.load(f)
+        self.assert_exposed([target["expr"] for panel in dashboard["panels"]
+                             for target in panel["targets"]], "the dashboard")
+
+    def test_every_metric_the_alert_rules_watch_exists_and_readiness_is_one(self):
+        with open(os.path.join(SOURCE_DIR, "observability/prometheus-rules.yaml")) as f:
+            groups = yaml.safe_load(f)["groups"]
+        self.assert_exposed([rule["expr"] for group in groups for rule in group["rules"]],
+                            "an alert rule")
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.proxy.admin_port,
+                                    timeout=10) as response:
+            self.assertIn("\nxks_ready 1\n", response.read().decode())
 
 
 class PrometheusScrapeTest(unittest.TestCase):

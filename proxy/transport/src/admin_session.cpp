@@ -71,12 +71,14 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
       response->result(http::status::method_not_allowed);
       response->body() = R"({"status":"method not allowed"})";
     } else if (target == "/metrics") {
+      context_.metrics.record_ready(ready());
       response->set(http::field::content_type, "text/plain; version=0.0.4");
       response->body() = context_.application.scrape();
     } else if (target == "/livez") {
       response->body() = R"({"status":"live"})";
     } else if (target == "/readyz") {
-      bool ready = !context_.draining && context_.application.ready();
+      bool ready = this->ready();
+      context_.metrics.record_ready(ready);
       response->result(ready ? http::status::ok : http::status::service_unavailable);
       response->body() = ready ? R"({"status":"ready"})" : R"({"status":"not ready"})";
     } else {
@@ -93,6 +95,8 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
                         self->read();
                       });
   }
+
+  bool ready() const { return !context_.draining && context_.application.ready(); }
 
   ListenerState& context_;
   ConnectionTable::Admission admission_;

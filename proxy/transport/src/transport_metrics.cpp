@@ -18,6 +18,11 @@ TransportMetrics::TransportMetrics(metrics::Registry& registry) {
     http1.set(static_cast<double>(http1_connections.load()));
     http2.set(static_cast<double>(http2_connections.load()));
   });
+  ready_ = &registry
+                .gauge("xks_ready",
+                       "1 while GET /readyz answers 200 (some HSM can serve and the proxy is not "
+                       "draining), else 0.")
+                .labels({});
   auto& refusals = registry.counter(
       "xks_http_refusals_total",
       "Requests and connections the transport refused at a limit or for a protocol error, by "

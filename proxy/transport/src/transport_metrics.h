@@ -1,6 +1,6 @@
 // The transport's own metrics, registered at start-up in the shared registry: TLS handshakes,
 // open connections by protocol, requests or connections refused at a limit, connections evicted
-// to make room, and failed accepts.
+// to make room, failed accepts, and readiness as /readyz answers it.
 #pragma once
 
 #include <array>
@@ -29,6 +29,8 @@ class TransportMetrics {
     evictions_[index(listener)][index(limit)]->inc();
   }
   void record_accept_error(Listener listener) { accept_errors_[index(listener)]->inc(); }
+  // What GET /readyz answers now (set by the admin session before each scrape and answer).
+  void record_ready(bool ready) { ready_->set(ready ? 1 : 0); }
 
   // Counted by the sessions themselves; mirrored into the gauges at each scrape.
   std::atomic<long> http1_connections{0};
@@ -37,6 +39,7 @@ class TransportMetrics {
  private:
   metrics::Counter* handshakes_ok_ = nullptr;
   metrics::Counter* handshakes_failed_ = nullptr;
+  metrics::Gauge* ready_ = nullptr;
   template <typename Enum>
   static std::size_t index(Enum value) {
     return static_cast<std::size_t>(value);

@@ -1,5 +1,5 @@
 // Renders a Helm chart with text/template and sprig, providing the Helm built-ins the
-// xks-proxy chart uses (include, tpl, toYaml, required; .Values, .Release, .Chart,
+// xks-proxy chart uses (include, tpl, toYaml, required; .Values, .Release, .Chart, .Files.Get,
 // .Capabilities.APIVersions.Has). Helm itself is not packaged on Debian 12; this renderer
 // exists only so that the tests can check what the chart produces.
 //
@@ -61,6 +61,18 @@ func (a apiVersions) Has(version string) bool {
 	return false
 }
 
+// chartFiles is .Files: Get reads a file of the chart (symbolic links followed, as Helm does),
+// and gives "" for one that does not exist.
+type chartFiles string
+
+func (dir chartFiles) Get(name string) string {
+	data, err := os.ReadFile(filepath.Join(string(dir), name))
+	if err != nil {
+		return ""
+	}
+	return string(data)
+}
+
 func main() {
 	if len(os.Args) < 4 {
 		fail(fmt.Errorf("usage: render CHART_DIR RELEASE NAMESPACE [VALUES_FILE...]"))
@@ -79,6 +91,7 @@ func main() {
 		"Chart": map[string]interface{}{
 			"Name": chart["name"], "Version": chart["version"], "AppVersion": chart["appVersion"],
 		},
+		"Files": chartFiles(chartDir),
 		"Capabilities": map[string]interface{}{
 			"APIVersions": apiVersions{"v1", "apps/v1", "policy/v1", "autoscaling/v2",
 				"networking.k8s.io/v1"},
