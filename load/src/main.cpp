@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "client.h"
+#include "probe.h"
 #include "report.h"
 #include "run_inputs.h"
 
@@ -176,7 +177,8 @@ std::string fixed_rate(double rate) {
   return text.str();
 }
 
-void add_options(CLI::App& app, ClientOptions& options, WorkloadMix& mix, Flags& flags) {
+// Where the proxy is and who we are to it: the flags `xks-load` and `xks-load probe` share.
+void add_connection_options(CLI::App& app, ClientOptions& options, Flags& flags) {
   app.add_option("--kms-console", flags.kms_console,
                  "kms-console.json with the URI path and credential (and endpoint, if present)");
   app.add_option("--host", options.target.host)->capture_default_str();
@@ -189,6 +191,12 @@ void add_options(CLI::App& app, ClientOptions& options, WorkloadMix& mix, Flags&
   app.add_option("--access-key-id", options.target.access_key_id);
   app.add_option("--secret-file", flags.secret_file, "File with the SigV4 secret");
   app.add_option("--region", options.target.region)->capture_default_str();
+  app.add_option("--timeout", options.timeout_seconds, "Seconds per request")
+      ->check(CLI::Range(0.01, 600.0))
+      ->capture_default_str();
+}
+
+void add_load_options(CLI::App& app, ClientOptions& options, WorkloadMix& mix, Flags& flags) {
   app.add_option("--key", mix.key_ids, "External key id (repeat or comma-separate)")
       ->delimiter(',')
       ->capture_default_str();
@@ -225,9 +233,6 @@ void add_options(CLI::App& app, ClientOptions& options, WorkloadMix& mix, Flags&
       ->check(CLI::Range(0.0, 600.0));
   app.add_flag("--new-connection", options.new_connection_per_request,
                "A new TLS connection for every request (measures handshake cost)");
-  app.add_option("--timeout", options.timeout_seconds, "Seconds per request")
-      ->check(CLI::Range(0.01, 600.0))
-      ->capture_default_str();
   app.add_option("--warm-up-ciphertexts", flags.warm_up_per_key,
                  "Ciphertexts made per key before the run, for decrypts")
       ->check(CLI::Range(1u, 10000u))
@@ -242,10 +247,10 @@ void add_options(CLI::App& app, ClientOptions& options, WorkloadMix& mix, Flags&
   app.add_option("--html", flags.html_file, "Write a self-contained HTML report");
 }
 
-// The target, credential, mix and protocol from the flags (a kms-console.json fills in what
-// the flags leave out).
-tl::expected<void, std::string> resolve_inputs(const CLI::App& app, const Flags& flags,
-                                               ClientOptions& options, WorkloadMix& mix) {
+// The target and credential from the flags (a kms-console.json fills in what the flags leave
+// out).
+tl::expected<void, std::string> resolve_target(const CLI::App& app, const Flags& flags,
+                                               ClientOptions& options) {
   if (!flags.kms_console.empty()) {
     auto text = read_file(flags.kms_console);
     if (!text)
@@ -275,6 +280,12 @@ tl::expected<void, std::string> resolve_inputs(const CLI::App& app, const Flags&
         std::string("no credential: give --kms-console, or --access-key-id and --secret-file"));
   if (options.client_certificate.empty() != options.client_key.empty())
     return tl::unexpected(std::string("--client-cert and --client-key go together"));
+  return {};
+}
+
+// The mix and protocol of a load run.
+tl::expected<void, std::string> resolve_load(const Flags& flags, ClientOptions& options,
+                                             WorkloadMix& mix) {
   if (mix.key_ids.empty())
     return tl::unexpected(std::string("--key: at least one key id"));
   auto weights = parse_mix(flags.mix);
@@ -286,7 +297,6 @@ tl::expected<void, std::string> resolve_inputs(const CLI::App& app, const Flags&
   if (flags.scenario.empty() == faults)
     return tl::unexpected(
         std::string("--scenario goes with --fault-control or --fault-dir (and they with it)"));
-
   return {};
 }
 
@@ -382,6 +392,26 @@ int fail(const std::string& message) {
   return 2;
 }
 
+// `xks-load probe`: 0 when every check passed, 1 when one failed.
+int run_probe(const CLI::App& command, const Flags& flags, ClientOptions& options,
+              const std::vector<std::string>& key_ids) {
+  if (auto resolved = resolve_target(command, flags, options); !resolved)
+    return fail(resolved.error());
+  ProbeReport report = probe(options, key_ids);
+  if (flags.json_file == "-") {
+    std::cout << probe_json(report);
+  } else {
+    std::cout << probe_text(report);
+    if (!flags.json_file.empty()) {
+      std::ofstream json(flags.json_file, std::ios::trunc);
+      json << probe_json(report);
+      if (!json)
+        return fail("cannot write " + flags.json_file);
+    }
+  }
+  return report.passed() ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -392,9 +422,32 @@ int main(int argc, char** argv) {
   WorkloadMix mix;
   Flags flags;
   CLI::App app{"xks-load: a load generator that signs requests as AWS KMS does, for XKS proxies"};
-  add_options(app, options, mix, flags);
+  add_connection_options(app, options, flags);
+  add_load_options(app, options, mix, flags);
+
+  ClientOptions probe_options;
+  probe_options.target.port = "443";
+  Flags probe_flags;
+  std::vector<std::string> probe_keys;
+  CLI::App* probe_command = app.add_subcommand(
+      "probe",
+      "Check a deployed proxy the way KMS does before it connects a key store (DNS, TCP, TLS "
+      "with the system's trust store, URI path, SigV4, GetHealthStatus), then GetKeyMetadata and "
+      "an Encrypt/Decrypt round trip for each --key; a failure names the ConnectionErrorCode or "
+      "error KMS would report, its cause and the fix");
+  add_connection_options(*probe_command, probe_options, probe_flags);
+  probe_command
+      ->add_option("--key", probe_keys, "External key id to check (repeat or comma-separate)")
+      ->delimiter(',');
+  probe_command->add_option("--json", probe_flags.json_file,
+                            "Write the result as JSON to FILE (-: instead of the text, on standard "
+                            "output)");
   CLI11_PARSE(app, argc, argv);
-  if (auto resolved = resolve_inputs(app, flags, options, mix); !resolved)
+  if (*probe_command)
+    return run_probe(*probe_command, probe_flags, probe_options, probe_keys);
+  if (auto resolved = resolve_target(app, flags, options); !resolved)
+    return fail(resolved.error());
+  if (auto resolved = resolve_load(flags, options, mix); !resolved)
     return fail(resolved.error());
   auto phases = plan_phases(flags);
   if (!phases)
