@@ -262,6 +262,55 @@ class ChartTest(unittest.TestCase):
                              text=True, timeout=60)
         self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
 
+    def test_scaling_out(self):
+        override = os.path.join(self.tmp, "scaling.yaml")
+        with open(override, "w") as f:
+            yaml.safe_dump({"autoscaling": {"requestsPerSecond": {"target": "2000"}}}, f)
+        _, documents = self.render(self.values("sidecar.yaml"), override)
+        objects = self.kinds(documents)
+        hpa = objects["HorizontalPodAutoscaler"]["spec"]
+        self.assertEqual((hpa["minReplicas"], hpa["maxReplicas"]), (2, 5))
+        self.assertEqual(hpa["metrics"][0]["resource"]["target"]["averageUtilization"], 70)
+        pods = hpa["metrics"][1]["pods"]
+        self.assertEqual(pods["target"], {"type": "AverageValue", "averageValue": "2000"})
+        self.assertEqual(hpa["behavior"]["scaleDown"]["stabilizationWindowSeconds"], 300)
+        # The metric is the one the adapter rule we ship serves, and its query is PromQL.
+        with open(os.path.join(SOURCE, "observability/prometheus-adapter-rules.yaml")) as f:
+            adapter = yaml.safe_load(f)["rules"][0]
+        self.assertEqual(pods["metric"]["name"], adapter["name"]["as"])
+        query = (adapter["metricsQuery"].replace("<<.Series>>", "xks_requests_total")
+                 .replace("<<.LabelMatchers>>", 'namespace="xks",pod=~"rel-.*"')
+                 .replace("<<.GroupBy>>", "pod"))
+        rules_file = os.path.join(self.tmp, "adapter-query.yaml")
+        with open(rules_file, "w") as f:
+            yaml.safe_dump({"groups": [{"name": "q", "rules": [
+                {"record": "xks:adapter_query", "expr": query}]}]}, f)
+        run = subprocess.run(["promtool", "check", "rules", rules_file], capture_output=True,
+                             text=True, timeout=60)
+        self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+        # Without a target, CPU only.
+        _, documents = self.render(self.values("sidecar.yaml"))
+        self.assertEqual(len(self.kinds(documents)["HorizontalPodAutoscaler"]["spec"]["metrics"]), 1)
+        # Replicas spread over nodes (soft by default, hard on request) and zones; a PDB.
+        pod = objects["Deployment"]["spec"]["template"]["spec"]
+        selector = {"app.kubernetes.io/name": "xks-proxy", "app.kubernetes.io/instance": "rel"}
+        preferred = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+        self.assertEqual(preferred[0]["podAffinityTerm"]["topologyKey"], "kubernetes.io/hostname")
+        self.assertEqual(preferred[0]["podAffinityTerm"]["labelSelector"]["matchLabels"], selector)
+        self.assertEqual(pod["topologySpreadConstraints"][0]["topologyKey"],
+                         "topology.kubernetes.io/zone")
+        self.assertEqual(objects["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"], selector)
+        with open(override, "w") as f:
+            yaml.safe_dump({"podAntiAffinity": "hard"}, f)
+        _, documents = self.render(self.values("sidecar.yaml"), override)
+        pod = self.kinds(documents)["Deployment"]["spec"]["template"]["spec"]
+        required = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        self.assertEqual(required[0]["labelSelector"]["matchLabels"], selector)
+        with open(override, "w") as f:
+            yaml.safe_dump({"podAntiAffinity": "none"}, f)
+        _, documents = self.render(self.values("sidecar.yaml"), override)
+        self.assertNotIn("affinity", self.kinds(documents)["Deployment"]["spec"]["template"]["spec"])
+
     def test_values_files_match_the_values_schema(self):
         with open(os.path.join(self.chart, "values.schema.json")) as f:
             schema = json.load(f)
