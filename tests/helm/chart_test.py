@@ -311,6 +311,42 @@ class ChartTest(unittest.TestCase):
         _, documents = self.render(self.values("sidecar.yaml"), override)
         self.assertNotIn("affinity", self.kinds(documents)["Deployment"]["spec"]["template"]["spec"])
 
+    def kubernetes_validate(self, documents):
+        """tests/k8s/validate.mjs: each object against the Kubernetes API's schemas (and the
+        Prometheus Operator's and cert-manager's); returns (exit status, lines)."""
+        run = subprocess.run(["node", os.path.join(SOURCE, "tests/k8s/validate.mjs")],
+                             input=json.dumps(documents), capture_output=True, text=True,
+                             timeout=120)
+        self.assertFalse(run.stderr, run.stderr)
+        return run.returncode, run.stdout.splitlines()
+
+    def test_rendered_objects_match_the_kubernetes_schemas(self):
+        kinds_seen = set()
+        for name in self.value_sets():
+            _, documents = self.render(self.values(name))
+            status, lines = self.kubernetes_validate(documents)
+            self.assertEqual(status, 0, "%s:\n%s" % (name, "\n".join(lines)))
+            self.assertEqual(len(lines), len(documents), lines)
+            self.assertTrue(all(line.startswith("ok ") for line in lines), lines)
+            kinds_seen.update(d["kind"] for d in documents)
+        self.assertTrue({"Deployment", "Service", "ConfigMap", "HorizontalPodAutoscaler",
+                         "PodDisruptionBudget", "NetworkPolicy", "Certificate", "ServiceMonitor",
+                         "PrometheusRule"} <= kinds_seen, kinds_seen)
+        # The check can fail: a wrong type, a missing required field, a kind with no schema.
+        _, documents = self.render(self.values("monitoring.yaml"))
+        deployment = next(d for d in documents if d["kind"] == "Deployment")
+        deployment["spec"]["replicas"] = "three"
+        rule = next(d for d in documents if d["kind"] == "PrometheusRule")
+        del rule["spec"]["groups"][0]["rules"][0]["expr"]
+        documents.append({"apiVersion": "example.com/v1", "kind": "Gadget",
+                          "metadata": {"name": "g"}})
+        status, lines = self.kubernetes_validate(documents)
+        self.assertEqual(status, 1)
+        invalid = [line for line in lines if line.startswith("invalid ")]
+        self.assertEqual(len(invalid), 3, lines)
+        self.assertIn("replicas must be integer", invalid[0] + invalid[1])
+        self.assertIn("no schema", invalid[2])
+
     def test_values_files_match_the_values_schema(self):
         with open(os.path.join(self.chart, "values.schema.json")) as f:
             schema = json.load(f)
