@@ -132,7 +132,8 @@ struct Tick {
   std::string label;
 };
 
-// Round tick steps (1, 2, 5 x 10^n) covering [0, max].
+// Round tick steps (1, 2, 5 x 10^n) from 0 to the first tick at or above `max`, so that an
+// axis ending at the last tick covers every value up to `max`.
 std::vector<Tick> ticks_up_to(double max, int target_count) {
   if (max <= 0)
     max = 1;
@@ -146,15 +147,30 @@ std::vector<Tick> ticks_up_to(double max, int target_count) {
   }
   int decimals = step < 1 ? static_cast<int>(std::ceil(-std::log10(step))) : 0;
   std::vector<Tick> ticks;
-  for (double at = 0; at <= max * 1.0001; at += step)
+  for (int i = 0;; ++i) {
+    double at = i * step;
     ticks.push_back({at, fixed(at, decimals)});
+    if (at >= max)
+      break;
+  }
   return ticks;
 }
 
+// Text width at the charts' 11 px sans-serif, generously: for laying out labels and legends.
+double text_width(const std::string& text) {
+  return 7 * static_cast<double>(text.size());
+}
+
+// An SVG line chart. The plot area is the rect of class "plot-area": the axes end at their
+// last ticks, which cover every point, so every series (class "series") lies inside it. Phase
+// markers' labels take the first of a few rows where they overlap no other; the legend (class
+// "legend") wraps into rows below the chart, which grows to hold them.
 std::string line_chart(const std::string& title, const std::string& x_label,
                        const std::string& y_label, const std::vector<Series>& series,
                        std::vector<Tick> x_ticks, const std::vector<Tick>& markers) {
-  constexpr double kWidth = 860, kHeight = 300, kLeft = 70, kRight = 20, kTop = 30, kBottom = 50;
+  // kRight leaves room for half of the last x tick's label.
+  constexpr double kWidth = 860, kHeight = 300, kLeft = 70, kRight = 30, kTop = 30, kBottom = 50;
+  constexpr double kLegendRow = 16, kMarkerRow = 12;
   double x_max = 0, y_max = 0;
   for (const Series& s : series) {
     for (auto [x, y] : s.points) {
@@ -171,11 +187,32 @@ std::string line_chart(const std::string& title, const std::string& x_label,
     x_max = 1;
   auto px = [&](double x) { return kLeft + x / x_max * (kWidth - kLeft - kRight); };
   auto py = [&](double y) { return kHeight - kBottom - y / y_max * (kHeight - kTop - kBottom); };
+
+  // The legend's rows, laid out first: they decide the chart's height.
+  struct LegendEntry {
+    double x, y;
+  };
+  std::vector<LegendEntry> legend;
+  double legend_x = kLeft, legend_y = kHeight + 4;
+  for (const Series& s : series) {
+    double width = 14 + text_width(s.name) + 16;
+    if (legend_x > kLeft && legend_x + width > kWidth - kRight) {
+      legend_x = kLeft;
+      legend_y += kLegendRow;
+    }
+    legend.push_back({legend_x, legend_y});
+    legend_x += width;
+  }
+  double height = series.empty() ? kHeight : legend_y + kLegendRow;
+
   std::ostringstream svg;
-  svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << kWidth << "\" height=\"" << kHeight
+  svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << kWidth << "\" height=\"" << height
       << "\" font-family=\"sans-serif\" font-size=\"11\">\n"
       << "<text x=\"" << kLeft << "\" y=\"18\" font-size=\"14\" font-weight=\"bold\">"
-      << html_escape(title) << "</text>\n";
+      << html_escape(title) << "</text>\n"
+      << "<rect class=\"plot-area\" x=\"" << kLeft << "\" y=\"" << kTop << "\" width=\""
+      << kWidth - kLeft - kRight << "\" height=\"" << kHeight - kTop - kBottom
+      << "\" fill=\"none\" stroke=\"#ccc\"/>\n";
   for (const Tick& tick : y_ticks) {
     svg << "<line x1=\"" << kLeft << "\" x2=\"" << kWidth - kRight << "\" y1=\"" << py(tick.at)
         << "\" y2=\"" << py(tick.at) << "\" stroke=\"#ddd\"/>"
@@ -188,26 +225,39 @@ std::string line_chart(const std::string& title, const std::string& x_label,
         << "<text x=\"" << px(tick.at) << "\" y=\"" << kHeight - kBottom + 15
         << "\" text-anchor=\"middle\">" << html_escape(tick.label) << "</text>\n";
   }
+  std::vector<double> row_ends;  // where each row of marker labels is taken up to
   for (const Tick& marker : markers) {
+    // Right of its line, or left of it where it would run past the plot's right edge.
+    double width = text_width(marker.label);
+    bool left = px(marker.at) + 3 + width > kWidth - kRight;
+    double start = left ? px(marker.at) - 3 - width : px(marker.at) + 3;
+    std::size_t row = 0;
+    while (row < row_ends.size() && row_ends[row] > start)
+      ++row;
+    if (row == row_ends.size())
+      row_ends.push_back(0);
+    row_ends[row] = start + width + 4;
     svg << "<line x1=\"" << px(marker.at) << "\" x2=\"" << px(marker.at) << "\" y1=\"" << kTop
         << "\" y2=\"" << kHeight - kBottom << "\" stroke=\"#888\" stroke-dasharray=\"4 3\"/>"
-        << "<text x=\"" << px(marker.at) + 3 << "\" y=\"" << kTop + 10 << "\" fill=\"#555\">"
-        << html_escape(marker.label) << "</text>\n";
+        << "<text class=\"marker\" x=\"" << (left ? px(marker.at) - 3 : start) << "\" y=\""
+        << kTop + 10 + kMarkerRow * static_cast<double>(row) << "\" fill=\"#555\""
+        << (left ? " text-anchor=\"end\"" : "") << ">" << html_escape(marker.label) << "</text>\n";
   }
   svg << "<text x=\"" << (kLeft + kWidth - kRight) / 2 << "\" y=\"" << kHeight - 12
       << "\" text-anchor=\"middle\">" << html_escape(x_label) << "</text>"
       << "<text x=\"14\" y=\"" << (kTop + kHeight - kBottom) / 2
       << "\" text-anchor=\"middle\" transform=\"rotate(-90 14 " << (kTop + kHeight - kBottom) / 2
       << ")\">" << html_escape(y_label) << "</text>\n";
-  double legend_x = kLeft + 10;
-  for (const Series& s : series) {
-    svg << "<polyline fill=\"none\" stroke-width=\"1.5\" stroke=\"" << s.color << "\" points=\"";
+  for (std::size_t i = 0; i < series.size(); ++i) {
+    const Series& s = series[i];
+    svg << "<polyline class=\"series\" fill=\"none\" stroke-width=\"1.5\" stroke=\"" << s.color
+        << "\" points=\"";
     for (auto [x, y] : s.points)
       svg << fixed(px(x), 1) << "," << fixed(py(y), 1) << " ";
-    svg << "\"/>\n<rect x=\"" << legend_x << "\" y=\"" << kHeight - 30
-        << "\" width=\"10\" height=\"3\" fill=\"" << s.color << "\"/><text x=\"" << legend_x + 14
-        << "\" y=\"" << kHeight - 26 << "\">" << html_escape(s.name) << "</text>\n";
-    legend_x += 20 + 7 * static_cast<double>(s.name.size());
+    svg << "\"/>\n<rect x=\"" << legend[i].x << "\" y=\"" << legend[i].y + 5
+        << "\" width=\"10\" height=\"3\" fill=\"" << s.color << "\"/><text class=\"legend\" x=\""
+        << legend[i].x + 14 << "\" y=\"" << legend[i].y + 10 << "\">" << html_escape(s.name)
+        << "</text>\n";
   }
   svg << "</svg>\n";
   return svg.str();
@@ -423,7 +473,14 @@ std::string html_report(const RunReport& report) {
     }
     html << "</table>\n";
   }
-  std::vector<Series> spectra{spectrum("all counted requests", kColors[0], all.latency)};
+  // "All counted requests" is drawn unless it is one phase's line again (ramp-up and one
+  // counted phase, or a single phase).
+  std::size_t counted = 0;
+  for (const PhasePlan& phase : report.phases)
+    counted += phase.in_summary ? 1 : 0;
+  std::vector<Series> spectra;
+  if (report.phases.size() <= 1 || counted > 1)
+    spectra.push_back(spectrum("all counted requests", kColors[0], all.latency));
   if (report.phases.size() > 1) {
     for (std::size_t i = 0; i < report.phases.size(); ++i) {
       spectra.push_back(spectrum(report.phases[i].name, kColors[(i + 1) % std::size(kColors)],
@@ -439,7 +496,7 @@ std::string html_report(const RunReport& report) {
       p50{"p50", kColors[2], {}}, p99{"p99", kColors[3], {}};
   for (std::size_t second = 0; second < report.stats.seconds.size(); ++second) {
     const SecondStats& stats = report.stats.seconds[second];
-    auto x = static_cast<double>(second) + 1;
+    auto x = static_cast<double>(second) + 0.5;  // the middle of the second it stands for
     rate.points.emplace_back(x, static_cast<double>(stats.requests));
     errors.points.emplace_back(x, static_cast<double>(stats.errors));
     if (stats.latency.count() > 0) {

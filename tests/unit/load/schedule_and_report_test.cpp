@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
+#include <regex>
+#include <sstream>
 
 #include "client.h"
 #include "report.h"
@@ -120,6 +122,54 @@ TEST(Report, HtmlIsSelfContainedAndEscaped) {
     ++charts;
   EXPECT_EQ(charts, 3u);
   EXPECT_EQ(html.find("<script"), std::string::npos);
+}
+
+// Every point of every line lies in its chart's plot area, with a latency (28 ms) just above a
+// round axis step, and the one counted phase is not drawn twice.
+TEST(Report, HtmlChartsKeepEveryPointInsideThePlotArea) {
+  auto start = Clock::now();
+  Recorder recorder(start, {0, 1}, 2);
+  for (int i = 0; i < 50; ++i)
+    recorder.record(start, start + milliseconds(28), {OutcomeKind::kOk, "OK"});
+  for (int i = 0; i < 50; ++i) {
+    recorder.record(start + milliseconds(1000), start + milliseconds(1001),
+                    {OutcomeKind::kOk, "OK"});
+  }
+  RunReport report;
+  report.phases = {{"ramp-up", 0, 1, {}, false}, {"steady", 1, 1, {}, true}};
+  report.elapsed_seconds = 2;
+  report.stats = recorder.take();
+  std::string html = html_report(report);
+  EXPECT_EQ(html.find("all counted requests"), std::string::npos);
+  const std::regex svg_pattern("<svg[^]*?</svg>");
+  const std::regex area_pattern(
+      "class=\"plot-area\" x=\"([0-9.]+)\" y=\"([0-9.]+)\" width=\"([0-9.]+)\" "
+      "height=\"([0-9.]+)\"");
+  const std::regex points_pattern("class=\"series\"[^>]*points=\"([^\"]*)\"");
+  std::size_t charts = 0, points = 0;
+  for (std::sregex_iterator svg(html.begin(), html.end(), svg_pattern), end; svg != end; ++svg) {
+    ++charts;
+    std::string chart = svg->str();
+    std::smatch area;
+    ASSERT_TRUE(std::regex_search(chart, area, area_pattern));
+    double left = std::stod(area[1]), top = std::stod(area[2]);
+    double right = left + std::stod(area[3]), bottom = top + std::stod(area[4]);
+    for (std::sregex_iterator line(chart.begin(), chart.end(), points_pattern); line != end;
+         ++line) {
+      std::istringstream list((*line)[1].str());
+      double x = 0, y = 0;
+      char comma = 0;
+      while (list >> x >> comma >> y) {
+        ++points;
+        EXPECT_GE(x, left);
+        EXPECT_LE(x, right);
+        EXPECT_GE(y, top);
+        EXPECT_LE(y, bottom);
+      }
+    }
+  }
+  EXPECT_EQ(charts, 3u);
+  EXPECT_GT(points, 10u);
 }
 
 }  // namespace
