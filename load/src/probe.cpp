@@ -23,6 +23,7 @@
 #include <random>
 #include <sstream>
 
+#include "connection.h"
 #include "workload.h"
 
 namespace xks::load {
@@ -35,12 +36,10 @@ namespace http = beast::http;
 namespace json = boost::json;
 using tcp = net::ip::tcp;
 using error_code = boost::system::error_code;
-using TlsStream = net::ssl::stream<tcp::socket>;
 
 // What KMS offers (the XKS spec's transport requirement): TLS 1.2 or 1.3 and these suites.
 constexpr char kKmsTls12Ciphers[] = "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES256-GCM-SHA384";
 constexpr char kKmsTls13Suites[] = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
-constexpr std::size_t kMaxAnswerBytes = 1 << 20;
 constexpr int kCertificateWarningDays = 21;
 
 double milliseconds_since(Clock::time_point start) {
@@ -59,16 +58,18 @@ std::string format_milliseconds(double milliseconds) {
 error_code run_within(net::io_context& io, tcp::socket& socket, Clock::duration timeout,
                       const std::function<void(std::function<void(error_code)>)>& start) {
   error_code result;
-  bool timed_out = false;
+  bool finished = false, timed_out = false;
   net::steady_timer timer(io, timeout);
   timer.async_wait([&](error_code error) {
-    if (!error) {
+    // The operation may have finished while this handler was already queued.
+    if (!error && !finished) {
       timed_out = true;
       error_code ignored;
       socket.close(ignored);
     }
   });
   start([&](error_code error) {
+    finished = true;
     result = error;
     timer.cancel();
   });
@@ -132,14 +133,29 @@ bool untrusted_issuer(long verify_result) {
 }
 
 // Whether the server refused the TLS client (no certificate, or one it does not accept): with
-// TLS 1.3 that alert comes after the handshake, with the first answer.
-bool client_certificate_refused(const error_code& error) {
+// TLS 1.3 that alert comes after the handshake, with the first answer. A handshake-failure
+// alert means that only when the server asked for a certificate (`certificate_requested`):
+// otherwise it is a version or cipher suite KMS does not offer.
+bool client_certificate_refused(const error_code& error, bool certificate_requested) {
   if (error.category() != net::error::get_ssl_category())
     return false;
   int reason = ERR_GET_REASON(static_cast<unsigned long>(error.value()));
-  return reason == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED ||
-         reason == SSL_R_SSLV3_ALERT_BAD_CERTIFICATE || reason == SSL_R_TLSV1_ALERT_UNKNOWN_CA ||
-         reason == SSL_R_TLSV1_ALERT_ACCESS_DENIED || reason == SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE;
+  if (reason == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED)
+    return true;
+  return certificate_requested &&
+         (reason == SSL_R_SSLV3_ALERT_BAD_CERTIFICATE || reason == SSL_R_TLSV1_ALERT_UNKNOWN_CA ||
+          reason == SSL_R_TLSV1_ALERT_ACCESS_DENIED ||
+          reason == SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE);
+}
+
+// OpenSSL's message callback: notes a CertificateRequest from the server in the bool its
+// argument points to.
+void note_certificate_request(int write_p, int, int content_type, const void* buffer,
+                              std::size_t length, SSL*, void* requested) {
+  if (write_p == 0 && content_type == SSL3_RT_HANDSHAKE && length > 0 &&
+      static_cast<const unsigned char*>(buffer)[0] == SSL3_MT_CERTIFICATE_REQUEST) {
+    *static_cast<bool*>(requested) = true;
+  }
 }
 
 // A string member of a JSON object, or nothing.
@@ -295,6 +311,9 @@ class Prober {
     // The leaf certificate's names, kept for the report: after a failed verification OpenSSL
     // no longer gives the peer's certificate.
     leaf_names_.clear();
+    certificate_requested_ = false;
+    SSL_set_msg_callback(ssl, note_certificate_request);
+    SSL_set_msg_callback_arg(ssl, &certificate_requested_);
     stream_->set_verify_callback([this](bool preverified, net::ssl::verify_context& context) {
       X509_STORE_CTX* store = context.native_handle();
       if (X509_STORE_CTX_get_error_depth(store) == 0 && leaf_names_.empty())
@@ -391,7 +410,7 @@ class Prober {
            std::string("the certificate does not verify: ") +
                X509_verify_cert_error_string(result.verify_result),
            fix_trust);
-    } else if (client_certificate_refused(result.error)) {
+    } else if (client_certificate_refused(result.error, certificate_requested_)) {
       explain_client_refusal(check, result.error);
     } else {
       fail(check, "XKS_PROXY_INVALID_TLS_CONFIGURATION",
@@ -432,7 +451,7 @@ class Prober {
     factory_.http1(request, wire);
     http::response_parser<http::string_body> parser;
     parser.body_limit(kMaxAnswerBytes);
-    beast::flat_buffer buffer;
+    beast::flat_buffer buffer{kMaxUnparsedAnswerBytes};
     auto start = Clock::now();
     answer.error = run_within(io_, stream_->next_layer(), timeout_, [&](auto done) {
       net::async_write(*stream_, net::buffer(wire), [&, done](error_code error, std::size_t) {
@@ -470,7 +489,7 @@ class Prober {
         fail(check, "XKS_PROXY_TIMED_OUT",
              "no answer within " + format_milliseconds(options_.timeout_seconds * 1000),
              "the proxy must answer within KMS's 250 ms; see its latency metrics and the HSM's");
-      } else if (client_certificate_refused(answer.error)) {
+      } else if (client_certificate_refused(answer.error, certificate_requested_)) {
         explain_client_refusal(check, answer.error);
       } else {
         fail(check, "XKS_PROXY_INVALID_RESPONSE",
@@ -685,9 +704,24 @@ class Prober {
   std::unique_ptr<TlsStream> stream_;
   std::unique_ptr<net::ssl::context> private_tls_;  // --cacert's, tried after the system's
   std::unique_ptr<net::ssl::context> trusted_tls_;  // the one the handshake passed with
+  bool certificate_requested_ = false;              // in the last handshake, by the server
   std::string leaf_names_;                          // of the last handshake's certificate
   ProbeReport report_;
 };
+
+// A field for the report: the server's words (error messages, names) are its to choose, so no
+// control character reaches a terminal and none runs on for pages.
+std::string clean(std::string_view text) {
+  constexpr std::size_t kMaxField = 400;
+  std::string out;
+  for (char c : text.substr(0, kMaxField)) {
+    auto byte = static_cast<unsigned char>(c);
+    out.push_back(byte < 0x20 || byte == 0x7f ? '?' : c);
+  }
+  if (text.size() > kMaxField)
+    out += "...";
+  return out;
+}
 
 const char* result_name(CheckResult result) {
   switch (result) {
@@ -720,14 +754,15 @@ std::string probe_text(const ProbeReport& report) {
     const char* mark = check.result == CheckResult::kOk        ? "ok  "
                        : check.result == CheckResult::kWarning ? "WARN"
                                                                : "FAIL";
-    text << "  " << mark << "  " << check.name << " (" << format_milliseconds(check.milliseconds)
-         << ")" << (check.detail.empty() ? "" : ": " + check.detail) << "\n";
+    text << "  " << mark << "  " << clean(check.name) << " ("
+         << format_milliseconds(check.milliseconds) << ")"
+         << (check.detail.empty() ? "" : ": " + clean(check.detail)) << "\n";
     if (!check.kms_error.empty())
       text << "        KMS would report: " << check.kms_error << "\n";
     if (!check.cause.empty())
-      text << "        cause: " << check.cause << "\n";
+      text << "        cause: " << clean(check.cause) << "\n";
     if (!check.fix.empty())
-      text << "        fix: " << check.fix << "\n";
+      text << "        fix: " << clean(check.fix) << "\n";
     failed += check.result == CheckResult::kFailed;
     warnings += check.result == CheckResult::kWarning;
   }
@@ -745,13 +780,13 @@ std::string probe_text(const ProbeReport& report) {
 std::string probe_json(const ProbeReport& report) {
   json::array checks;
   for (const ProbeCheck& check : report.checks) {
-    checks.push_back(json::object{{"name", check.name},
+    checks.push_back(json::object{{"name", clean(check.name)},
                                   {"result", result_name(check.result)},
                                   {"milliseconds", check.milliseconds},
-                                  {"detail", check.detail},
+                                  {"detail", clean(check.detail)},
                                   {"kms_error", check.kms_error},
-                                  {"cause", check.cause},
-                                  {"fix", check.fix}});
+                                  {"cause", clean(check.cause)},
+                                  {"fix", clean(check.fix)}});
   }
   return json::serialize(json::object{
              {"target", report.target}, {"passed", report.passed()}, {"checks", checks}}) +

@@ -45,7 +45,9 @@ struct ProbeReport {
 
 // Runs the checks against options.target with the credential in it; options.ca_file, when
 // set, is tried after the system's trust store (a pass through it is a warning: KMS trusts
-// public CAs only). options.timeout_seconds bounds each network step.
+// public CAs only). options.timeout_seconds bounds the TCP connect, the TLS handshake and each
+// request (name resolution is the system resolver's, with its own timeouts). Text from the
+// server is cut to 400 characters in the report, and its control characters replaced.
 ProbeReport probe(const ClientOptions& options, const std::vector<std::string>& key_ids);
 
 // One line per check, with KMS's error, the cause and the fix under a failed one.

@@ -81,7 +81,9 @@ Digest hmac_sha256(std::span<const std::uint8_t> key, std::string_view data) {
 
 Digest hmac_sha256_signing_key(const Digest& key, std::string_view data) {
   // Re-keying costs two SHA-256 blocks and five allocations in OpenSSL 3.0; a signing key
-  // serves a whole day, so the context keeps the last one.
+  // serves a whole day, so the context keeps the last one (as hmac_sha256's context keeps the
+  // last key it was given): a removed credential's signing key stays in this thread's memory
+  // until the thread signs under another key or ends.
   struct Keyed {
     MacContext context = new_hmac_context();
     Digest key{};

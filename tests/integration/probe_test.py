@@ -27,7 +27,8 @@ import proxy_process  # noqa: E402
 class MisbehavingServer:
     """HTTPS with the demo's certificate; what it answers depends on the URI prefix:
     /slow waits 400 ms before a right GetHealthStatus answer, /html answers a web page,
-    /broken answers JSON that does not parse, /gone answers 404 InvalidUriPathException."""
+    /broken answers JSON that does not parse, /gone answers 404 InvalidUriPathException,
+    /noisy answers 500 with an errorMessage of terminal escapes, 20 kB long."""
 
     def __init__(self, proxy):
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -51,6 +52,9 @@ class MisbehavingServer:
                 status = 200
                 if self.path.startswith("/gone/"):
                     status, body = 404, '{"errorName":"InvalidUriPathException"}'
+                elif self.path.startswith("/noisy/"):
+                    status, body = 500, json.dumps({"errorName": "InternalException",
+                                                    "errorMessage": "\x1b[2J" * 5000})
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
@@ -199,6 +203,28 @@ class ProbeTest(proxy_process.SharedProxyTest):
         self.assertEqual(report["checks"][-1]["name"], "key foo: Encrypt and Decrypt with AAD")
         self.assertEqual(report["checks"][-1]["result"], "ok")
 
+    def test_no_version_or_cipher_suite_kms_offers(self):
+        # TLS 1.2 with an AES-128 suite only: KMS offers none of those (nor TLS 1.0/1.1).
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        context.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256")
+        context.load_cert_chain(os.path.join(self.proxy.dir, "tls/server.pem"),
+                                os.path.join(self.proxy.dir, "tls/server-key.pem"))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                 http.server.BaseHTTPRequestHandler)
+        server.handle_error = lambda *_: None  # the probe's handshake fails
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            check = self.failed(self.probe(port=server.server_address[1], expect_exit=1))
+        finally:
+            server.shutdown()
+            server.server_close()
+        self.assertEqual(check["name"], "TLS")
+        self.assertEqual(check["kms_error"], "XKS_PROXY_INVALID_TLS_CONFIGURATION")
+        self.assertIn("the handshake failed", check["cause"])
+        self.assertIn("TLS_AES_256_GCM_SHA384", check["fix"])
+
     def test_nothing_listening(self):
         check = self.failed(self.probe(port=free_port(), expect_exit=1))
         self.assertEqual(check["name"], "TCP")
@@ -219,6 +245,11 @@ class ProbeTest(proxy_process.SharedProxyTest):
                                             expect_exit=1))
             self.assertEqual(broken["kms_error"], "XKS_PROXY_INVALID_RESPONSE")
             self.assertEqual(broken["cause"], "the answer is not a JSON object")
+            noisy = self.failed(self.probe(prefix="/noisy", port=server.port, expect_exit=1))
+            self.assertEqual(noisy["kms_error"], "XKS_PROXY_INVALID_RESPONSE")
+            self.assertTrue(noisy["cause"].startswith("the proxy answered 500 InternalException: ?[2J"))
+            self.assertNotIn("\x1b", noisy["cause"])
+            self.assertLessEqual(len(noisy["cause"]), 403)
             gone = self.failed(self.probe(prefix="/gone", port=server.port, expect_exit=1))
             self.assertEqual(gone["kms_error"], "XKS_PROXY_INVALID_CONFIGURATION")
             self.assertEqual(gone["cause"], "nothing is served at /gone/kms/xks/v1 "
