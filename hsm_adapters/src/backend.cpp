@@ -32,7 +32,7 @@ HsmError with_context(HsmError error, const std::string& context) {
 
 }  // namespace
 
-HsmResult<OpenToken> open_token(const std::string& module, const TokenSelector& token,
+HsmResult<OpenToken> open_token(const ModuleSpec& module, const TokenSelector& token,
                                 const PinSource& pin) {
   auto read = read_pin(pin);
   if (!read)
@@ -63,6 +63,10 @@ HsmResult<std::unique_ptr<Backend>> Backend::start(BackendOptions options) {
     return tl::unexpected(with_context(pool.error(), "HSM token '" + backend->token_.label + "'"));
   backend->pool_ = std::move(*pool);
   backend->keys_ = std::make_unique<KeyService>(*backend->pool_, o.profile);
+  if (!o.profile.token_data_objects && o.on_event) {
+    o.on_event("HSM token '" + backend->token_.label + "' keeps no data objects (vendor profile '" +
+               o.profile.name + "'): the keys' encryption counts are this process's only");
+  }
 
   auto deadline = SessionPool::Clock::now() + std::chrono::seconds(10);
   if (auto tested = backend->keys_->self_test(o.health_key, deadline); !tested) {

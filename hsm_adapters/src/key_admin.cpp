@@ -67,6 +67,7 @@ HsmResult<KeyInfo> make_key(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,
   KeyInfo tagged;
   tagged.version = version;
   tagged.created = today();
+  tagged.unique = unique_tag_part();
   std::string id = key_tag(tagged);
   std::vector<CK_ATTRIBUTE> attributes = {
       {CKA_ID, id.data(), id.size()},
@@ -244,6 +245,8 @@ HsmResult<void> set_key_disabled(const Pkcs11Module& module, CK_SLOT_ID slot, st
       module, slot, pin, label, [&](const KeyInfo& info) -> std::optional<CK_ATTRIBUTE> {
         KeyInfo tagged = info;
         tagged.disabled = disabled;
+        if (tagged.unique.empty())
+          tagged.unique = unique_tag_part();
         // A key another tool made gets its own CKA_ID back once enabled.
         id = !disabled && info.created.empty() ? unhex(info.was) : key_tag(tagged);
         return CK_ATTRIBUTE{CKA_ID, id.data(), id.size()};

@@ -174,7 +174,7 @@ HsmResult<Bytes> KeyService::decrypt(std::string_view key_id, ByteView ciphertex
 }
 
 HsmResult<void> KeyService::record_encryptions(bool all) {
-  if (!directory_.encryptions_to_record(all))
+  if (!profile_.token_data_objects || !directory_.encryptions_to_record(all))
     return {};
   return pool_.with_read_write_session([&](CK_SESSION_HANDLE session) {
     return directory_.record_encryptions(pool_.api(), session, all);

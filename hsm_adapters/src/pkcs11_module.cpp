@@ -22,7 +22,8 @@ std::string padded(const unsigned char (&field)[N]) {
 
 }  // namespace
 
-HsmResult<std::shared_ptr<Pkcs11Module>> Pkcs11Module::load(const std::string& path) {
+HsmResult<std::shared_ptr<Pkcs11Module>> Pkcs11Module::load(const ModuleSpec& spec) {
+  const std::string& path = spec.path;
   // A module is initialised once per process (PKCS#11 §5.4): backends on the same module (a
   // fleet of tokens behind one library) share one loaded instance, however its path is spelt
   // (the loader's handle names the library).
@@ -36,6 +37,13 @@ HsmResult<std::shared_ptr<Pkcs11Module>> Pkcs11Module::load(const std::string& p
   }
   if (auto existing = loaded[library].lock()) {
     ::dlclose(library);  // the loader counts each dlopen; the instance holds its own
+    if (existing->init_reserved_ != spec.init_reserved) {
+      return tl::unexpected(
+          HsmError{HsmErrorKind::kUnavailable, CKR_OK,
+                   "PKCS#11 module " + path +
+                       " is already initialised with other init_reserved parameters (a module is "
+                       "initialised once per process: give every HSM on it the same)"});
+    }
     return existing;
   }
   auto get_function_list =
@@ -51,6 +59,9 @@ HsmResult<std::shared_ptr<Pkcs11Module>> Pkcs11Module::load(const std::string& p
   // several threads at once.
   CK_C_INITIALIZE_ARGS args{};
   args.flags = CKF_OS_LOCKING_OK;
+  std::string init_reserved = spec.init_reserved;  // the module reads it as a C string
+  if (!init_reserved.empty())
+    args.pReserved = init_reserved.data();
   rv = api->C_Initialize(&args);
   if (rv != CKR_OK) {
     ::dlclose(library);
@@ -59,13 +70,16 @@ HsmResult<std::shared_ptr<Pkcs11Module>> Pkcs11Module::load(const std::string& p
     error.message = path + ": " + error.message;
     return tl::unexpected(std::move(error));
   }
-  std::shared_ptr<Pkcs11Module> module(new Pkcs11Module(path, library, api));
+  std::shared_ptr<Pkcs11Module> module(new Pkcs11Module(spec, library, api));
   loaded[library] = module;
   return module;
 }
 
-Pkcs11Module::Pkcs11Module(std::string path, void* library, CK_FUNCTION_LIST* api)
-    : path_(std::move(path)), library_(library), api_(api) {}
+Pkcs11Module::Pkcs11Module(ModuleSpec spec, void* library, CK_FUNCTION_LIST* api)
+    : path_(std::move(spec.path)),
+      init_reserved_(std::move(spec.init_reserved)),
+      library_(library),
+      api_(api) {}
 
 Pkcs11Module::~Pkcs11Module() {
   api_->C_Finalize(nullptr);

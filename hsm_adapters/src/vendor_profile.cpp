@@ -11,6 +11,18 @@ std::optional<VendorProfile> vendor_profile(std::string_view name) {
                          .in_process = true,
                          .default_sessions = 8};
   }
+  // NSS softoken (libsoftokn3): in process like SoftHSM, but with the standard bad-tag code.
+  // It refuses an empty IV and needs ulIvBits (the proxy always gives both), its C_Encrypt size
+  // query is 16 bytes short (the proxy sizes its buffers itself), and it keeps no token data
+  // objects.
+  if (name == "nss") {
+    return VendorProfile{.name = "nss",
+                         .iv_source = IvSource::kProxyFromHsmRng,
+                         .bad_tag_rv = CKR_ENCRYPTED_DATA_INVALID,
+                         .in_process = true,
+                         .default_sessions = 8,
+                         .token_data_objects = false};
+  }
   if (name == "cloudhsm")
     return VendorProfile{"cloudhsm", IvSource::kHsmFillsBuffer};
   if (name == "nshield")

@@ -28,7 +28,7 @@ using namespace std::chrono_literals;
 // One token, module and pool for the whole run.
 struct Environment {
   Environment() {
-    auto loaded = hsm::Pkcs11Module::load(test::kSoftHsmModule);
+    auto loaded = hsm::Pkcs11Module::load({test::kSoftHsmModule});
     if (!loaded)
       die(loaded.error().message);
     module = *loaded;
@@ -78,7 +78,7 @@ RawTarget raw_target() {
     Environment& env = environment();
     return {env.module, env.slot, env.token.user_pin(), "bench"};
   }
-  auto module = hsm::Pkcs11Module::load(test::kSoftHsmModule);
+  auto module = hsm::Pkcs11Module::load({test::kSoftHsmModule});
   if (!module)
     die(module.error().message);
   auto token_info = (*module)->find_token({hsm::TokenSelector::By::kLabel, token});

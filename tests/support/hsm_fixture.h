@@ -18,7 +18,7 @@ class HsmFixture : public testing::Test {
   virtual std::string module_path() const { return kSoftHsmModule; }
 
   void SetUp() override {
-    auto loaded = hsm::Pkcs11Module::load(module_path());
+    auto loaded = hsm::Pkcs11Module::load({module_path()});
     ASSERT_TRUE(loaded.has_value()) << loaded.error().message;
     module_ = *loaded;
     auto token = module_->find_token({hsm::TokenSelector::By::kLabel, token_.label()});

@@ -71,6 +71,9 @@ reload_on_change = true
 [[hsm]]
 name = {{ required "hsm.fleet[].name is required" .name | quote }}
 module = {{ .module | default $.Values.hsm.module | quote }}
+{{- with .initReserved | default $.Values.hsm.initReserved }}
+init_reserved = {{ . | quote }}
+{{- end }}
 vendor_profile = {{ .vendorProfile | default $.Values.hsm.vendorProfile | quote }}
 token_label = {{ required "hsm.fleet[].tokenLabel is required" .tokenLabel | quote }}
 pin_file = "/etc/xks-proxy/pin/{{ .pinKey | default $.Values.hsm.pin.key }}"
@@ -80,6 +83,9 @@ pin_file = "/etc/xks-proxy/pin/{{ .pinKey | default $.Values.hsm.pin.key }}"
 
 [hsm]
 module = {{ .Values.hsm.module | quote }}
+{{- with .Values.hsm.initReserved }}
+init_reserved = {{ . | quote }}
+{{- end }}
 vendor_profile = {{ .Values.hsm.vendorProfile | quote }}
 token_label = {{ .Values.hsm.tokenLabel | quote }}
 pin_file = "/etc/xks-proxy/pin/{{ .Values.hsm.pin.key }}"

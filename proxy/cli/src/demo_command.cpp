@@ -147,7 +147,7 @@ void setup_tokens(const fs::path& dir, const fs::path& log, unsigned backends) {
   std::vector<hsm::OpenToken> tokens;
   for (unsigned backend = 1; backend <= backends; ++backend) {
     auto token = hsm::open_token(
-        std::string(kSoftHsmModule), {hsm::TokenSelector::By::kLabel, token_label(backend)},
+        {std::string(kSoftHsmModule), ""}, {hsm::TokenSelector::By::kLabel, token_label(backend)},
         {hsm::PinSource::From::kFile, (dir / "secrets" / "hsm-pin").string(), {}});
     if (!token)
       throw SetupError(token.error().message);

@@ -26,7 +26,7 @@ namespace {
 struct TokenOptions {
   std::string config;
   std::string backend;
-  std::string module = "/usr/lib/softhsm/libsofthsm2.so";
+  hsm::ModuleSpec module{"/usr/lib/softhsm/libsofthsm2.so", ""};
   std::string token_label;
   std::string token_serial;
   std::string slot_id;
@@ -41,7 +41,10 @@ void add_token_options(CLI::App& command, TokenOptions& options) {
       "proxy serving it is told to read its keys again");
   command.add_option("--backend", options.backend, "With --config: only the HSM of this name")
       ->needs(config);
-  command.add_option("--module", options.module, "PKCS#11 module")->capture_default_str();
+  command.add_option("--module", options.module.path, "PKCS#11 module")->capture_default_str();
+  command.add_option("--init-reserved", options.module.init_reserved,
+                     "The module's initialisation parameters (C_Initialize pReserved, as "
+                     "p11-kit's x-init-reserved), e.g. NSS softoken's configdir=...");
   auto* label = command.add_option("--token-label", options.token_label, "Token label");
   auto* serial = command.add_option("--token-serial", options.token_serial, "Token serial");
   auto* slot = command.add_option("--slot-id", options.slot_id, "Slot id");

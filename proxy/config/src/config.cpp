@@ -337,7 +337,8 @@ hsm::CircuitBreakerOptions parse_circuit_breaker(TableReader reader) {
 
 HsmConfig parse_hsm(TableReader reader) {
   HsmConfig hsm;
-  hsm.module = reader.required_string("module");
+  hsm.module.path = reader.required_string("module");
+  hsm.module.init_reserved = reader.string("init_reserved").value_or("");
   std::string profile = reader.string("vendor_profile").value_or("softhsm");
   if (profile == "generic") {
     auto iv = reader.string("iv_source");
@@ -352,7 +353,7 @@ HsmConfig parse_hsm(TableReader reader) {
     hsm.profile = *known;
   } else {
     reader.fail(reader.table().get("vendor_profile"), "vendor_profile",
-                "must be softhsm, cloudhsm, nshield, luna or generic");
+                "must be softhsm, nss, cloudhsm, nshield, luna or generic");
   }
   hsm.name = reader.string("name").value_or("");
   auto label = reader.string("token_label");

@@ -28,7 +28,7 @@ class BackendTest : public test::HsmFixture {
     module_.reset();
     std::string pin_file = (token_.dir() / "pin").string();
     std::ofstream(pin_file) << token_.user_pin() << "\n";
-    return {.module = test::kSoftHsmModule,
+    return {.module = {test::kSoftHsmModule},
             .token = {TokenSelector::By::kLabel, token_.label()},
             .pin = {PinSource::From::kFile, pin_file, {}},
             .profile = *vendor_profile("softhsm"),
@@ -98,7 +98,7 @@ TEST_F(BackendTest, EachOpeningProblemIsNamedWithoutThePin) {
   EXPECT_EQ(backend.error().message.find(token_.user_pin()), std::string::npos);
 
   BackendOptions no_module = options();
-  no_module.module = "/nonexistent/libpkcs11.so";
+  no_module.module.path = "/nonexistent/libpkcs11.so";
   EXPECT_FALSE(open_token(no_module.module, no_module.token, no_module.pin).has_value());
 
   BackendOptions no_token = options();

@@ -35,7 +35,7 @@ class FleetTest : public test::HsmFixture {
 
   std::unique_ptr<Backend> start(const std::string& label) {
     auto backend = Backend::start(
-        {.module = test::kSoftHsmModule,
+        {.module = {test::kSoftHsmModule},
          .token = {TokenSelector::By::kLabel, label},
          .pin = {PinSource::From::kFile, pin_file_, {}},
          .profile = *vendor_profile("softhsm"),

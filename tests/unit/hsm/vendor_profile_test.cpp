@@ -190,7 +190,7 @@ TEST_F(FaultModuleTest, ARejectedLoginFailsStartUp) {
   pool_.reset();
   // A fresh module instance starts logged out.
   module_.reset();
-  auto loaded = Pkcs11Module::load(XKS_FAULT_MODULE);
+  auto loaded = Pkcs11Module::load({XKS_FAULT_MODULE});
   ASSERT_TRUE(loaded.has_value());
   module_ = *loaded;
   auto pool = SessionPool::open(module_, slot_, token_.user_pin(), {.sessions = 2});

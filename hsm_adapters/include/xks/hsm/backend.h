@@ -38,11 +38,11 @@ struct OpenToken {
 
 // Reads the PIN, loads the module and finds the token: what every command that uses an HSM
 // does first. Errors name the PIN source, module or token, never the PIN.
-HsmResult<OpenToken> open_token(const std::string& module, const TokenSelector& token,
+HsmResult<OpenToken> open_token(const ModuleSpec& module, const TokenSelector& token,
                                 const PinSource& pin);
 
 struct BackendOptions {
-  std::string module;
+  ModuleSpec module;
   TokenSelector token;
   PinSource pin;
   VendorProfile profile;

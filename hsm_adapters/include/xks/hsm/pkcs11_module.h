@@ -1,5 +1,6 @@
-// A loaded PKCS#11 module: dlopen, C_GetFunctionList, C_Initialize with OS locking, and the
-// token the configuration names — by label, serial number or slot id, never "the first slot".
+// A loaded PKCS#11 module: dlopen, C_GetFunctionList, C_Initialize with OS locking (and the
+// module's own initialisation parameters, if it takes any), and the token the configuration
+// names — by label, serial number or slot id, never "the first slot".
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,17 @@
 #include "xks/hsm/pkcs11.h"
 
 namespace xks::hsm {
+
+// What to load and how to initialise it.
+struct ModuleSpec {
+  std::string path;  // the library, as dlopen takes it
+  // Given to C_Initialize in CK_C_INITIALIZE_ARGS.pReserved when not empty (p11-kit's
+  // x-init-reserved): modules such as NSS softoken take their parameters there, e.g.
+  // "configdir='sql:/var/lib/xks/nssdb' certPrefix='' keyPrefix='' secmod='secmod.db' flags=".
+  std::string init_reserved = {};
+
+  bool operator==(const ModuleSpec&) const = default;
+};
 
 struct TokenSelector {
   enum class By : std::uint8_t { kLabel, kSerial, kSlotId };
@@ -31,9 +43,10 @@ struct TokenInfo {
 
 class Pkcs11Module {
  public:
-  // Loads and initialises the module at `path`. One instance per module per process:
-  // PKCS#11 initialisation is process-wide.
-  static HsmResult<std::shared_ptr<Pkcs11Module>> load(const std::string& path);
+  // Loads and initialises the module. One instance per module per process: PKCS#11
+  // initialisation is process-wide, so loading a module again with other init_reserved
+  // parameters is an error.
+  static HsmResult<std::shared_ptr<Pkcs11Module>> load(const ModuleSpec& spec);
 
   ~Pkcs11Module();  // C_Finalize, then dlclose
   Pkcs11Module(const Pkcs11Module&) = delete;
@@ -47,9 +60,10 @@ class Pkcs11Module {
   HsmResult<TokenInfo> token_info(CK_SLOT_ID slot_id) const;
 
  private:
-  Pkcs11Module(std::string path, void* library, CK_FUNCTION_LIST* api);
+  Pkcs11Module(ModuleSpec spec, void* library, CK_FUNCTION_LIST* api);
 
   std::string path_;
+  std::string init_reserved_;
   void* library_;
   CK_FUNCTION_LIST* api_;
 };

@@ -31,11 +31,15 @@ struct VendorProfile {
   // on 2 cores, 16.8k with 8).
   bool in_process = false;
   std::size_t default_sessions = 32;
+  // Whether the token keeps data objects (CKO_DATA), where the keys' encryption counts are
+  // recorded (KeyDirectory). NSS softoken refuses token data objects (CKR_ATTRIBUTE_VALUE_INVALID
+  // whatever the template): there the counts are this process's only.
+  bool token_data_objects = true;
 
   bool operator==(const VendorProfile&) const = default;
 };
 
-// "softhsm", "cloudhsm", "nshield" or "luna"; a generic profile is built from options.
+// "softhsm", "nss", "cloudhsm", "nshield" or "luna"; a generic profile is built from options.
 std::optional<VendorProfile> vendor_profile(std::string_view name);
 std::optional<IvSource> iv_source(std::string_view name);  // "proxy", "hsm-buffer", "hsm-append"
 

@@ -53,7 +53,7 @@ class XksServiceTest : public test::HsmFixture {
     std::string pin_file = (token_.dir() / "pin").string();
     std::ofstream(pin_file) << token_.user_pin() << "\n";
     auto backend = hsm::Backend::start(
-        {.module = test::kSoftHsmModule,
+        {.module = {test::kSoftHsmModule},
          .token = {hsm::TokenSelector::By::kLabel, token_.label()},
          .pin = {hsm::PinSource::From::kFile, pin_file, {}},
          .profile = *hsm::vendor_profile("softhsm"),

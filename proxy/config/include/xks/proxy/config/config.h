@@ -23,8 +23,8 @@
 namespace xks::proxy {
 
 struct HsmConfig {
-  std::string name;  // metrics label and ekmFleetDetails id; default: the token's serial
-  std::string module;
+  std::string name;        // metrics label and ekmFleetDetails id; default: the token's serial
+  hsm::ModuleSpec module;  // module (path) and init_reserved
   hsm::VendorProfile profile;
   hsm::TokenSelector token;
   hsm::PinSource pin;

@@ -1,0 +1,151 @@
+#!/usr/bin/python3
+"""The PKCS#11 layer on a second, independent implementation: NSS softoken (libsoftokn3), set
+up from nothing (a certutil database with a password, keys made through PKCS#11 by
+`xks-proxy keys create` with the module's init_reserved parameters), served by the proxy with
+the nss vendor profile: the four APIs, AAD, tampering, key usage. And a module reached through
+p11-kit's proxy module (p11-kit-proxy.so, the demo's SoftHSM token chosen by its label), as
+many Linux hosts register PKCS#11 modules.
+
+Usage: pkcs11_portability_test.py PATH_TO_XKS_PROXY PATH_TO_XKS_LOAD PATH_TO_FAULT_MODULE
+"""
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from proxy_process import *  # noqa: E402,F401,F403  (the process, signing, fakes)
+import proxy_process  # noqa: E402
+
+NSS_MODULE = "/usr/lib/x86_64-linux-gnu/libsoftokn3.so"
+NSS_TOKEN = "NSS Certificate DB"
+P11_KIT_PROXY = "/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so"
+
+
+def nss_init_reserved(database):
+    return "configdir='sql:%s' certPrefix='' keyPrefix='' secmod='secmod.db' flags=" % database
+
+
+def replace_hsm_table(config, table):
+    """The demo configuration with its [hsm] table replaced by `table`."""
+    return re.sub(r"\[hsm\]\n(?:[^\[\n].*\n|\n)*", "[hsm]\n" + table + "\n", config, count=1)
+
+
+class NssSoftokenTest(proxy_process.SharedProxyTest):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="xks-nss-test-")
+        database = os.path.join(cls.tmp, "nssdb")
+        os.makedirs(database)
+        cls.password = os.path.join(cls.tmp, "nss-password")
+        with open(cls.password, "w") as f:
+            f.write("nss-db-password-%s\n" % os.getpid())
+        os.chmod(cls.password, 0o600)
+        subprocess.run(["certutil", "-N", "-d", "sql:" + database, "-f", cls.password],
+                       check=True, capture_output=True, timeout=60)
+        cls.init_reserved = nss_init_reserved(database)
+        cls.token = ["--module", NSS_MODULE, "--init-reserved", cls.init_reserved,
+                     "--token-label", NSS_TOKEN, "--pin-file", cls.password]
+        for label, usage in (("foo", "encrypt,decrypt"), ("xks-health", "encrypt,decrypt"),
+                             ("encrypt_only_key", "encrypt"), ("decrypt_only_key", "decrypt")):
+            made = subprocess.run([BINARY, "keys", "create", "--label", label, "--usage", usage] +
+                                  cls.token, capture_output=True, text=True, timeout=60)
+            assert made.returncode == 0, made.stdout + made.stderr
+        table = ('module = "%s"\ninit_reserved = "%s"\nvendor_profile = "nss"\n'
+                 'token_label = "%s"\npin_file = "%s"\nhealth_key = "xks-health"\n'
+                 % (NSS_MODULE, cls.init_reserved, NSS_TOKEN, cls.password))
+        cls.proxy = ProxyProcess(os.path.join(cls.tmp, "demo"),
+                                 edit_config=lambda config: replace_hsm_table(config, table))
+
+    def test_keys_made_through_pkcs11_are_distinct_sensitive_and_never_extractable(self):
+        listed = subprocess.run([BINARY, "keys", "list"] + self.token, capture_output=True,
+                                text=True, timeout=60)
+        self.assertEqual(listed.returncode, 0, listed.stderr)
+        rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:] if line.strip()}
+        # NSS takes two secret keys with one CKA_ID for one object: each key keeps its own.
+        self.assertEqual(sorted(rows), ["decrypt_only_key", "encrypt_only_key", "foo",
+                                        "xks-health"], listed.stdout)
+        for row in rows.values():
+            self.assertIn("sensitive,not-extractable,always-sensitive,never-extractable", row)
+            self.assertIn("AES-256", row)
+
+    def test_the_four_apis_with_aad_and_tampering(self):
+        status, health = self.proxy.call("health", {"requestMetadata": {
+            "kmsRequestId": "r", "kmsOperation": "KmsHealthCheck"}})
+        self.assertEqual(status, 200, health)
+        self.assertEqual([e["healthStatus"] for e in health["ekmFleetDetails"]], ["ACTIVE"])
+        status, described = self.proxy.call("keys/foo/metadata", {"requestMetadata": metadata()})
+        self.assertEqual((status, described["keySpec"], sorted(described["keyUsage"])),
+                         (200, "AES_256", ["DECRYPT", "ENCRYPT"]))
+        self.check_round_trip_with_aad_and_cdiv()
+        plaintext = base64.b64encode(os.urandom(4300)).decode()
+        aad = base64.b64encode(os.urandom(8192)).decode()
+        status, sealed = self.proxy.call("keys/foo/encrypt", {
+            "requestMetadata": metadata("Encrypt"), "plaintext": plaintext,
+            "additionalAuthenticatedData": aad, "encryptionAlgorithm": "AES_GCM"})
+        self.assertEqual(status, 200, sealed)
+        decrypt = {"requestMetadata": metadata("Decrypt"), "encryptionAlgorithm": "AES_GCM",
+                   "additionalAuthenticatedData": aad, "ciphertext": sealed["ciphertext"],
+                   "initializationVector": sealed["initializationVector"],
+                   "authenticationTag": sealed["authenticationTag"]}
+        if "ciphertextMetadata" in sealed:  # the key version
+            decrypt["ciphertextMetadata"] = sealed["ciphertextMetadata"]
+        status, opened = self.proxy.call("keys/foo/decrypt", decrypt)
+        self.assertEqual((status, opened.get("plaintext")), (200, plaintext))
+        # NSS's bad-tag code is the standard one; the nss profile maps it.
+        tag = bytearray(base64.b64decode(sealed["authenticationTag"]))
+        tag[0] ^= 1
+        self.expect_error(self.proxy.call("keys/foo/decrypt", dict(
+            decrypt, authenticationTag=base64.b64encode(bytes(tag)).decode())), 400,
+            "InvalidCiphertextException")
+        self.expect_error(self.proxy.call("keys/foo/decrypt", dict(
+            decrypt, additionalAuthenticatedData=base64.b64encode(b"other").decode())), 400,
+            "InvalidCiphertextException")
+        self.expect_error(self.proxy.call("keys/decrypt_only_key/encrypt", {
+            "requestMetadata": metadata("Encrypt"), "plaintext": plaintext,
+            "encryptionAlgorithm": "AES_GCM"}), 400, "InvalidKeyUsageException")
+
+    def test_encryption_counts_are_per_process_on_a_token_without_data_objects(self):
+        with open(self.proxy.log.name) as f:
+            log = f.read()
+        self.assertIn("keeps no data objects (vendor profile 'nss'): the keys' encryption counts "
+                      "are this process's only", log)
+        self.assertNotIn("encryption counts not recorded", log)
+
+
+class P11KitProxyTest(unittest.TestCase):
+    def test_a_token_chosen_by_label_through_p11_kit_proxy(self):
+        tmp = tempfile.mkdtemp(prefix="xks-p11-kit-test-")
+        try:
+            # SoftHSM is registered with p11-kit by its Debian package; the demo's token is
+            # found among every registered module's tokens by its label.
+            proxy = ProxyProcess(os.path.join(tmp, "demo"), edit_config=lambda config: config
+                                 .replace("/usr/lib/softhsm/libsofthsm2.so", P11_KIT_PROXY))
+            try:
+                with open(proxy.config) as f:
+                    self.assertIn('module = "%s"' % P11_KIT_PROXY, f.read())
+                status, sealed = proxy.call("keys/foo/encrypt", {
+                    "requestMetadata": metadata("Encrypt"), "plaintext": "aGVsbG8=",
+                    "encryptionAlgorithm": "AES_GCM"})
+                self.assertEqual(status, 200, sealed)
+                decrypt = {"requestMetadata": metadata("Decrypt"), "encryptionAlgorithm": "AES_GCM",
+                           "ciphertext": sealed["ciphertext"],
+                           "initializationVector": sealed["initializationVector"],
+                           "authenticationTag": sealed["authenticationTag"]}
+                if "ciphertextMetadata" in sealed:  # the key version
+                    decrypt["ciphertextMetadata"] = sealed["ciphertextMetadata"]
+                status, opened = proxy.call("keys/foo/decrypt", decrypt)
+                self.assertEqual((status, opened.get("plaintext")), (200, "aGVsbG8="))
+            finally:
+                self.assertEqual(proxy.stop(), 0)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    proxy_process.run(globals())
