@@ -2,16 +2,16 @@
 """The PKCS#11 layer on a second, independent implementation: NSS softoken (libsoftokn3), set
 up from nothing (a certutil database with a password, keys made through PKCS#11 by
 `xks-proxy keys create` with the module's init_reserved parameters), served by the proxy with
-the nss vendor profile: the four APIs, AAD, tampering, key usage. And a module reached through
+the nss vendor profile: distinct, never-extractable keys, the largest plaintext and AAD, the
+standard bad-tag code, per-process encryption counts (xks_api_test runs the XKS API tests on
+NSS too). And a module reached through
 p11-kit's proxy module (p11-kit-proxy.so, the demo's SoftHSM token chosen by its label), as
 many Linux hosts register PKCS#11 modules.
 
 Usage: pkcs11_portability_test.py PATH_TO_XKS_PROXY PATH_TO_XKS_LOAD PATH_TO_FAULT_MODULE
 """
 import base64
-import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -22,67 +22,32 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from proxy_process import *  # noqa: E402,F401,F403  (the process, signing, fakes)
 import proxy_process  # noqa: E402
 
-NSS_MODULE = "/usr/lib/x86_64-linux-gnu/libsoftokn3.so"
-NSS_TOKEN = "NSS Certificate DB"
 P11_KIT_PROXY = "/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so"
 
 
-def nss_init_reserved(database):
-    return "configdir='sql:%s' certPrefix='' keyPrefix='' secmod='secmod.db' flags=" % database
-
-
-def replace_hsm_table(config, table):
-    """The demo configuration with its [hsm] table replaced by `table`."""
-    return re.sub(r"\[hsm\]\n(?:[^\[\n].*\n|\n)*", "[hsm]\n" + table + "\n", config, count=1)
-
-
 class NssSoftokenTest(proxy_process.SharedProxyTest):
+    """What differs on NSS softoken beyond the XKS API (xks_api_test runs that on it too)."""
+
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="xks-nss-test-")
-        database = os.path.join(cls.tmp, "nssdb")
-        os.makedirs(database)
-        cls.password = os.path.join(cls.tmp, "nss-password")
-        with open(cls.password, "w") as f:
-            f.write("nss-db-password-%s\n" % os.getpid())
-        os.chmod(cls.password, 0o600)
-        subprocess.run(["certutil", "-N", "-d", "sql:" + database, "-f", cls.password],
-                       check=True, capture_output=True, timeout=60)
-        cls.init_reserved = nss_init_reserved(database)
-        cls.token = ["--module", NSS_MODULE, "--init-reserved", cls.init_reserved,
-                     "--token-label", NSS_TOKEN, "--pin-file", cls.password]
-        for label, usage in (("foo", "encrypt,decrypt"), ("xks-health", "encrypt,decrypt"),
-                             ("encrypt_only_key", "encrypt"), ("decrypt_only_key", "decrypt")):
-            made = subprocess.run([BINARY, "keys", "create", "--label", label, "--usage", usage] +
-                                  cls.token, capture_output=True, text=True, timeout=60)
-            assert made.returncode == 0, made.stdout + made.stderr
-        table = ('module = "%s"\ninit_reserved = "%s"\nvendor_profile = "nss"\n'
-                 'token_label = "%s"\npin_file = "%s"\nhealth_key = "xks-health"\n'
-                 % (NSS_MODULE, cls.init_reserved, NSS_TOKEN, cls.password))
+        cls.nss = NssSoftoken(os.path.join(cls.tmp, "nss"))
         cls.proxy = ProxyProcess(os.path.join(cls.tmp, "demo"),
-                                 edit_config=lambda config: replace_hsm_table(config, table))
+                                 edit_config=cls.nss.serve_instead_of_softhsm)
 
     def test_keys_made_through_pkcs11_are_distinct_sensitive_and_never_extractable(self):
-        listed = subprocess.run([BINARY, "keys", "list"] + self.token, capture_output=True,
-                                text=True, timeout=60)
+        listed = subprocess.run([BINARY, "keys", "list"] + self.nss.token_options,
+                                capture_output=True, text=True, timeout=60)
         self.assertEqual(listed.returncode, 0, listed.stderr)
         rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:] if line.strip()}
         # NSS takes two secret keys with one CKA_ID for one object: each key keeps its own.
-        self.assertEqual(sorted(rows), ["decrypt_only_key", "encrypt_only_key", "foo",
-                                        "xks-health"], listed.stdout)
+        self.assertEqual(sorted(rows), sorted(label for label, _ in NssSoftoken.KEYS),
+                         listed.stdout)
         for row in rows.values():
             self.assertIn("sensitive,not-extractable,always-sensitive,never-extractable", row)
             self.assertIn("AES-256", row)
 
-    def test_the_four_apis_with_aad_and_tampering(self):
-        status, health = self.proxy.call("health", {"requestMetadata": {
-            "kmsRequestId": "r", "kmsOperation": "KmsHealthCheck"}})
-        self.assertEqual(status, 200, health)
-        self.assertEqual([e["healthStatus"] for e in health["ekmFleetDetails"]], ["ACTIVE"])
-        status, described = self.proxy.call("keys/foo/metadata", {"requestMetadata": metadata()})
-        self.assertEqual((status, described["keySpec"], sorted(described["keyUsage"])),
-                         (200, "AES_256", ["DECRYPT", "ENCRYPT"]))
-        self.check_round_trip_with_aad_and_cdiv()
+    def test_the_largest_plaintext_and_aad_and_what_tampering_breaks(self):
         plaintext = base64.b64encode(os.urandom(4300)).decode()
         aad = base64.b64encode(os.urandom(8192)).decode()
         status, sealed = self.proxy.call("keys/foo/encrypt", {

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """The four XKS APIs through the real binary: answers, every error the proxy produces, forward
-compatibility, and requests signed by an independent signer (botocore, curl --aws-sigv4).
+compatibility, and requests signed by an independent signer (botocore, curl --aws-sigv4); on
+SoftHSM and again on NSS softoken, a second PKCS#11 implementation.
 
 Usage: xks_api_test.py PATH_TO_XKS_PROXY PATH_TO_XKS_LOAD PATH_TO_FAULT_MODULE
 """
@@ -8,6 +9,7 @@ import base64
 import json
 import os
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from proxy_process import *  # noqa: E402,F401,F403  (the process, signing, fakes)
@@ -15,12 +17,14 @@ import proxy_process  # noqa: E402
 
 
 class XksApiTest(proxy_process.SharedProxyTest):
+    ekm_vendor = "SoftHSM project"  # the token's manufacturer
+
     def test_health_status(self):
         status, body = self.proxy.call("health", {"requestMetadata": {
             "kmsRequestId": "1", "kmsOperation": "KmsHealthCheck"}})
         self.assertEqual(status, 200, body)
         self.assertEqual(body["xksProxyFleetSize"], 2)
-        self.assertEqual(body["ekmVendor"], "SoftHSM project")
+        self.assertEqual(body["ekmVendor"], self.ekm_vendor)
         self.assertEqual(len(body["ekmFleetDetails"]), 1)
         self.assertEqual(body["ekmFleetDetails"][0]["healthStatus"], "ACTIVE")
 
@@ -77,6 +81,19 @@ class XksApiTest(proxy_process.SharedProxyTest):
                 self.assertEqual(answer.count("\n"), 0)  # compact, one line
                 self.assertEqual(len(base64.b64decode(json.loads(answer)["ciphertext"])), 5)
 
+
+
+class XksApiOnNssSoftokenTest(XksApiTest):
+    """Every test above, the proxy serving from NSS softoken (vendor profile nss)."""
+
+    ekm_vendor = "Mozilla Foundation"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="xks-nss-api-test-")
+        nss = NssSoftoken(os.path.join(cls.tmp, "nss"))
+        cls.proxy = ProxyProcess(os.path.join(cls.tmp, "demo"),
+                                 edit_config=nss.serve_instead_of_softhsm)
 
 if __name__ == "__main__":
     proxy_process.run(globals())

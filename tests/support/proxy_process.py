@@ -221,6 +221,43 @@ class ProxyProcess:
         return response.status, json.loads(data) if data else None
 
 
+class NssSoftoken:
+    """NSS softoken, a second PKCS#11 implementation, set up from nothing: a database made by
+    certutil with a password, holding the demo's keys made through PKCS#11 by `xks-proxy keys
+    create` (with the module's init_reserved parameters)."""
+
+    MODULE = "/usr/lib/x86_64-linux-gnu/libsoftokn3.so"
+    TOKEN = "NSS Certificate DB"
+    KEYS = (("foo", "encrypt,decrypt"), ("xks-health", "encrypt,decrypt"),
+            ("encrypt_only_key", "encrypt"), ("decrypt_only_key", "decrypt"),
+            ("impotent_key", "none"))
+
+    def __init__(self, directory):
+        database = os.path.join(directory, "nssdb")
+        os.makedirs(database)
+        self.password = os.path.join(directory, "nss-password")
+        with open(self.password, "w") as f:
+            f.write("nss-db-password-%d\n" % os.getpid())
+        os.chmod(self.password, 0o600)
+        subprocess.run(["certutil", "-N", "-d", "sql:" + database, "-f", self.password],
+                       check=True, capture_output=True, timeout=60)
+        self.init_reserved = ("configdir='sql:%s' certPrefix='' keyPrefix='' "
+                              "secmod='secmod.db' flags=" % database)
+        self.token_options = ["--module", self.MODULE, "--init-reserved", self.init_reserved,
+                              "--token-label", self.TOKEN, "--pin-file", self.password]
+        for label, usage in self.KEYS:
+            subprocess.run([BINARY, "keys", "create", "--label", label, "--usage", usage] +
+                           self.token_options, check=True, capture_output=True, timeout=60)
+
+    def serve_instead_of_softhsm(self, config):
+        """The demo configuration with its [hsm] table on this token (for ProxyProcess's
+        edit_config)."""
+        table = ('[hsm]\nmodule = "%s"\ninit_reserved = "%s"\nvendor_profile = "nss"\n'
+                 'token_label = "%s"\npin_file = "%s"\nhealth_key = "xks-health"\n\n'
+                 % (self.MODULE, self.init_reserved, self.TOKEN, self.password))
+        return re.sub(r"\[hsm\]\n(?:[^\[\n].*\n|\n)*", table, config, count=1)
+
+
 class FakeXksServer:
     """An HTTPS server with the demo's certificate that answers Encrypt plausibly, Decrypt with
     the wrong plaintext, and never answers GetKeyMetadata: what xks-load must catch. It answers
