@@ -30,7 +30,9 @@ HsmResult<std::shared_ptr<Pkcs11Module>> Pkcs11Module::load(const ModuleSpec& sp
   static std::mutex mutex;
   static std::map<void*, std::weak_ptr<Pkcs11Module>> loaded;
   std::lock_guard lock(mutex);
-  void* library = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  // Never unloaded: a vendor library may leave threads or exit handlers behind after
+  // C_Finalize, which would crash the process once its code is gone.
+  void* library = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   if (library == nullptr) {
     return tl::unexpected(HsmError{HsmErrorKind::kUnavailable, CKR_OK,
                                    "cannot load PKCS#11 module " + path + ": " + ::dlerror()});

@@ -48,7 +48,9 @@ struct ProbeReport {
 // public CAs only). options.timeout_seconds bounds the TCP connect, the TLS handshake and each
 // request (name resolution is the system resolver's, with its own timeouts). Text from the
 // server is cut to 400 characters in the report, and its control characters replaced.
-ProbeReport probe(const ClientOptions& options, const std::vector<std::string>& key_ids);
+// A request answered later than `budget` fails as XKS_PROXY_TIMED_OUT.
+ProbeReport probe(const ClientOptions& options, const std::vector<std::string>& key_ids,
+                  std::chrono::milliseconds budget = kKmsCallBudget);
 
 // One line per check, with KMS's error, the cause and the fix under a failed one.
 std::string probe_text(const ProbeReport& report);

@@ -78,13 +78,15 @@ class MisbehavingServer:
 
 class ProbeTest(proxy_process.SharedProxyTest):
     def probe(self, *arguments, port=None, ca=True, secret_file=None, prefix="/example",
-              expect_exit=None):
+              budget_ms=10000, expect_exit=None):
+        """xks-load probe's JSON report. The budget is one no busy test machine misses, but for
+        the tests about slow answers: timing is not what the others test."""
         command = [LOAD_BINARY, "probe", "--host", "localhost",
                    "--port", str(port or self.proxy.port),
                    "--access-key-id", self.proxy.access_key_id,
                    "--secret-file", secret_file or os.path.join(self.proxy.dir,
                                                                 "secrets/sigv4-secret"),
-                   "--prefix", prefix, "--json", "-"]
+                   "--prefix", prefix, "--budget-ms", str(budget_ms), "--json", "-"]
         if ca:
             command += ["--cacert", self.proxy.ca]
         run = subprocess.run(command + list(arguments), capture_output=True, text=True,
@@ -114,14 +116,14 @@ class ProbeTest(proxy_process.SharedProxyTest):
                                         r"localhost, 127\.0\.0\.1 from /CN=xks-proxy demo CA")
         for check in report["checks"][3:]:
             self.assertEqual(check["result"], "ok", check)
-            self.assertLess(check["milliseconds"], 250)
         self.assertIn("ACTIVE", report["checks"][3]["detail"])
         self.assertIn("AES_256, keyUsage [ENCRYPT DECRYPT], ENABLED", report["checks"][4]["detail"])
         self.assertIn("the plaintext came back", report["checks"][5]["detail"])
         # The text form says the same.
         text = subprocess.run(
             [LOAD_BINARY, "probe", "--port", str(self.proxy.port), "--cacert", self.proxy.ca,
-             "--kms-console", os.path.join(self.proxy.dir, "kms-console.json"), "--key", "foo"],
+             "--kms-console", os.path.join(self.proxy.dir, "kms-console.json"), "--key", "foo",
+             "--budget-ms", "10000"],
             capture_output=True, text=True, timeout=60)
         self.assertEqual(text.returncode, 0, text.stdout + text.stderr)
         self.assertIn("WARN  TLS", text.stdout)
@@ -234,10 +236,12 @@ class ProbeTest(proxy_process.SharedProxyTest):
     def test_slow_html_and_broken_answers(self):
         server = MisbehavingServer(self.proxy)
         try:
-            slow = self.failed(self.probe(prefix="/slow", port=server.port, expect_exit=1))
+            slow = self.failed(self.probe(prefix="/slow", port=server.port, budget_ms=250,
+                                          expect_exit=1))
             self.assertEqual(slow["name"], "GetHealthStatus")
             self.assertEqual(slow["kms_error"], "XKS_PROXY_TIMED_OUT")
-            self.assertRegex(slow["cause"], r"^answered in 4\d\d ms; KMS gives a call 250 ms")
+            self.assertRegex(slow["cause"], r"^answered in \d+ ms, over the budget of 250 ms "
+                                            r"\(KMS gives a call 250 ms")
             html = self.failed(self.probe(prefix="/html", port=server.port, expect_exit=1))
             self.assertEqual(html["kms_error"], "XKS_PROXY_INVALID_RESPONSE")
             self.assertIn("Content-Type is 'text/html'", html["cause"])
@@ -269,7 +273,7 @@ class MtlsProbeTest(unittest.TestCase):
         try:
             base = [LOAD_BINARY, "probe", "--port", str(proxy.port), "--cacert", proxy.ca,
                     "--kms-console", os.path.join(proxy.dir, "kms-console.json"), "--json", "-",
-                    "--key", "foo"]
+                    "--key", "foo", "--budget-ms", "10000"]
             client = ["--client-cert", os.path.join(proxy.dir, "tls/client.pem"),
                       "--client-key", os.path.join(proxy.dir, "tls/client-key.pem")]
             run = subprocess.run(base + client, capture_output=True, text=True, timeout=60)

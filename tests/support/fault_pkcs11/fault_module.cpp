@@ -294,9 +294,21 @@ CK_RV fault_Initialize(CK_VOID_PTR args) {
   return rv;
 }
 
+// Also forgets the target and the faults: the library stays loaded (the proxy never unloads a
+// module), so the next C_GetFunctionList reads the environment afresh, as a new load would.
 CK_RV fault_Finalize(CK_VOID_PTR reserved) {
   State& s = state();
-  return s.initialized_target ? s.target->C_Finalize(reserved) : CKR_OK;
+  std::lock_guard lock(s.mutex);
+  CK_RV rv = s.initialized_target ? s.target->C_Finalize(reserved) : CKR_OK;
+  s.target = nullptr;
+  s.faults.clear();
+  s.iv_mode = IvMode::kPassThrough;
+  s.control_mtime = {};
+  s.control_size = -1;
+  s.appended_ivs.clear();
+  s.control_path.clear();
+  s.initialized_target = false;
+  return rv;
 }
 
 }  // namespace
