@@ -4,19 +4,23 @@ up from nothing (a certutil database with a password, keys made through PKCS#11 
 `xks-proxy keys create` with the module's init_reserved parameters), served by the proxy with
 the nss vendor profile: distinct, never-extractable keys, the largest plaintext and AAD, the
 standard bad-tag code, per-process encryption counts (xks_api_test runs the XKS API tests on
-NSS too). And a module reached through
+NSS too); a mixed fleet of SoftHSM and NSS holding the same keys, where each opens what the
+other sealed. And a module reached through
 p11-kit's proxy module (p11-kit-proxy.so, the demo's SoftHSM token chosen by its label), as
 many Linux hosts register PKCS#11 modules.
 
 Usage: pkcs11_portability_test.py PATH_TO_XKS_PROXY PATH_TO_XKS_LOAD PATH_TO_FAULT_MODULE
 """
 import base64
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from proxy_process import *  # noqa: E402,F401,F403  (the process, signing, fakes)
@@ -111,6 +115,71 @@ class P11KitProxyTest(unittest.TestCase):
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
+
+
+class MixedFleetTest(proxy_process.SharedProxyTest):
+    """`xks-proxy demo --backends 2 --vendors softhsm,nss`: the same key material on a SoftHSM
+    token and in NSS softoken, one fleet; what either encrypts, the other decrypts."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="xks-mixed-fleet-test-")
+        cls.proxy = ProxyProcess(os.path.join(cls.tmp, "demo"), backends=2,
+                                 vendors="softhsm,nss")
+
+    def test_a_ciphertext_made_on_one_implementation_opens_on_the_other(self):
+        status, health = self.proxy.call("health", {"requestMetadata": {
+            "kmsRequestId": "r", "kmsOperation": "KmsHealthCheck"}})
+        self.assertEqual(status, 200, health)
+        self.assertEqual([(e["id"], e["healthStatus"]) for e in health["ekmFleetDetails"]],
+                         [("hsm-1", "ACTIVE"), ("hsm-2", "ACTIVE")])
+        pairs = []
+        for i in range(6):
+            if i == 3:
+                # The fleet takes idle members in turn: one call more, and the pairs swap sides.
+                self.assertEqual(self.proxy.call("keys/foo/encrypt", {
+                    "requestMetadata": metadata("Encrypt"), "plaintext": "AAAA",
+                    "encryptionAlgorithm": "AES_GCM"})[0], 200)
+            plaintext = base64.b64encode(os.urandom(48)).decode()
+            aad = base64.b64encode(os.urandom(16)).decode()
+            sealing = metadata("Encrypt")
+            status, sealed = self.proxy.call("keys/foo/encrypt", {
+                "requestMetadata": sealing, "plaintext": plaintext,
+                "additionalAuthenticatedData": aad, "encryptionAlgorithm": "AES_GCM"})
+            self.assertEqual(status, 200, sealed)
+            opening = metadata("Decrypt")
+            decrypt = {"requestMetadata": opening, "encryptionAlgorithm": "AES_GCM",
+                       "additionalAuthenticatedData": aad, "ciphertext": sealed["ciphertext"],
+                       "initializationVector": sealed["initializationVector"],
+                       "authenticationTag": sealed["authenticationTag"]}
+            if "ciphertextMetadata" in sealed:
+                decrypt["ciphertextMetadata"] = sealed["ciphertextMetadata"]
+            status, opened = self.proxy.call("keys/foo/decrypt", decrypt)
+            self.assertEqual((status, opened.get("plaintext")), (200, plaintext), opened)
+            pairs.append((sealing["kmsRequestId"], opening["kmsRequestId"]))
+        # Which HSM served each request, from the audit log.
+        served = {}
+        for line in self.audit_lines():
+            record = json.loads(line)
+            if "kmsRequestId" in record:
+                served[record["kmsRequestId"]] = record.get("hsm")
+        crossed = [(served[sealing], served[opening]) for sealing, opening in pairs
+                   if served[sealing] != served[opening]]
+        self.assertIn(("hsm-1", "hsm-2"), crossed, served)  # SoftHSM's opened by NSS
+        self.assertIn(("hsm-2", "hsm-1"), crossed, served)  # and the other way
+
+    def test_xks_load_verifies_every_answer_across_the_fleet(self):
+        result, stdout = self.load_result("--connections", "4", "--requests", "400",
+                                          "--mix", "encrypt:1,decrypt:1", "--verify")
+        self.assertEqual(result["ok"], 400, stdout)
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.proxy.admin_port,
+                                    timeout=10) as response:
+            metrics = response.read().decode()
+        for hsm in ("hsm-1", "hsm-2"):
+            for operation in ("Encrypt", "Decrypt"):
+                count = re.search(r'xks_hsm_operation_duration_seconds_count\{hsm="%s",'
+                                  r'operation="%s"\} (\d+)' % (hsm, operation), metrics)
+                self.assertTrue(count and int(count.group(1)) > 0, (hsm, operation))
 
 if __name__ == "__main__":
     proxy_process.run(globals())

@@ -81,7 +81,7 @@ class ProxyProcess:
 
     def __init__(self, state_dir, mtls=False, fault_control=None, backends=1, fault_dir=None,
                  before_serve=None, server_settings="", open_files=None, edit_config=None,
-                 wait_for="/readyz", environment=None, mounted_config=False):
+                 wait_for="/readyz", environment=None, mounted_config=False, vendors=None):
         self.dir = state_dir
         self.port, self.admin_port = free_port(), free_port()
         setup = [BINARY, "demo", "--setup-only", "--state-dir", state_dir,
@@ -89,6 +89,8 @@ class ProxyProcess:
                  "--backends", str(backends)]
         if mtls:
             setup.append("--mtls")
+        if vendors:
+            setup += ["--vendors", vendors]  # e.g. "softhsm,nss": a mixed fleet
         if fault_dir:
             # Each HSM through its own copy of the fault module, steered by backend-K.ctl.
             setup += ["--fault-dir", fault_dir]

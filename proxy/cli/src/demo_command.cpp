@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <filesystem>
 #include <fstream>
@@ -32,6 +33,8 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kSoftHsmModule = "/usr/lib/softhsm/libsofthsm2.so";
+constexpr const char* kNssModule = "/usr/lib/x86_64-linux-gnu/libsoftokn3.so";
+constexpr const char* kNssTokenLabel = "NSS Certificate DB";
 constexpr const char* kTokenLabel = "xks-demo";
 constexpr const char* kHealthKey = "xks-health";
 // The demo's keys (those AWS's conformance client uses) and the health key, on every token.
@@ -113,7 +116,25 @@ std::string token_label(unsigned backend) {
                       : std::string(kTokenLabel) + "-" + std::to_string(backend);
 }
 
-void setup_tokens(const fs::path& dir, const fs::path& log, unsigned backends) {
+// One HSM of the demo: a SoftHSM token of its own, or the NSS softoken database.
+struct DemoHsm {
+  std::string vendor;  // the vendor profile: softhsm or nss
+  hsm::ModuleSpec module;
+  std::string token_label;
+};
+
+DemoHsm demo_hsm(const fs::path& dir, const DemoOptions& options, unsigned backend) {
+  if (!options.vendors.empty() && options.vendors[backend - 1] == "nss") {
+    return {"nss",
+            {kNssModule, "configdir='sql:" + fs::absolute(dir / "nss").string() +
+                             "' certPrefix='' keyPrefix='' secmod='secmod.db' flags="},
+            kNssTokenLabel};
+  }
+  return {"softhsm", {kSoftHsmModule, ""}, token_label(backend)};
+}
+
+void setup_tokens(const fs::path& dir, const fs::path& log, const DemoOptions& options) {
+  const unsigned backends = options.backends;
   fs::path softhsm = dir / "softhsm";
   fs::create_directories(softhsm / "tokens");
   fs::path conf = softhsm / "softhsm2.conf";
@@ -125,30 +146,52 @@ void setup_tokens(const fs::path& dir, const fs::path& log, unsigned backends) {
       persistent(dir / "secrets" / "hsm-pin", [&] { return random_string(kDigits, 12); });
   std::string so_pin =
       persistent(dir / "secrets" / "hsm-so-pin", [&] { return random_string(kDigits, 12); });
-  // The marker records how many tokens the state holds (an older state: one).
+  // The marker records the tokens the state holds: "backends N", and for a mixed fleet
+  // " vendors A,B" (an older state: one SoftHSM token).
+  std::string holds = "backends " + std::to_string(backends);
+  bool mixed = std::any_of(options.vendors.begin(), options.vendors.end(),
+                           [](const std::string& vendor) { return vendor != "softhsm"; });
+  for (std::size_t i = 0; mixed && i < options.vendors.size(); ++i)
+    holds += (i == 0 ? " vendors " : ",") + options.vendors[i];
   fs::path marker = softhsm / "initialized";
   if (fs::exists(marker)) {
     std::string made = read_file(marker);
-    unsigned count =
-        made.starts_with("backends ") ? static_cast<unsigned>(std::stoul(made.substr(9))) : 1;
-    if (count != backends) {
-      throw SetupError("this state holds " + std::to_string(count) +
-                       " HSM token(s); use another --state-dir for " + std::to_string(backends));
+    made = made.starts_with("backends ") ? made.substr(0, made.find('\n')) : "backends 1";
+    if (made != holds) {
+      // "backends 2 vendors softhsm,nss" as "2 HSM token(s) (softhsm,nss)".
+      auto words = [](const std::string& held) {
+        std::size_t vendors = held.find(" vendors ");
+        return held.substr(9, vendors == std::string::npos ? std::string::npos : vendors - 9) +
+               " HSM token(s)" +
+               (vendors == std::string::npos ? "" : " (" + held.substr(vendors + 9) + ")");
+      };
+      throw SetupError("this state holds " + words(made) + "; use another --state-dir for " +
+                       words(holds));
     }
   } else {
     for (unsigned backend = 1; backend <= backends; ++backend) {
-      run({"softhsm2-util", "--init-token", "--free", "--label", token_label(backend), "--so-pin",
-           so_pin, "--pin", pin},
-          log);
+      DemoHsm member = demo_hsm(dir, options, backend);
+      if (member.vendor == "nss") {
+        // NSS softoken's database, with the HSM PIN as its password.
+        fs::create_directories(dir / "nss");
+        run({"certutil", "-N", "-d", "sql:" + fs::absolute(dir / "nss").string(), "-f",
+             (dir / "secrets" / "hsm-pin").string()},
+            log);
+      } else {
+        run({"softhsm2-util", "--init-token", "--free", "--label", member.token_label, "--so-pin",
+             so_pin, "--pin", pin},
+            log);
+      }
     }
-    std::ofstream(marker) << "backends " << backends << "\n";
+    std::ofstream(marker) << holds << "\n";
   }
 
   std::vector<hsm::OpenToken> tokens;
   for (unsigned backend = 1; backend <= backends; ++backend) {
-    auto token = hsm::open_token(
-        {std::string(kSoftHsmModule), ""}, {hsm::TokenSelector::By::kLabel, token_label(backend)},
-        {hsm::PinSource::From::kFile, (dir / "secrets" / "hsm-pin").string(), {}});
+    DemoHsm member = demo_hsm(dir, options, backend);
+    auto token =
+        hsm::open_token(member.module, {hsm::TokenSelector::By::kLabel, member.token_label},
+                        {hsm::PinSource::From::kFile, (dir / "secrets" / "hsm-pin").string(), {}});
     if (!token)
       throw SetupError(token.error().message);
     tokens.push_back(std::move(*token));
@@ -293,16 +336,20 @@ void write_config(const fs::path& dir, const DemoOptions& options,
            << "client_names = [\"" << kKmsClientName << "\"]\n";
   }
   for (unsigned backend = 1; backend <= options.backends; ++backend) {
+    DemoHsm member = demo_hsm(dir, options, backend);
     std::string module =
         options.fault_dir.empty()
-            ? std::string(kSoftHsmModule)
+            ? member.module.path
             : (fs::absolute(options.fault_dir) / ("backend-" + std::to_string(backend) + ".so"))
                   .string();
     config << (options.backends == 1 ? "\n[hsm]\n" : "\n[[hsm]]\n");
     if (options.backends > 1)
       config << "name = \"hsm-" << backend << "\"\n";
-    config << "module = \"" << module << "\"\nvendor_profile = \"softhsm\"\n"
-           << "token_label = \"" << token_label(backend) << "\"\n"
+    config << "module = \"" << module << "\"\n";
+    if (!member.module.init_reserved.empty())
+      config << "init_reserved = \"" << member.module.init_reserved << "\"\n";
+    config << "vendor_profile = \"" << member.vendor << "\"\n"
+           << "token_label = \"" << member.token_label << "\"\n"
            << "pin_file = \"" << (abs / "secrets/hsm-pin").string() << "\"\n"
            << "health_key = \"" << kHealthKey << "\"\n";
     // Behind the fault module SoftHSM stands in for a network HSM: sized like one.
@@ -332,7 +379,18 @@ int demo_command(const DemoOptions& options) {
     fs::permissions(dir, fs::perms::owner_all);
     fs::permissions(dir / "secrets", fs::perms::owner_all);
     fs::path log = dir / "setup.log";
-    setup_tokens(dir, log, options.backends);
+    if (!options.vendors.empty()) {
+      auto nss = std::count(options.vendors.begin(), options.vendors.end(), "nss");
+      if (options.vendors.size() != options.backends) {
+        throw SetupError("--vendors names " + std::to_string(options.vendors.size()) +
+                         " HSM(s) for --backends " + std::to_string(options.backends));
+      }
+      if (nss > 1)
+        throw SetupError("--vendors: NSS softoken serves one database per process: one nss");
+      if (nss > 0 && !options.fault_dir.empty())
+        throw SetupError("--fault-dir stands in front of SoftHSM only: no nss with it");
+    }
+    setup_tokens(dir, log, options);
     if (!options.fault_dir.empty())
       setup_fault_modules(options.fault_dir, options.backends);
     setup_tls(dir, log);

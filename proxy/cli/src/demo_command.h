@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace xks::proxy {
 
@@ -17,6 +18,10 @@ struct DemoOptions {
   // HSMs: one SoftHSM token each, holding the same keys (the same key material imported into
   // each, sensitive and non-extractable); more than one makes a fleet ([[hsm]] hsm-1..hsm-N).
   unsigned backends = 1;
+  // Each HSM's implementation, "softhsm" or "nss" (NSS softoken, at most one: it serves one
+  // database per process); empty: every one SoftHSM. A mixed fleet holds the same key material
+  // on both, so that what one encrypts the other decrypts.
+  std::vector<std::string> vendors;
   // When set, every HSM is reached through a copy of the fault-injecting module (test support,
   // found beside the binary's build tree): DIR/backend-K.so, steered by DIR/backend-K.ctl.
   std::string fault_dir;

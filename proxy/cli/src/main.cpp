@@ -38,6 +38,11 @@ int main(int argc, char** argv) {
                    "HSMs in the fleet (SoftHSM tokens holding the same keys)")
       ->check(CLI::Range(1u, 8u))
       ->capture_default_str();
+  demo->add_option("--vendors", demo_options.vendors,
+                   "Each HSM's PKCS#11 implementation: softhsm or nss (NSS softoken, at most "
+                   "one), e.g. softhsm,nss with --backends 2")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"softhsm", "nss"}));
   demo->add_option("--fault-dir", demo_options.fault_dir,
                    "Reach each HSM through the fault-injecting module, steered by "
                    "DIR/backend-K.ctl (for availability tests)");
