@@ -181,5 +181,53 @@ class MixedFleetTest(proxy_process.SharedProxyTest):
                                   r'operation="%s"\} (\d+)' % (hsm, operation), metrics)
                 self.assertTrue(count and int(count.group(1)) > 0, (hsm, operation))
 
+
+class MixedFleetFailoverTest(unittest.TestCase):
+    def test_xks_load_verifies_across_a_failover_each_way(self):
+        """Each HSM of a SoftHSM + NSS fleet fails in turn (device errors through its fault
+        module): every request is answered by the other, every decrypt opens what either
+        sealed, and xks-load --verify finds every answer right."""
+        tmp = tempfile.mkdtemp(prefix="xks-mixed-failover-test-")
+        try:
+            fault_dir = os.path.join(tmp, "faults")
+            proxy = ProxyProcess(os.path.join(tmp, "demo"), backends=2, vendors="softhsm,nss",
+                                 fault_dir=fault_dir)
+            with open(os.path.join(fault_dir, "backend-2.target")) as f:
+                self.assertEqual(f.read().strip(), NssSoftoken.MODULE)
+            scenario = os.path.join(tmp, "scenario.toml")
+            down = ('faults = ["backend-%d: fail C_Encrypt CKR_DEVICE_ERROR every 1", '
+                    '"backend-%d: fail C_Decrypt CKR_DEVICE_ERROR every 1"]\n')
+            with open(scenario, "w") as f:
+                f.write('[[phase]]\nname = "both"\nseconds = 1\n\n'
+                        '[[phase]]\nname = "softhsm fails"\nseconds = 1.5\n' + down % (1, 1) +
+                        # Time for SoftHSM's circuit to close again (a probe after open_ms).
+                        '\n[[phase]]\nname = "both recover"\nseconds = 1.5\n'
+                        '\n[[phase]]\nname = "nss fails"\nseconds = 1.5\n' + down % (2, 2) +
+                        '\n[[phase]]\nname = "both again"\nseconds = 1\n')
+            result_file = os.path.join(tmp, "result.json")
+            run = subprocess.run(
+                [LOAD_BINARY, "--port", str(proxy.port), "--cacert", proxy.ca,
+                 "--kms-console", os.path.join(proxy.dir, "kms-console.json"),
+                 "--connections", "4", "--threads", "1", "--mix", "encrypt:1,decrypt:1",
+                 "--verify", "--scenario", scenario, "--fault-dir", fault_dir,
+                 "--json", result_file],
+                capture_output=True, text=True, timeout=120)
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % proxy.admin_port,
+                                        timeout=10) as response:
+                metrics = response.read().decode()
+            proxy.stop()
+            self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+            with open(result_file) as f:
+                phases = {p["name"]: p for p in json.load(f)["phases"]}
+            for name in ("softhsm fails", "nss fails"):
+                self.assertGreater(phases[name]["requests"], 50, phases[name])
+                self.assertEqual(phases[name]["errors"], 0, phases[name])
+            # Both members were cut off once, and served again.
+            for hsm in ("hsm-1", "hsm-2"):
+                self.assertRegex(metrics, r'xks_hsm_circuit_transitions_total\{backend="%s",'
+                                          r'to="open"\} [1-9]' % hsm)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
 if __name__ == "__main__":
     proxy_process.run(globals())

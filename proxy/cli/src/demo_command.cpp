@@ -232,8 +232,9 @@ void setup_tokens(const fs::path& dir, const fs::path& log, const DemoOptions& o
 
 // The fault-injecting module built beside this binary (build/bin/xks-proxy,
 // build/lib/libxks_fault_pkcs11.so): one copy per HSM in `fault_dir`, each with its empty
-// control file, and the real module they stand in front of.
-void setup_fault_modules(const fs::path& fault_dir, unsigned backends) {
+// control file and the real module it stands in front of (backend-K.target).
+void setup_fault_modules(const fs::path& dir, const DemoOptions& options) {
+  const fs::path fault_dir = options.fault_dir;
   fs::path built = fs::read_symlink("/proc/self/exe").parent_path().parent_path() / "lib" /
                    "libxks_fault_pkcs11.so";
   if (!fs::exists(built)) {
@@ -244,13 +245,15 @@ void setup_fault_modules(const fs::path& fault_dir, unsigned backends) {
   // (never rewritten under a running proxy).
   fs::create_directories(fault_dir);
   fs::permissions(fault_dir, fs::perms::owner_all);
-  for (unsigned backend = 1; backend <= backends; ++backend) {
+  for (unsigned backend = 1; backend <= options.backends; ++backend) {
     std::string name = "backend-" + std::to_string(backend);
     fs::path staged = fault_dir / (name + ".so.new");
     fs::copy_file(built, staged, fs::copy_options::overwrite_existing);
     fs::rename(staged, fault_dir / (name + ".so"));
     if (!fs::exists(fault_dir / (name + ".ctl")))
       std::ofstream(fault_dir / (name + ".ctl"));
+    std::ofstream(fault_dir / (name + ".target"))
+        << demo_hsm(dir, options, backend).module.path << "\n";
   }
   ::setenv("XKS_FAULT_TARGET", kSoftHsmModule, 1);
 }
@@ -387,12 +390,10 @@ int demo_command(const DemoOptions& options) {
       }
       if (nss > 1)
         throw SetupError("--vendors: NSS softoken serves one database per process: one nss");
-      if (nss > 0 && !options.fault_dir.empty())
-        throw SetupError("--fault-dir stands in front of SoftHSM only: no nss with it");
     }
     setup_tokens(dir, log, options);
     if (!options.fault_dir.empty())
-      setup_fault_modules(options.fault_dir, options.backends);
+      setup_fault_modules(dir, options);
     setup_tls(dir, log);
     credential = setup_credential(dir);
     // The audit chain's HMAC key: 256 random bits as hex.

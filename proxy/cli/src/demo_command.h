@@ -19,7 +19,8 @@ struct DemoOptions {
   // each, sensitive and non-extractable); more than one makes a fleet ([[hsm]] hsm-1..hsm-N).
   unsigned backends = 1;
   // Each HSM's implementation, "softhsm" or "nss" (NSS softoken, at most one: it serves one
-  // database per process); empty: every one SoftHSM. A mixed fleet holds the same key material
+  // database per process); empty: every one SoftHSM. With fault_dir, each fault module stands
+  // in front of its HSM's implementation. A mixed fleet holds the same key material
   // on both, so that what one encrypts the other decrypts.
   std::vector<std::string> vendors;
   // When set, every HSM is reached through a copy of the fault-injecting module (test support,

@@ -1,8 +1,10 @@
-// A PKCS#11 module that wraps a real one (XKS_FAULT_TARGET, e.g. SoftHSM) and misbehaves as
-// its control file says, re-read whenever it changes: XKS_FAULT_CONTROL, or else the module's
-// own path with ".ctl" for ".so". Copies of the module (DIR/backend-1.so, DIR/backend-2.so) are
-// separate instances, each steered by its own file: one fault module per HSM of a fleet, all
-// in front of one real module (initialised once; the copies share it). Lines:
+// A PKCS#11 module that wraps a real one and misbehaves as its control file says, re-read
+// whenever it changes: XKS_FAULT_CONTROL, or else the module's own path with ".ctl" for ".so".
+// The real module is the one named in the module's own path with ".target" for ".so" when that
+// file exists, else XKS_FAULT_TARGET (e.g. SoftHSM); C_Initialize's arguments go to it as given.
+// Copies of the module (DIR/backend-1.so, DIR/backend-2.so) are separate instances, each
+// steered by its own file: one fault module per HSM of a fleet, in front of one real module
+// (initialised once; the copies share it) or, with .target files, of several. Lines:
 //   delay <function> <milliseconds>            sleep before each call
 //   fail <function> <CKR_NAME|0xHEX> every <n> every n-th call fails with that code
 //   fail <function> <CKR_NAME|0xHEX> until <unix-ms>   calls fail until that time
@@ -318,24 +320,30 @@ extern "C" __attribute__((visibility("default"))) CK_RV C_GetFunctionList(
   State& s = state();
   std::lock_guard lock(s.mutex);
   if (s.target == nullptr) {
-    const char* path = std::getenv("XKS_FAULT_TARGET");
-    void* library = path == nullptr ? nullptr : ::dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    std::string own;  // this copy's path without ".so"
+    Dl_info self{};
+    if (::dladdr(reinterpret_cast<void*>(&C_GetFunctionList), &self) != 0 &&
+        self.dli_fname != nullptr) {
+      own = self.dli_fname;
+      own = own.size() > 3 && own.compare(own.size() - 3, 3, ".so") == 0
+                ? own.substr(0, own.size() - 3)
+                : std::string();
+    }
+    std::string target;
+    if (!own.empty())
+      std::getline(std::ifstream(own + ".target"), target);
+    if (const char* variable = std::getenv("XKS_FAULT_TARGET"); target.empty() && variable)
+      target = variable;
+    void* library = target.empty() ? nullptr : ::dlopen(target.c_str(), RTLD_NOW | RTLD_LOCAL);
     auto get = library == nullptr
                    ? nullptr
                    : reinterpret_cast<CK_C_GetFunctionList>(::dlsym(library, "C_GetFunctionList"));
     if (get == nullptr || get(&s.target) != CKR_OK)
       return CKR_GENERAL_ERROR;
-    if (const char* control = std::getenv("XKS_FAULT_CONTROL")) {
+    if (const char* control = std::getenv("XKS_FAULT_CONTROL"))
       s.control_path = control;
-    } else {
-      Dl_info self{};
-      if (::dladdr(reinterpret_cast<void*>(&C_GetFunctionList), &self) != 0 &&
-          self.dli_fname != nullptr) {
-        std::string own(self.dli_fname);
-        if (own.size() > 3 && own.compare(own.size() - 3, 3, ".so") == 0)
-          s.control_path = own.substr(0, own.size() - 3) + ".ctl";
-      }
-    }
+    else if (!own.empty())
+      s.control_path = own + ".ctl";
     s.wrapped = *s.target;
     s.wrapped.C_Initialize = fault_Initialize;
     s.wrapped.C_Finalize = fault_Finalize;
