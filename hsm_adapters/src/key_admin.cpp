@@ -2,6 +2,7 @@
 #include "xks/hsm/key_admin.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -67,7 +68,16 @@ HsmResult<KeyInfo> make_key(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,
   KeyInfo tagged;
   tagged.version = version;
   tagged.created = today();
-  tagged.unique = unique_tag_part();
+  // No earlier id: 8 bytes from the HSM's RNG make the tag unique on the token (see
+  // key_directory.h).
+  std::array<CK_BYTE, 8> random{};
+  if (CK_RV rv = api.C_GenerateRandom(session, random.data(), random.size()); rv != CKR_OK)
+    return tl::unexpected(HsmError::from_rv("C_GenerateRandom", rv));
+  static constexpr char kDigits[] = "0123456789abcdef";
+  for (CK_BYTE byte : random) {
+    tagged.was += kDigits[byte >> 4];
+    tagged.was += kDigits[byte & 0x0f];
+  }
   std::string id = key_tag(tagged);
   std::vector<CK_ATTRIBUTE> attributes = {
       {CKA_ID, id.data(), id.size()},
@@ -245,8 +255,6 @@ HsmResult<void> set_key_disabled(const Pkcs11Module& module, CK_SLOT_ID slot, st
       module, slot, pin, label, [&](const KeyInfo& info) -> std::optional<CK_ATTRIBUTE> {
         KeyInfo tagged = info;
         tagged.disabled = disabled;
-        if (tagged.unique.empty())
-          tagged.unique = unique_tag_part();
         // A key another tool made gets its own CKA_ID back once enabled.
         id = !disabled && info.created.empty() ? unhex(info.was) : key_tag(tagged);
         return CK_ATTRIBUTE{CKA_ID, id.data(), id.size()};

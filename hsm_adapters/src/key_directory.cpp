@@ -5,7 +5,6 @@
 #include <charconv>
 #include <cstdint>
 #include <mutex>
-#include <random>
 #include <span>
 
 namespace xks::hsm {
@@ -122,20 +121,7 @@ std::string key_tag(const KeyInfo& key) {
     tag += ";disabled";
   if (!key.was.empty())
     tag += ";was=" + key.was;
-  if (!key.unique.empty())
-    tag += ";u=" + key.unique;
   return tag;
-}
-
-std::string unique_tag_part() {
-  std::random_device random;
-  std::uint64_t value = (std::uint64_t{random()} << 32) | random();
-  std::string bytes(8, '\0');
-  for (char& byte : bytes) {
-    byte = static_cast<char>(value & 0xff);
-    value >>= 8;
-  }
-  return hex(bytes);
 }
 
 namespace {
@@ -179,11 +165,6 @@ std::optional<KeyInfo> parse_tag(std::string_view id) {
       tag.created = date;
     } else if (item == "disabled" && !tag.disabled) {
       tag.disabled = true;
-    } else if (item.starts_with("u=") && tag.unique.empty()) {
-      std::string_view unique = item.substr(2);
-      if (unique.size() != 16 || !all_of_class(unique, is_hex_digit))
-        return std::nullopt;
-      tag.unique = unique;
     } else if (item.starts_with("was=") && tag.was.empty()) {
       std::string_view was = item.substr(4);
       if (was.empty() || was.size() % 2 != 0 || !all_of_class(was, is_hex_digit))
@@ -209,7 +190,6 @@ void read_key_tag(std::string_view id, KeyInfo& key) {
   // Another tool's id (even one that merely starts like a tag) is kept, to restore once the
   // proxy's tag is no longer needed.
   key.was = tag ? tag->was : hex(id);
-  key.unique = tag ? tag->unique : "";
 }
 
 std::string unhex(std::string_view text) {

@@ -59,20 +59,20 @@ HsmResult<std::shared_ptr<Pkcs11Module>> Pkcs11Module::load(const ModuleSpec& sp
   }
   // The module may create threads and must use the OS's locking: the pool calls it from
   // several threads at once.
+  std::shared_ptr<Pkcs11Module> module(new Pkcs11Module(spec, library, api));
   CK_C_INITIALIZE_ARGS args{};
   args.flags = CKF_OS_LOCKING_OK;
-  std::string init_reserved = spec.init_reserved;  // the module reads it as a C string
-  if (!init_reserved.empty())
-    args.pReserved = init_reserved.data();
+  // Read as a C string; PKCS#11 does not say for how long, so it lives as long as the module.
+  if (!module->init_reserved_.empty())
+    args.pReserved = module->init_reserved_.data();
   rv = api->C_Initialize(&args);
   if (rv != CKR_OK) {
-    ::dlclose(library);
     HsmError error = HsmError::from_rv("C_Initialize", rv);
     error.kind = HsmErrorKind::kUnavailable;
     error.message = path + ": " + error.message;
-    return tl::unexpected(std::move(error));
+    return tl::unexpected(std::move(error));  // the module goes, unloading the library
   }
-  std::shared_ptr<Pkcs11Module> module(new Pkcs11Module(spec, library, api));
+  module->initialized_ = true;
   loaded[library] = module;
   return module;
 }
@@ -84,7 +84,8 @@ Pkcs11Module::Pkcs11Module(ModuleSpec spec, void* library, CK_FUNCTION_LIST* api
       api_(api) {}
 
 Pkcs11Module::~Pkcs11Module() {
-  api_->C_Finalize(nullptr);
+  if (initialized_)
+    api_->C_Finalize(nullptr);
   ::dlclose(library_);
 }
 

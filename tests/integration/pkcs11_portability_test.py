@@ -193,7 +193,7 @@ class MixedFleetFailoverTest(unittest.TestCase):
             proxy = ProxyProcess(os.path.join(tmp, "demo"), backends=2, vendors="softhsm,nss",
                                  fault_dir=fault_dir)
             with open(os.path.join(fault_dir, "backend-2.target")) as f:
-                self.assertEqual(f.read().strip(), NssSoftoken.MODULE)
+                self.assertEqual(f.read().strip(), "libsoftokn3.so")
             scenario = os.path.join(tmp, "scenario.toml")
             down = ('faults = ["backend-%d: fail C_Encrypt CKR_DEVICE_ERROR every 1", '
                     '"backend-%d: fail C_Decrypt CKR_DEVICE_ERROR every 1"]\n')

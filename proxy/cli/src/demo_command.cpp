@@ -33,7 +33,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kSoftHsmModule = "/usr/lib/softhsm/libsofthsm2.so";
-constexpr const char* kNssModule = "/usr/lib/x86_64-linux-gnu/libsoftokn3.so";
+constexpr const char* kNssModule = "libsoftokn3.so";  // from the loader's path, any architecture
 constexpr const char* kNssTokenLabel = "NSS Certificate DB";
 constexpr const char* kTokenLabel = "xks-demo";
 constexpr const char* kHealthKey = "xks-health";
@@ -125,8 +125,12 @@ struct DemoHsm {
 
 DemoHsm demo_hsm(const fs::path& dir, const DemoOptions& options, unsigned backend) {
   if (!options.vendors.empty() && options.vendors[backend - 1] == "nss") {
+    std::string database = fs::absolute(dir / "nss").string();
+    // Written into NSS's quoted parameters and into a TOML string, unescaped.
+    if (database.find_first_of("'\"\\") != std::string::npos)
+      throw SetupError("--state-dir for NSS softoken cannot hold a quote or a backslash");
     return {"nss",
-            {kNssModule, "configdir='sql:" + fs::absolute(dir / "nss").string() +
+            {kNssModule, "configdir='sql:" + database +
                              "' certPrefix='' keyPrefix='' secmod='secmod.db' flags="},
             kNssTokenLabel};
   }

@@ -3,11 +3,12 @@
 //
 // On the token, every secret key whose CKA_LABEL is the external key id is a version of that
 // key. The proxy's keys carry a CKA_ID tag (ASCII) "xks:v=<N>;created=<YYYY-MM-DD>" with
-// ";disabled" while the key is disabled (`xks-proxy keys disable`) and ";u=<16 hex digits>",
-// random, which makes the CKA_ID unique on the token (NSS softoken takes two secret keys with
-// one CKA_ID for one object, and replaces the first); a key without such a tag is version 1,
-// the original (made before versioning, or by another tool; disabling it tags it, keeping its
-// own CKA_ID in ";was=<hex>" to restore on enable). Two objects with one label and
+// ";disabled" while the key is disabled (`xks-proxy keys disable`); a key without such a tag is
+// version 1, the original (made before versioning, or by another tool; disabling it tags it,
+// keeping its own CKA_ID in ";was=<hex>" to restore on enable). A key the proxy makes has no
+// earlier id: its ";was=" holds 16 random hex digits instead, which make its CKA_ID unique on
+// the token (NSS softoken takes two secret keys with one CKA_ID for one object, and replaces
+// the first) in a form every earlier version of the proxy reads. Two objects with one label and
 // one version are an error, never a silent pick. A version whose CKA_ENCRYPT is false only
 // decrypts (retired, or made so). (Not CKA_START_DATE / CKA_END_DATE: SoftHSM 2.6 cannot read
 // back a date it stored for a private object.)
@@ -69,10 +70,10 @@ struct KeyInfo {
   // From the CKA_ID tag (see above).
   bool tagged = false;  // CKA_ID is the proxy's tag (else another tool's id, kept in `was`)
   std::uint32_t version = 1;
-  std::string created;            // YYYY-MM-DD, or "" (not made by the proxy)
-  bool disabled = false;          // the key is disabled
-  std::string was;                // hex of the CKA_ID the key had before the proxy tagged it, or ""
-  std::string unique;             // 16 hex digits that make the tag unique on the token, or ""
+  std::string created;    // YYYY-MM-DD, or "" (not made by the proxy)
+  bool disabled = false;  // the key is disabled
+  std::string was;        // hex of the CKA_ID the key had before the proxy tagged it (random for a
+                          // key the proxy made), or ""
   std::uint64_t encryptions = 0;  // in the count object when the token was last read
   // This process's count for the version; set on KeyDirectory's entries only.
   std::shared_ptr<EncryptionCount> count;
@@ -159,8 +160,6 @@ inline constexpr std::uint32_t kMaxKeyVersion = 0xffff;
 // exactly a tag (unknown parts, a version beyond kMaxKeyVersion, a malformed date or hex) is
 // another tool's: version 1, enabled, and the id kept in `was`.
 std::string key_tag(const KeyInfo& key);
-// 16 random hex digits for KeyInfo::unique.
-std::string unique_tag_part();
 void read_key_tag(std::string_view id, KeyInfo& key);
 // The bytes `was` (lower-case hex) stands for.
 std::string unhex(std::string_view text);

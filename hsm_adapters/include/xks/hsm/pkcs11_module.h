@@ -63,7 +63,8 @@ class Pkcs11Module {
   Pkcs11Module(ModuleSpec spec, void* library, CK_FUNCTION_LIST* api);
 
   std::string path_;
-  std::string init_reserved_;
+  std::string init_reserved_;  // given to C_Initialize; kept while the module lives
+  bool initialized_ = false;   // C_Initialize succeeded: the destructor finalises
   void* library_;
   CK_FUNCTION_LIST* api_;
 };
