@@ -85,6 +85,12 @@ class NssSoftokenTest(proxy_process.SharedProxyTest):
         self.assertIn("keeps no data objects (vendor profile 'nss'): the keys' encryption counts "
                       "are this process's only", log)
         self.assertNotIn("encryption counts not recorded", log)
+        # `keys list` says so rather than showing 0.
+        listed = subprocess.run([BINARY, "keys", "list", "--config", self.proxy.config],
+                                capture_output=True, text=True, timeout=60)
+        self.assertEqual(listed.returncode, 0, listed.stderr)
+        foo = next(line for line in listed.stdout.splitlines() if line.startswith("foo "))
+        self.assertIn("not kept", foo)
 
 
 class P11KitProxyTest(unittest.TestCase):

@@ -60,6 +60,9 @@ void add_token_options(CLI::App& command, TokenOptions& options) {
 struct NamedToken {
   std::string name;  // the HSM's name in the configuration ("" without one)
   hsm::OpenToken token;
+  // Whether the token keeps the keys' encryption counts (its vendor profile's
+  // token_data_objects; assumed without a configuration).
+  bool keeps_counts = true;
 };
 
 // The tokens a command acts on; prints the reason and returns nullopt on failure.
@@ -80,7 +83,8 @@ std::optional<std::vector<NamedToken>> open_tokens(const TokenOptions& options) 
       if (!opened)
         return fail((hsm_config.name.empty() ? "" : hsm_config.name + ": ") +
                     opened.error().message);
-      tokens.push_back({hsm_config.name, std::move(*opened)});
+      tokens.push_back(
+          {hsm_config.name, std::move(*opened), hsm_config.profile.token_data_objects});
     }
     if (tokens.empty())
       return fail("no HSM named '" + options.backend + "' in " + options.config);
@@ -361,7 +365,8 @@ void add_keys_command(CLI::App& app, int& exit_code) {
                     << state << std::setw(10) << (info.is_aes_256() ? "AES-256" : "other")
                     << std::setw(40) << usage_text(info) << std::setw(12)
                     << (info.created.empty() ? "-" : info.created) << std::setw(14)
-                    << info.encryptions << protection_text(info) << "\n";
+                    << (token.keeps_counts ? std::to_string(info.encryptions) : "not kept")
+                    << protection_text(info) << "\n";
         }
         for (const hsm::KeyInfo& info : entry.versions) {
           if (info.encryptions >= hsm::kEncryptionWarning) {
