@@ -73,11 +73,7 @@ HsmResult<KeyInfo> make_key(CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,
   std::array<CK_BYTE, 8> random{};
   if (CK_RV rv = api.C_GenerateRandom(session, random.data(), random.size()); rv != CKR_OK)
     return tl::unexpected(HsmError::from_rv("C_GenerateRandom", rv));
-  static constexpr char kDigits[] = "0123456789abcdef";
-  for (CK_BYTE byte : random) {
-    tagged.was += kDigits[byte >> 4];
-    tagged.was += kDigits[byte & 0x0f];
-  }
+  tagged.was = hex({reinterpret_cast<const char*>(random.data()), random.size()});
   std::string id = key_tag(tagged);
   std::vector<CK_ATTRIBUTE> attributes = {
       {CKA_ID, id.data(), id.size()},

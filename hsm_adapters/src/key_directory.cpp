@@ -101,6 +101,8 @@ namespace {
 
 constexpr std::string_view kTagPrefix = "xks:";
 
+}  // namespace
+
 std::string hex(std::string_view bytes) {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;
@@ -110,8 +112,6 @@ std::string hex(std::string_view bytes) {
   }
   return out;
 }
-
-}  // namespace
 
 std::string key_tag(const KeyInfo& key) {
   std::string tag = std::string(kTagPrefix) + "v=" + std::to_string(key.version);

@@ -47,6 +47,19 @@ TransportFailure transport_failure(const boost::system::error_code& error) {
   return TransportFailure("transport: " + error.message());
 }
 
+void expect_server_name(SSL* ssl, const std::string& host) {
+  boost::system::error_code not_an_address;
+  net::ip::make_address(host, not_an_address);
+  if (not_an_address) {
+    // SNI (SSL_set_tlsext_host_name is a macro with a C cast) and name verification.
+    SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+             const_cast<char*>(host.c_str()));
+    SSL_set1_host(ssl, host.c_str());
+  } else {
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str());
+  }
+}
+
 awaitable<void> sleep_until(Clock::time_point when) {
   if (Clock::now() >= when)
     co_return;
@@ -82,17 +95,7 @@ awaitable<void> Connection::open(const RunContext& run) {
     throw failure(connect_error);
   stream_.next_layer().set_option(net::ip::tcp::no_delay(true));
   SSL* ssl = stream_.native_handle();
-  const std::string& host = run.options.target.host;
-  boost::system::error_code not_an_address;
-  net::ip::make_address(host, not_an_address);
-  if (not_an_address) {
-    // SNI (SSL_set_tlsext_host_name is a macro with a C cast) and name verification.
-    SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-             const_cast<char*>(host.c_str()));
-    SSL_set1_host(ssl, host.c_str());
-  } else {
-    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str());
-  }
+  expect_server_name(ssl, run.options.target.host);
   auto [handshake_error] =
       co_await stream_.async_handshake(net::ssl::stream_base::client, net::as_tuple(use_awaitable));
   if (handshake_error)

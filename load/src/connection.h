@@ -40,6 +40,10 @@ struct Answer {
   std::string body;
 };
 
+// Has the handshake on `ssl` send `host` as SNI and verify that the certificate names it (a
+// DNS name or an IP address), as KMS does.
+void expect_server_name(SSL* ssl, const std::string& host);
+
 // Suspends the calling coroutine until `when` (at once if it has passed).
 awaitable<void> sleep_until(Clock::time_point when);
 

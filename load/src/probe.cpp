@@ -300,16 +300,7 @@ class Prober {
   Handshake tls_handshake(net::ssl::context& tls) {
     stream_ = std::make_unique<TlsStream>(std::move(*socket_), tls);
     SSL* ssl = stream_->native_handle();
-    const std::string& host = options_.target.host;
-    error_code not_an_address;
-    net::ip::make_address(host, not_an_address);
-    if (not_an_address) {
-      SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-               const_cast<char*>(host.c_str()));
-      SSL_set1_host(ssl, host.c_str());
-    } else {
-      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str());
-    }
+    expect_server_name(ssl, options_.target.host);
     // The leaf certificate's names, kept for the report: after a failed verification OpenSSL
     // no longer gives the peer's certificate.
     leaf_names_.clear();

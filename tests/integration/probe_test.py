@@ -7,6 +7,7 @@ HTML or broken JSON, and an mTLS proxy probed with and without a client certific
 
 Usage: probe_test.py PATH_TO_XKS_PROXY PATH_TO_XKS_LOAD PATH_TO_FAULT_MODULE
 """
+import contextlib
 import http.server
 import json
 import os
@@ -24,56 +25,63 @@ from proxy_process import *  # noqa: E402,F401,F403  (the process, signing, fake
 import proxy_process  # noqa: E402
 
 
-class MisbehavingServer:
-    """HTTPS with the demo's certificate; what it answers depends on the URI prefix:
-    /slow waits 400 ms before a right GetHealthStatus answer, /html answers a web page,
-    /broken answers JSON that does not parse, /gone answers 404 InvalidUriPathException,
-    /noisy answers 500 with an errorMessage of terminal escapes, 20 kB long."""
+@contextlib.contextmanager
+def https_server(context, handler=http.server.BaseHTTPRequestHandler):
+    """An HTTPS server on loopback for the duration, yielding its port. The probe hangs up on
+    some answers and handshakes: the server does not report those."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    server.handle_error = lambda *_: None
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
 
-    def __init__(self, proxy):
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
 
-            def log_message(self, *args):
-                pass
+def demo_certificate(proxy):
+    """A server TLS context with the demo's certificate."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(os.path.join(proxy.dir, "tls/server.pem"),
+                            os.path.join(proxy.dir, "tls/server-key.pem"))
+    return context
 
-            def do_POST(self):
-                self.rfile.read(int(self.headers["Content-Length"]))
-                content_type, body = "application/json", json.dumps({
-                    "xksProxyFleetSize": 1, "xksProxyVendor": "test", "xksProxyModel": "test",
-                    "ekmVendor": "test",
-                    "ekmFleetDetails": [{"id": "h", "model": "m", "healthStatus": "ACTIVE"}]})
-                if self.path.startswith("/slow/"):
-                    time.sleep(0.4)
-                elif self.path.startswith("/html/"):
-                    content_type, body = "text/html", "<html>It works!</html>"
-                elif self.path.startswith("/broken/"):
-                    body = '{"xksProxyFleetSize": 1,'
-                status = 200
-                if self.path.startswith("/gone/"):
-                    status, body = 404, '{"errorName":"InvalidUriPathException"}'
-                elif self.path.startswith("/noisy/"):
-                    status, body = 500, json.dumps({"errorName": "InternalException",
-                                                    "errorMessage": "\x1b[2J" * 5000})
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body.encode())
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.server.handle_error = lambda *_: None  # the probe hangs up on the slow answer
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(os.path.join(proxy.dir, "tls/server.pem"),
-                                os.path.join(proxy.dir, "tls/server-key.pem"))
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+class MisbehavingHandler(http.server.BaseHTTPRequestHandler):
+    """What it answers depends on the URI prefix: /slow waits 400 ms before a right
+    GetHealthStatus answer, /html answers a web page, /broken answers JSON that does not parse,
+    /gone answers 404 InvalidUriPathException, /noisy answers 500 with an errorMessage of
+    terminal escapes, 20 kB long."""
+    protocol_version = "HTTP/1.1"
 
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        content_type, body = "application/json", json.dumps({
+            "xksProxyFleetSize": 1, "xksProxyVendor": "test", "xksProxyModel": "test",
+            "ekmVendor": "test",
+            "ekmFleetDetails": [{"id": "h", "model": "m", "healthStatus": "ACTIVE"}]})
+        if self.path.startswith("/slow/"):
+            time.sleep(0.4)
+        elif self.path.startswith("/html/"):
+            content_type, body = "text/html", "<html>It works!</html>"
+        elif self.path.startswith("/broken/"):
+            body = '{"xksProxyFleetSize": 1,'
+        status = 200
+        if self.path.startswith("/gone/"):
+            status, body = 404, '{"errorName":"InvalidUriPathException"}'
+        elif self.path.startswith("/noisy/"):
+            status, body = 500, json.dumps({"errorName": "InternalException",
+                                            "errorMessage": "\x1b[2J" * 5000})
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
 
 
 class ProbeTest(proxy_process.SharedProxyTest):
@@ -157,17 +165,8 @@ class ProbeTest(proxy_process.SharedProxyTest):
                 subprocess.run(["openssl"] + command, check=True, capture_output=True, timeout=60)
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(cert, key)
-            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                                     http.server.BaseHTTPRequestHandler)
-            server.handle_error = lambda *_: None  # the probe refuses its certificate
-            server.socket = context.wrap_socket(server.socket, server_side=True)
-            threading.Thread(target=server.serve_forever, daemon=True).start()
-            try:
-                report = self.probe("--cacert", ca, ca=False, port=server.server_address[1],
-                                    expect_exit=1)
-            finally:
-                server.shutdown()
-                server.server_close()
+            with https_server(context) as port:
+                report = self.probe("--cacert", ca, ca=False, port=port, expect_exit=1)
             check = self.failed(report)
             self.assertEqual(check["kms_error"], "XKS_PROXY_INVALID_TLS_CONFIGURATION")
             self.assertEqual(check["cause"],
@@ -207,21 +206,11 @@ class ProbeTest(proxy_process.SharedProxyTest):
 
     def test_no_version_or_cipher_suite_kms_offers(self):
         # TLS 1.2 with an AES-128 suite only: KMS offers none of those (nor TLS 1.0/1.1).
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context = demo_certificate(self.proxy)
         context.maximum_version = ssl.TLSVersion.TLSv1_2
         context.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256")
-        context.load_cert_chain(os.path.join(self.proxy.dir, "tls/server.pem"),
-                                os.path.join(self.proxy.dir, "tls/server-key.pem"))
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                                 http.server.BaseHTTPRequestHandler)
-        server.handle_error = lambda *_: None  # the probe's handshake fails
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        try:
-            check = self.failed(self.probe(port=server.server_address[1], expect_exit=1))
-        finally:
-            server.shutdown()
-            server.server_close()
+        with https_server(context) as port:
+            check = self.failed(self.probe(port=port, expect_exit=1))
         self.assertEqual(check["name"], "TLS")
         self.assertEqual(check["kms_error"], "XKS_PROXY_INVALID_TLS_CONFIGURATION")
         self.assertIn("the handshake failed", check["cause"])
@@ -234,36 +223,33 @@ class ProbeTest(proxy_process.SharedProxyTest):
         self.assertIn("Connection refused", check["cause"])
 
     def test_slow_html_and_broken_answers(self):
-        server = MisbehavingServer(self.proxy)
-        try:
-            slow = self.failed(self.probe(prefix="/slow", port=server.port, budget_ms=250,
+        with https_server(demo_certificate(self.proxy), MisbehavingHandler) as port:
+            slow = self.failed(self.probe(prefix="/slow", port=port, budget_ms=250,
                                           expect_exit=1))
             self.assertEqual(slow["name"], "GetHealthStatus")
             self.assertEqual(slow["kms_error"], "XKS_PROXY_TIMED_OUT")
             self.assertRegex(slow["cause"], r"^answered in \d+ ms, over the budget of 250 ms "
                                             r"\(KMS gives a call 250 ms")
-            html = self.failed(self.probe(prefix="/html", port=server.port, expect_exit=1))
+            html = self.failed(self.probe(prefix="/html", port=port, expect_exit=1))
             self.assertEqual(html["kms_error"], "XKS_PROXY_INVALID_RESPONSE")
             self.assertIn("Content-Type is 'text/html'", html["cause"])
-            broken = self.failed(self.probe(prefix="/broken", port=server.port,
+            broken = self.failed(self.probe(prefix="/broken", port=port,
                                             expect_exit=1))
             self.assertEqual(broken["kms_error"], "XKS_PROXY_INVALID_RESPONSE")
             self.assertEqual(broken["cause"], "the answer is not a JSON object")
-            noisy = self.failed(self.probe(prefix="/noisy", port=server.port, expect_exit=1))
+            noisy = self.failed(self.probe(prefix="/noisy", port=port, expect_exit=1))
             self.assertEqual(noisy["kms_error"], "XKS_PROXY_INVALID_RESPONSE")
             self.assertTrue(noisy["cause"].startswith("the proxy answered 500 InternalException: ?[2J"))
             self.assertNotIn("\x1b", noisy["cause"])
             self.assertLessEqual(len(noisy["cause"]), 403)
-            gone = self.failed(self.probe(prefix="/gone", port=server.port, expect_exit=1))
+            gone = self.failed(self.probe(prefix="/gone", port=port, expect_exit=1))
             self.assertEqual(gone["kms_error"], "XKS_PROXY_INVALID_CONFIGURATION")
             self.assertEqual(gone["cause"], "nothing is served at /gone/kms/xks/v1 "
                                             "(404 InvalidUriPathException)")
             timeout = self.failed(self.probe("--timeout", "0.1", prefix="/slow",
-                                             port=server.port, expect_exit=1))
+                                             port=port, expect_exit=1))
             self.assertEqual(timeout["kms_error"], "XKS_PROXY_TIMED_OUT")
             self.assertIn("no answer within", timeout["cause"])
-        finally:
-            server.close()
 
 
 class MtlsProbeTest(unittest.TestCase):

@@ -160,6 +160,8 @@ inline constexpr std::uint32_t kMaxKeyVersion = 0xffff;
 // exactly a tag (unknown parts, a version beyond kMaxKeyVersion, a malformed date or hex) is
 // another tool's: version 1, enabled, and the id kept in `was`.
 std::string key_tag(const KeyInfo& key);
+// Lower-case hex of `bytes`, as the tag's was= part holds it.
+std::string hex(std::string_view bytes);
 void read_key_tag(std::string_view id, KeyInfo& key);
 // The bytes `was` (lower-case hex) stands for.
 std::string unhex(std::string_view text);
